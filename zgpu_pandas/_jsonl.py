@@ -1,0 +1,247 @@
+"""The batch input rules: one module shared by the server and the client.
+
+The local server validates a whole input file with :class:`Validator` when a batch is
+created; the client runs the same rules before anything is uploaded (pre-flight), so a bad
+row is reported on the user's machine with the same message the service would give.
+
+Rules, checked in this order for each line (messages as published)::
+
+    valid JSON                        Line N is not valid JSON
+    an object                         Line N must be a JSON object
+    <= 1 MB                           Line N exceeds maximum size of 1048576 bytes
+    custom_id non-empty string        Line N is missing custom_id
+    custom_id unique                  Line N duplicates custom_id "X"
+    method upper-cases to POST        Line N method must be "POST"
+    url present                       Line N is missing url
+    url allowed                       Line N url "X" is not an allowed batch endpoint
+    one url per file                  Line N url "X" does not match the batch endpoint "Y"
+    body non-empty object             Line N is missing body
+    body.stream is not true           Line N has stream=true; streaming is not supported in batch mode
+
+and then for the file: at least one line, at most 200 MB, at most 50,000 lines.
+
+Line numbers are 1-based *physical* line numbers: blank lines are skipped but still
+counted, so ``N`` is the line an editor shows. Example::
+
+    >>> v = Validator()
+    >>> v.feed(b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",'
+    ...        b' "body": {"model": "m", "messages": []}}') is None
+    True
+    >>> v.feed(b'not json').message
+    'Line 2 is not valid JSON'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+
+__all__ = [
+    "ALLOWED_URLS",
+    "BATCH_ENDPOINT",
+    "MAX_FILE_BYTES",
+    "MAX_LINES",
+    "MAX_LINE_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "LineError",
+    "ValidationResult",
+    "Validator",
+    "check_request",
+    "iter_raw_lines",
+    "validate_stream",
+]
+
+MAX_LINES = 50_000
+MAX_FILE_BYTES = 209_715_200  # 200 MB: the input-file cap at batch create
+MAX_LINE_BYTES = 1_048_576  # 1 MB per line
+MAX_UPLOAD_BYTES = 104_857_600  # 100 MB per upload (413 above it)
+BATCH_ENDPOINT = "/v1/chat/completions"
+# A set, not a constant string, because the "one url per file" rule only means something
+# once a second endpoint is allowed; keeping both rules keeps the messages faithful.
+ALLOWED_URLS = frozenset({BATCH_ENDPOINT})
+
+
+@dataclass(frozen=True)
+class LineError:
+    """One broken rule. ``line`` is 1-based, or ``None`` for a file-level rule."""
+
+    code: str
+    message: str
+    line: int | None = None
+    param: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "line": self.line, "param": self.param}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Outcome of validating a whole file: ``error`` is ``None`` when it is valid."""
+
+    lines: int
+    bytes: int
+    url: str | None
+    error: LineError | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def check_request(obj: Any, *, line: int, size: int) -> LineError | None:
+    """Check one parsed request line against the per-line rules that need no file context.
+
+    ``size`` is the byte length of the serialised line (without its newline). Uniqueness of
+    ``custom_id`` and the one-url rule are file-level and live in :class:`Validator`.
+    """
+    if not isinstance(obj, dict):
+        return LineError("invalid_line", f"Line {line} must be a JSON object", line)
+    if size > MAX_LINE_BYTES:
+        return LineError(
+            "line_too_large",
+            f"Line {line} exceeds maximum size of {MAX_LINE_BYTES} bytes",
+            line,
+        )
+    cid = obj.get("custom_id")
+    if not isinstance(cid, str) or not cid:
+        return LineError("missing_custom_id", f"Line {line} is missing custom_id", line, "custom_id")
+    return None
+
+
+def _check_rest(obj: dict[str, Any], line: int) -> LineError | None:
+    """The rules after custom_id uniqueness, up to and including the url allow-list."""
+    method = obj.get("method")
+    if not isinstance(method, str) or method.upper() != "POST":
+        return LineError("invalid_method", f'Line {line} method must be "POST"', line, "method")
+    url = obj.get("url")
+    if url is None or url == "":
+        return LineError("missing_url", f"Line {line} is missing url", line, "url")
+    if not isinstance(url, str) or url not in ALLOWED_URLS:
+        shown = url if isinstance(url, str) else orjson.dumps(url).decode()
+        return LineError(
+            "invalid_url", f'Line {line} url "{shown}" is not an allowed batch endpoint', line, "url"
+        )
+    return None
+
+
+def _check_body(obj: dict[str, Any], line: int) -> LineError | None:
+    body = obj.get("body")
+    if not isinstance(body, dict) or not body:
+        return LineError("missing_body", f"Line {line} is missing body", line, "body")
+    if body.get("stream") is True:
+        return LineError(
+            "stream_not_supported",
+            f"Line {line} has stream=true; streaming is not supported in batch mode",
+            line,
+            "body.stream",
+        )
+    return None
+
+
+class Validator:
+    """Streaming validator: feed raw lines one by one, then call :meth:`finish`.
+
+    Memory is bounded by the set of custom_ids seen (needed for the uniqueness rule), not
+    by the file. ``feed`` returns the first error for that line, or ``None``.
+
+    Example::
+
+        v = Validator()
+        for raw in iter_raw_lines(open("input.jsonl", "rb")):
+            if (err := v.feed(raw)) is not None:
+                raise SystemExit(err.message)
+        result = v.finish()
+    """
+
+    __slots__ = ("_bytes", "_ids", "_line", "_lines", "_url")
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._url: str | None = None
+        self._line = 0  # physical line number of the last fed line
+        self._lines = 0  # non-blank lines seen
+        self._bytes = 0
+
+    @property
+    def url(self) -> str | None:
+        """The url shared by the lines so far (``None`` before the first line)."""
+        return self._url
+
+    def feed(self, raw: bytes) -> LineError | None:
+        """Validate one physical line (without its ``\\n``). Blank lines are skipped."""
+        self._line += 1
+        self._bytes += len(raw) + 1
+        line = self._line
+        if not raw.strip():
+            return None
+        self._lines += 1
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return LineError("invalid_json", f"Line {line} is not valid JSON", line)
+        err = check_request(obj, line=line, size=len(raw))
+        if err is not None:
+            return err
+        cid = obj["custom_id"]
+        if cid in self._ids:
+            return LineError(
+                "duplicate_custom_id", f'Line {line} duplicates custom_id "{cid}"', line, "custom_id"
+            )
+        self._ids.add(cid)
+        err = _check_rest(obj, line)
+        if err is not None:
+            return err
+        url = obj["url"]
+        if self._url is None:
+            self._url = url
+        elif url != self._url:
+            return LineError(
+                "mismatched_url",
+                f'Line {line} url "{url}" does not match the batch endpoint "{self._url}"',
+                line,
+                "url",
+            )
+        return _check_body(obj, line)
+
+    def finish(self, *, total_bytes: int | None = None) -> ValidationResult:
+        """Apply the file-level rules. ``total_bytes`` overrides the counted size."""
+        size = self._bytes if total_bytes is None else total_bytes
+        error: LineError | None = None
+        if self._lines == 0:
+            error = LineError("no_lines", "Input file contains no JSONL lines")
+        elif size > MAX_FILE_BYTES:
+            error = LineError(
+                "input_file_too_large", f"Input file exceeds maximum size of {MAX_FILE_BYTES} bytes"
+            )
+        elif self._lines > MAX_LINES:
+            error = LineError("too_many_lines", f"Input file exceeds maximum of {MAX_LINES} lines")
+        return ValidationResult(lines=self._lines, bytes=size, url=self._url, error=error)
+
+
+def iter_raw_lines(stream: IO[bytes] | Iterable[bytes]) -> Iterator[bytes]:
+    """Yield the physical lines of a binary stream without their ``\\n`` (``\\r\\n`` kept
+    as JSON whitespace). A final line without a newline is yielded; a trailing newline does
+    not produce an extra empty line."""
+    for raw in stream:
+        yield raw[:-1] if raw.endswith(b"\n") else raw
+
+
+def validate_stream(stream: IO[bytes] | Iterable[bytes]) -> ValidationResult:
+    """Validate a whole file, stopping at the first broken line rule.
+
+    Example::
+
+        with open("input.jsonl", "rb") as f:
+            result = validate_stream(f)
+        if not result.ok:
+            print(result.error.message)
+    """
+    v = Validator()
+    for raw in iter_raw_lines(stream):
+        err = v.feed(raw)
+        if err is not None:
+            return ValidationResult(lines=v._lines, bytes=v._bytes, url=v.url, error=err)
+    return v.finish()
