@@ -14,22 +14,61 @@ import csv
 import random
 from pathlib import Path
 
-PRODUCTS = ["kettle", "headphones", "desk lamp", "backpack", "blender", "phone case",
-            "running shoes", "coffee grinder", "keyboard", "air purifier"]
-POSITIVE = ["Works perfectly and arrived early.", "Great value for the price.",
-            "Sturdy, quiet and easy to clean.", "Exceeded my expectations.",
-            "Battery lasts for days, very happy.", "Looks even better than the photos."]
-NEGATIVE = ["Stopped working after two weeks.", "The lid cracked on the first day.",
-            "Customer support never answered my emails.", "Much smaller than described.",
-            "Loud and it smells of burnt plastic.", "Arrived damaged and late."]
-NEUTRAL = ["It does the job, nothing special.", "Average quality, average price.",
-           "Fine for occasional use.", "Colour is a bit different but okay."]
-TOPICS = ["Shipping was fast.", "Packaging was excessive.", "Instructions were unclear.",
-          "The price dropped a week later.", "Setup took five minutes."]
-ODD = ["", "   ", None, "👍👍👍", "¡Excelente producto! Lo recomiendo.", "非常好用，物超所值。",
-       'He said "best purchase ever", and he was right.', "Line one.\nLine two, after a newline.",
-       "5", "0/10 would not buy again 😡", "Tres bien, mais un peu cher.",
-       "Отличный чайник, быстро закипает."]
+PRODUCTS = [
+    "kettle",
+    "headphones",
+    "desk lamp",
+    "backpack",
+    "blender",
+    "phone case",
+    "running shoes",
+    "coffee grinder",
+    "keyboard",
+    "air purifier",
+]
+POSITIVE = [
+    "Works perfectly and arrived early.",
+    "Great value for the price.",
+    "Sturdy, quiet and easy to clean.",
+    "Exceeded my expectations.",
+    "Battery lasts for days, very happy.",
+    "Looks even better than the photos.",
+]
+NEGATIVE = [
+    "Stopped working after two weeks.",
+    "The lid cracked on the first day.",
+    "Customer support never answered my emails.",
+    "Much smaller than described.",
+    "Loud and it smells of burnt plastic.",
+    "Arrived damaged and late.",
+]
+NEUTRAL = [
+    "It does the job, nothing special.",
+    "Average quality, average price.",
+    "Fine for occasional use.",
+    "Colour is a bit different but okay.",
+]
+TOPICS = [
+    "Shipping was fast.",
+    "Packaging was excessive.",
+    "Instructions were unclear.",
+    "The price dropped a week later.",
+    "Setup took five minutes.",
+]
+ODD = [
+    "",
+    "   ",
+    None,
+    "👍👍👍",
+    "¡Excelente producto! Lo recomiendo.",
+    "非常好用，物超所值。",
+    'He said "best purchase ever", and he was right.',
+    "Line one.\nLine two, after a newline.",
+    "5",
+    "0/10 would not buy again 😡",
+    "Tres bien, mais un peu cher.",
+    "Отличный чайник, быстро закипает.",
+]
 
 
 def main() -> None:
@@ -49,8 +88,9 @@ def main() -> None:
             if rng.random() < 0.02:
                 parts.append(" ".join(rng.choice(POSITIVE + NEGATIVE) for _ in range(40)))
             text = f"The {product}: " + " ".join(parts)
-        rows.append({"review_id": f"r{i + 1:04d}", "product": product, "stars": stars,
-                     "review": text})
+        rows.append(
+            {"review_id": f"r{i + 1:04d}", "product": product, "stars": stars, "review": text}
+        )
     out = Path(__file__).resolve().parent.parent / "zgpu_pandas" / "data" / "reviews.csv"
     with out.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=["review_id", "product", "stars", "review"])

@@ -51,14 +51,18 @@ def _ts(value: int | float | None) -> str:
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
     return "\n".join(lines)
 
 
 def _emit(objs: Iterable[Any], *, as_json: bool, header: Sequence[str], row: Any) -> None:
     if as_json:
         for o in objs:
-            sys.stdout.buffer.write(orjson.dumps(o.to_dict() if hasattr(o, "to_dict") else o) + b"\n")
+            sys.stdout.buffer.write(
+                orjson.dumps(o.to_dict() if hasattr(o, "to_dict") else o) + b"\n"
+            )
         sys.stdout.flush()
         return
     rows = [row(o) for o in objs]
@@ -77,7 +81,12 @@ def _cmd_batches_list(args: argparse.Namespace) -> int:
 
     with make_client(args) as client:
         items = list(itertools.islice(client.batches.list(), args.limit))
-        _emit(items, as_json=args.json, header=["id", "status", "created (UTC)", "ok/failed/total", "job"], row=_batch_row)
+        _emit(
+            items,
+            as_json=args.json,
+            header=["id", "status", "created (UTC)", "ok/failed/total", "job"],
+            row=_batch_row,
+        )
     return 0
 
 
@@ -105,7 +114,12 @@ def _cmd_files_list(args: argparse.Namespace) -> int:
 
     with make_client(args) as client:
         items = list(itertools.islice(client.files.list(purpose=args.purpose), args.limit))
-        _emit(items, as_json=args.json, header=["id", "purpose", "bytes", "created (UTC)", "filename"], row=_file_row)
+        _emit(
+            items,
+            as_json=args.json,
+            header=["id", "purpose", "bytes", "created (UTC)", "filename"],
+            row=_file_row,
+        )
     return 0
 
 
@@ -131,7 +145,14 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         records,
         as_json=args.json,
         header=["job", "status", "created (UTC)", "model", "rows", "batches"],
-        row=lambda r: [r.job_id, r.status, _ts(r.created_at), r.model, str(r.rows), ",".join(r.batch_ids) or "-"],
+        row=lambda r: [
+            r.job_id,
+            r.status,
+            _ts(r.created_at),
+            r.model,
+            str(r.rows),
+            ",".join(r.batch_ids) or "-",
+        ],
     )
     return 0
 
@@ -173,6 +194,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_cmd_files_delete)
 
     j = sub.add_parser("jobs", help="list the jobs recorded in the local journal")
-    j.add_argument("--state-dir", help="journal directory (default: $ZGPU_STATE_DIR or the user cache)")
+    j.add_argument(
+        "--state-dir", help="journal directory (default: $ZGPU_STATE_DIR or the user cache)"
+    )
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.set_defaults(func=_cmd_jobs)

@@ -103,7 +103,9 @@ class JobRecord:
     base_url: str
     provider: str = "zerogpu"
     project_id: str | None = None
-    status: str = "created"  # created | submitted | running | completed | partial | failed | cancelled
+    status: str = (
+        "created"  # created | submitted | running | completed | partial | failed | cancelled
+    )
     chunks: list[ChunkRecord] = field(default_factory=list)
     updated_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)

@@ -107,7 +107,9 @@ def check_request(obj: Any, *, line: int, size: int) -> LineError | None:
         )
     cid = obj.get("custom_id")
     if not isinstance(cid, str) or not cid:
-        return LineError("missing_custom_id", f"Line {line} is missing custom_id", line, "custom_id")
+        return LineError(
+            "missing_custom_id", f"Line {line} is missing custom_id", line, "custom_id"
+        )
     return None
 
 
@@ -122,7 +124,10 @@ def _check_rest(obj: dict[str, Any], line: int) -> LineError | None:
     if not isinstance(url, str) or url not in ALLOWED_URLS:
         shown = url if isinstance(url, str) else orjson.dumps(url).decode()
         return LineError(
-            "invalid_url", f'Line {line} url "{shown}" is not an allowed batch endpoint', line, "url"
+            "invalid_url",
+            f'Line {line} url "{shown}" is not an allowed batch endpoint',
+            line,
+            "url",
         )
     return None
 
@@ -188,7 +193,10 @@ class Validator:
         cid = obj["custom_id"]
         if cid in self._ids:
             return LineError(
-                "duplicate_custom_id", f'Line {line} duplicates custom_id "{cid}"', line, "custom_id"
+                "duplicate_custom_id",
+                f'Line {line} duplicates custom_id "{cid}"',
+                line,
+                "custom_id",
             )
         self._ids.add(cid)
         err = _check_rest(obj, line)

@@ -26,7 +26,13 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ParsedReplies", "SchemaSpec", "extract_json", "normalize_response_format", "parse_replies"]
+__all__ = [
+    "ParsedReplies",
+    "SchemaSpec",
+    "extract_json",
+    "normalize_response_format",
+    "parse_replies",
+]
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,10 @@ class SchemaSpec:
 
 
 def _is_pydantic_model(obj: Any) -> bool:
-    return isinstance(obj, type) and hasattr(obj, "model_json_schema") and hasattr(
-        obj, "model_validate"
+    return (
+        isinstance(obj, type)
+        and hasattr(obj, "model_json_schema")
+        and hasattr(obj, "model_validate")
     )
 
 
@@ -65,7 +73,10 @@ def normalize_response_format(response_format: Any) -> tuple[dict[str, Any], Sch
         schema = response_format.model_json_schema()
         name = getattr(response_format, "__name__", "response")
         return (
-            {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
+            {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": True},
+            },
             SchemaSpec(schema=schema, name=name, model=response_format),
         )
     if not isinstance(response_format, dict):

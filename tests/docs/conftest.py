@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def isolated_env(tmp_path: Path) -> dict[str, str]:
     """An environment for a child process with private state and local-server dirs, and no
     credentials inherited from the machine running the tests."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZGPU_", "ZEROGPU_", "OPENAI_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ZGPU_", "ZEROGPU_", "OPENAI_"))
+    }
     env["ZGPU_STATE_DIR"] = str(tmp_path / "state")
     env["ZGPU_LOCAL_DATA_DIR"] = str(tmp_path / "local-server")
     env["MPLBACKEND"] = "Agg"

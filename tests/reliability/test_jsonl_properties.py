@@ -67,10 +67,14 @@ def oracle(lines: list[bytes]) -> tuple[int, str] | None:
 
 ids = st.sampled_from(["a", "b", "c", "row-1", "é", "", "  "]) | st.integers(0, 3)
 methods = st.sampled_from(["POST", "post", "Post", "GET", "", None, _MISSING]) | st.integers()
-urls = st.sampled_from([ENDPOINT, ENDPOINT, "/v1/embeddings", "", None, _MISSING, "/v1/chat/completions/"])
+urls = st.sampled_from(
+    [ENDPOINT, ENDPOINT, "/v1/embeddings", "", None, _MISSING, "/v1/chat/completions/"]
+)
 bodies = st.one_of(
     st.fixed_dictionaries({"model": st.just("m"), "messages": st.just([])}),
-    st.fixed_dictionaries({"model": st.just("m"), "stream": st.sampled_from([True, False, "true", 1])}),
+    st.fixed_dictionaries(
+        {"model": st.just("m"), "stream": st.sampled_from([True, False, "true", 1])}
+    ),
     st.just({}),
     st.just([]),
     st.just(None),

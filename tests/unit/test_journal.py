@@ -13,8 +13,14 @@ from zgpu_pandas._journal import ChunkRecord, Journal, JournalCorruptError, stat
 
 def test_round_trip_and_find_by_fingerprint(tmp_path: Path) -> None:
     j = Journal(tmp_path / "jobs")
-    rec = j.create(fingerprint="abc", model="m", rows=10, settings={"t": 0}, base_url="local",
-                   chunks=[ChunkRecord(index=0, lines=10, bytes=100, sha256="x")])
+    rec = j.create(
+        fingerprint="abc",
+        model="m",
+        rows=10,
+        settings={"t": 0},
+        base_url="local",
+        chunks=[ChunkRecord(index=0, lines=10, bytes=100, sha256="x")],
+    )
     rec.chunks[0].batch_id = "batch_1"
     rec.status = "running"
     j.save(rec)

@@ -64,7 +64,10 @@ def test_each_line_rule_names_line_and_rule(second: bytes, code: str, message: s
 
 
 def test_lowercase_post_and_stream_false_are_accepted() -> None:
-    assert first_error(line("a", method="post"), line("b", body={"model": "m", "stream": False})) is None
+    assert (
+        first_error(line("a", method="post"), line("b", body={"model": "m", "stream": False}))
+        is None
+    )
 
 
 def test_size_rule_applies_after_parsing_and_counts_bytes_not_chars() -> None:

@@ -43,7 +43,9 @@ def test_pydantic_model_class() -> None:
     rf, spec = normalize_response_format(Tags)
     assert rf["json_schema"]["name"] == "Tags"
     assert spec.fields == ["sentiment", "topics"]
-    parsed = parse_replies(['{"sentiment": "positive", "topics": ["price"]}', '{"sentiment": 3}'], spec)
+    parsed = parse_replies(
+        ['{"sentiment": "positive", "topics": ["price"]}', '{"sentiment": 3}'], spec
+    )
     assert parsed.fields["sentiment"] == ["positive", None]
     assert parsed.errors[0] is None
     assert parsed.errors[1] is not None and "Tags" in parsed.errors[1]
