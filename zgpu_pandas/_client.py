@@ -71,7 +71,6 @@ CLIENT_TOKEN_KEY: Final = "zgpu_client_token"
 UploadSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Iterable[bytes]]
 
 _UPLOAD_CHUNK: Final = 1 << 20  # 1 MiB: few syscalls, small enough to keep memory flat
-_DOWNLOAD_CHUNK: Final = 256 << 10
 _BACKOFF_BASE: Final = 0.5  # seconds; attempt n waits uniform(0, min(cap, base * 2**n))
 _BACKOFF_CAP: Final = 20.0
 # A Retry-After longer than this is a "come back later", not a hiccup: give up and say so
@@ -732,10 +731,11 @@ class Files:
                 return FileDeleted(id=file_id, deleted=True)
             raise
 
-    def iter_bytes(self, file_id: str, *, chunk_size: int = _DOWNLOAD_CHUNK) -> Iterator[bytes]:
+    def iter_bytes(self, file_id: str, *, chunk_size: int | None = None) -> Iterator[bytes]:
         """Stream a file's content in chunks. A dropped connection resumes where it stopped
         (``Range``, or a restart that skips what was already delivered): every byte is
-        delivered exactly once, in order. Example::
+        delivered exactly once, in order. Chunks come as they arrive unless ``chunk_size``
+        asks for fixed-size ones. Example::
 
             with open("out.jsonl", "wb") as fh:
                 for chunk in client.files.iter_bytes(file_id):
