@@ -1,0 +1,122 @@
+"""Shared fixtures: a real local server on loopback and an HTTP client for it.
+
+Fixtures:
+    server       a fresh LocalServer (admin on, strict auth, temp data dir) per test
+    api          an httpx.Client on ``server`` with the two ZeroGPU headers, plus helpers
+                 (``upload``, ``create_batch``, ``submit``, ``wait``, ``jsonl_of``)
+    make_lines   builds request lines: ``make_lines(3)`` -> list of dicts
+
+Module helpers (import with ``from conftest import ...`` is not needed; use the fixtures):
+``chat_line``, ``to_jsonl``, ``API_HEADERS``, ``MODEL``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from zgpu_pandas.server import LocalServer
+
+API_HEADERS = {"x-api-key": "test-key", "x-project-id": "test-project"}
+MODEL = "LFM2.5-1.2B-Instruct"
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+def chat_line(custom_id: str, content: str, *, model: str = MODEL, **body: Any) -> dict[str, Any]:
+    """One batch request line asking ``model`` about ``content``."""
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": model, "messages": [{"role": "user", "content": content}], **body},
+    }
+
+
+def to_jsonl(lines: list[dict[str, Any]] | list[bytes]) -> bytes:
+    """Serialise request lines (dicts, or raw bytes lines) as JSONL with a final newline."""
+    return b"".join((x if isinstance(x, bytes) else orjson.dumps(x)) + b"\n" for x in lines)
+
+
+class ApiClient(httpx.Client):
+    """httpx.Client for the local server with a few batch helpers."""
+
+    def upload(self, data: bytes, *, filename: str = "input.jsonl") -> dict[str, Any]:
+        r = self.post("/v1/files", files={"file": (filename, data)}, data={"purpose": "batch"})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def create_batch(self, file_id: str, **extra: Any) -> httpx.Response:
+        body = {"input_file_id": file_id, "endpoint": "/v1/chat/completions", **extra}
+        return self.post("/v1/batches", json=body)
+
+    def submit(self, lines: list[dict[str, Any]] | list[bytes], **extra: Any) -> dict[str, Any]:
+        """Upload ``lines`` and create a batch from them; returns the created batch."""
+        f = self.upload(to_jsonl(lines))
+        r = self.create_batch(f["id"], **extra)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def wait(self, batch_id: str, *, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll until the batch is terminal (fails the test after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.get(f"/v1/batches/{batch_id}")
+            assert r.status_code == 200, r.text
+            batch = dict(r.json())
+            if batch["status"] in TERMINAL:
+                return batch
+            if time.monotonic() > deadline:
+                pytest.fail(f"batch {batch_id} still {batch['status']} after {timeout} s")
+            time.sleep(0.02)
+
+    def wait_until(
+        self, batch_id: str, pred: Callable[[dict[str, Any]], bool], *, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """Poll until ``pred(batch)`` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = dict(self.get(f"/v1/batches/{batch_id}").json())
+            if pred(batch):
+                return batch
+            if time.monotonic() > deadline:
+                pytest.fail(f"batch {batch_id}: condition not reached in {timeout} s: {batch}")
+            time.sleep(0.01)
+
+    def jsonl_of(self, file_id: str | None) -> list[dict[str, Any]]:
+        """The parsed lines of a file (empty for ``None``)."""
+        if file_id is None:
+            return []
+        r = self.get(f"/v1/files/{file_id}/content")
+        assert r.status_code == 200, r.text
+        return [orjson.loads(x) for x in r.content.splitlines() if x.strip()]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LocalServer]:
+    """A fresh local server per test: admin endpoints on, strict auth, its own data dir."""
+    with LocalServer(data_dir=tmp_path / "zgpu-server", admin=True) as srv:
+        yield srv
+
+
+@pytest.fixture
+def api(server: LocalServer) -> Iterator[ApiClient]:
+    """An HTTP client on ``server`` sending ``API_HEADERS``."""
+    with ApiClient(base_url=server.url, headers=API_HEADERS, timeout=30.0) as client:
+        yield client
+
+
+@pytest.fixture
+def make_lines() -> Callable[..., list[dict[str, Any]]]:
+    """``make_lines(n, prefix="row-", model=MODEL, **body)``: n chat request lines asking
+    "question <i>"."""
+
+    def make(n: int, *, prefix: str = "row-", model: str = MODEL, **body: Any) -> list[dict[str, Any]]:
+        return [chat_line(f"{prefix}{i}", f"question {i}", model=model, **body) for i in range(n)]
+
+    return make

@@ -1,0 +1,317 @@
+"""The HTTP edge of the server, below the routes: request ids, CORS, auth, the request
+log and fault injection (fail, delay, drop, truncate), as one pure ASGI middleware.
+
+Dropping a connection: the middleware sends response headers announcing a body, then
+raises :class:`ConnectionDropped`; uvicorn closes the socket, so the client sees a
+transport error (an incomplete message), never an HTTP status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import orjson
+
+from . import _ids
+from ._errors import envelope, type_for_status
+
+if TYPE_CHECKING:
+    from .app import ServerContext
+
+__all__ = ["ConnectionDropped", "ServerMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"x-request-id, retry-after"),
+]
+_PREFLIGHT = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
+    (
+        b"access-control-allow-headers",
+        b"x-api-key, x-project-id, content-type, authorization, openai-organization, "
+        b"openai-project, x-stainless-*",
+    ),
+    (b"access-control-max-age", b"600"),
+]
+
+_DEFAULT_MESSAGES = {
+    400: "Bad request",
+    401: "Missing authentication headers",
+    403: "Invalid credentials",
+    404: "Not found",
+    409: "Conflict",
+    413: "Request entity too large",
+    429: "Rate limit exceeded",
+    500: "Internal server error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+    504: "Gateway timeout",
+}
+_DEFAULT_CODES = {
+    400: "invalid_request_error",
+    401: "missing_authentication",
+    403: "invalid_credentials",
+    404: "not_found",
+    409: "conflict",
+    413: "file_too_large",
+    500: "internal_error",
+}
+
+
+class ConnectionDropped(Exception):
+    """Raised inside the ASGI app to make the server close the connection mid-response."""
+
+
+class _DropFilter(logging.Filter):
+    """Keeps uvicorn from logging a traceback for every injected dropped connection."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ConnectionDropped)
+
+
+_drop_filter_installed = False
+
+
+def install_drop_filter() -> None:
+    global _drop_filter_installed
+    if not _drop_filter_installed:
+        logging.getLogger("uvicorn.error").addFilter(_DropFilter())
+        _drop_filter_installed = True
+
+
+def _json_response(
+    status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+) -> tuple[Message, Message]:
+    data = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+        *(extra or []),
+    ]
+    return (
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": data, "more_body": False},
+    )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers", ()):
+        if k.lower() == name:
+            return str(v.decode("latin-1"))
+    return None
+
+
+class ServerMiddleware:
+    """Wraps the routes (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, ctx: ServerContext) -> None:
+        self.app = app
+        self.ctx = ctx
+        install_drop_filter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        path: str = scope["path"]
+        rid = _ids.request_id().encode()
+        is_api = not path.startswith("/_admin") and path != "/healthz"
+        status_seen = [0]
+
+        async def send_out(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid))
+                headers.extend(_CORS)
+                message = {**message, "headers": headers}
+                status_seen[0] = message["status"]
+            await send(message)
+
+        try:
+            if method == "OPTIONS":
+                # CORS preflight: 204 with the allow headers, no auth (browsers send none).
+                await send_out({"type": "http.response.start", "status": 204,
+                                "headers": list(_PREFLIGHT)})
+                await send_out({"type": "http.response.body", "body": b""})
+                return
+            if is_api:
+                await self._api(scope, receive, send_out, method, path)
+            else:
+                await self.app(scope, receive, send_out)
+        except ConnectionDropped:
+            status_seen[0] = 0
+            raise
+        finally:
+            if is_api:
+                self.ctx.request_log.append((method, path, status_seen[0]))
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
+        faults = self.ctx.faults
+        if faults.has_request_faults:
+            rule = faults.take("drop_upload", method, path)
+            if rule is not None:
+                receive = _dropping_receive(receive, send, rule["after_bytes"])
+            rule = faults.take("fail", method, path)
+            if rule is not None:
+                await self._send_fault(send, rule)
+                return
+            rule = faults.take("delay", method, path, after_handler=False)
+            if rule is not None:
+                await asyncio.sleep(rule["seconds"])
+            rule = faults.take("drop", method, path, after_handler=False)
+            if rule is not None:
+                await _abort(send)
+            after_delay = faults.take("delay", method, path, after_handler=True)
+            after_drop = faults.take("drop", method, path, after_handler=True)
+            truncate = faults.take("truncate", method, path)
+            if truncate is not None:
+                send = _truncating_send(send, truncate["after_bytes"])
+            if after_delay is not None or after_drop is not None:
+                await self._buffered(scope, receive, send, after_delay, after_drop)
+                return
+        if not await self._authorise(scope, send, path):
+            return
+        await self.app(scope, receive, send)
+
+    async def _authorise(self, scope: Scope, send: Send, path: str) -> bool:
+        """Set the request's project (``scope["zgpu.project"]``) or answer 401/403."""
+        if not path.startswith("/v1/"):
+            return True  # unknown paths get the router's 404
+        cfg = self.ctx.config
+        key = _header(scope, b"x-api-key")
+        project = _header(scope, b"x-project-id")
+        if not key or (cfg.require_project_id and not project):
+            await _send_error(send, 401, "Missing authentication headers",
+                              "missing_authentication")
+            return False
+        if not self._key_allowed(key, project or ""):
+            await _send_error(send, 403, "Invalid credentials", "invalid_credentials")
+            return False
+        scope["zgpu.project"] = project or ""
+        return True
+
+    def _key_allowed(self, key: str, project: str) -> bool:
+        allowed = self.ctx.key_projects
+        if allowed is None:
+            return True
+        if key not in allowed:
+            return False
+        projects = allowed[key]
+        return projects is None or project in projects
+
+    async def _send_fault(self, send: Send, rule: dict[str, Any]) -> None:
+        status = rule["status"]
+        code = rule.get("code")
+        if code is None:
+            code = "rate_limit_exceeded" if status == 429 else _DEFAULT_CODES.get(status, "error")
+        message = rule.get("message") or _DEFAULT_MESSAGES.get(status, "Injected failure")
+        extra = []
+        if rule.get("retry_after") is not None:
+            ra = rule["retry_after"]
+            extra.append((b"retry-after", str(int(ra) if float(ra).is_integer() else ra).encode()))
+        await _send_error(send, status, message, code, extra)
+
+    async def _buffered(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        delay: dict[str, Any] | None,
+        drop: dict[str, Any] | None,
+    ) -> None:
+        """Run the handler fully, then delay and/or lose its response."""
+        messages: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            messages.append(message)
+
+        if await self._authorise(scope, capture, scope["path"]):
+            await self.app(scope, receive, capture)
+        if delay is not None:
+            await asyncio.sleep(delay["seconds"])
+        if drop is None:
+            for m in messages:
+                await send(m)
+            return
+        start = messages[0] if messages else None
+        body = b"".join(m.get("body", b"") for m in messages[1:])
+        if start is None:
+            await _abort(send)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(max(len(body), 2)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        raise ConnectionDropped()
+
+
+async def _send_error(
+    send: Send, status: int, message: str, code: str | None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body = envelope(message, type=type_for_status(status, code), code=code)
+    start, payload = _json_response(status, body, extra)
+    await send(start)
+    await send(payload)
+
+
+async def _abort(send: Send) -> NoReturn:
+    """Announce a body, send none of it, and make the server close the connection."""
+    await send({
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1024")],
+    })
+    raise ConnectionDropped()
+
+
+def _dropping_receive(receive: Receive, send: Send, after_bytes: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > after_bytes or not message.get("more_body", False):
+                await _abort(send)
+        return message
+
+    return wrapped
+
+
+def _truncating_send(send: Send, after_bytes: int) -> Send:
+    sent = 0
+    started = [False]
+
+    async def wrapped(message: Message) -> None:
+        nonlocal sent
+        if message["type"] == "http.response.start":
+            started[0] = message["status"] == 200
+            await send(message)
+            return
+        if not started[0]:
+            await send(message)
+            return
+        body = message.get("body", b"")
+        room = after_bytes - sent
+        if len(body) > room:
+            await send({"type": "http.response.body", "body": body[: max(room, 0)],
+                        "more_body": True})
+            raise ConnectionDropped()
+        sent += len(body)
+        await send(message)
+
+    return wrapped
+

@@ -1,0 +1,92 @@
+"""Settings of one local server.
+
+Example::
+
+    cfg = ServerConfig(data_dir="zgpu-data", latency=0.05, admin=True)
+    app = create_app(cfg)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._jsonl import MAX_UPLOAD_BYTES
+from .faults import Faults
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass
+class ServerConfig:
+    """Everything a server needs to know; all options are keyword-only.
+
+    ``api_keys``: ``None`` accepts any non-empty key; a set of keys accepts only those; a
+    mapping ``{key: projects}`` also limits each key to the given project ids (``None`` =
+    any project). ``require_project_id=False`` is the relaxed rule where ``x-project-id``
+    is optional (requests without it use the default project ``""``).
+    ``completion_window_seconds`` is how long a batch may run before it expires (the
+    public value is 24 h; shorten it in tests). Secrets never appear in the repr.
+    """
+
+    data_dir: str | Path | None = None
+    engine: str = "builtin"
+    upstream_url: str | None = None
+    upstream_api_key: str | None = field(default=None, repr=False)
+    upstream_headers: dict[str, str] | None = field(default=None, repr=False)
+    latency: float = 0.0
+    concurrency: int = 8
+    require_project_id: bool = True
+    api_keys: Iterable[str] | Mapping[str, Iterable[str] | None] | None = field(
+        default=None, repr=False
+    )
+    completion_window_seconds: float = 86400.0
+    admin: bool = False
+    faults: Faults | None = None
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    upstream_max_retries: int = 3
+    upstream_timeout: float = 600.0
+    upstream_backoff: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("builtin", "upstream"):
+            raise ValueError(f"engine must be 'builtin' or 'upstream', got {self.engine!r}")
+        if self.engine == "upstream" and not self.upstream_url:
+            raise ValueError("engine='upstream' needs upstream_url (an OpenAI-compatible base URL)")
+        if self.latency < 0:
+            raise ValueError(f"latency must be >= 0 seconds, got {self.latency!r}")
+        if int(self.concurrency) < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency!r}")
+        if self.completion_window_seconds <= 0:
+            raise ValueError(
+                f"completion_window_seconds must be > 0, got {self.completion_window_seconds!r}"
+            )
+        if isinstance(self.api_keys, str):
+            raise TypeError("api_keys must be a set of keys (or a mapping), not one string")
+
+    def key_projects(self) -> dict[str, frozenset[str] | None] | None:
+        """``None`` (any key) or ``{key: allowed projects or None for any}``."""
+        if self.api_keys is None:
+            return None
+        if isinstance(self.api_keys, Mapping):
+            return {
+                k: None if v is None else frozenset([v] if isinstance(v, str) else v)
+                for k, v in self.api_keys.items()
+            }
+        return dict.fromkeys(self.api_keys)
+
+    def public(self) -> dict[str, Any]:
+        """The settings without secrets (for logs and the admin endpoint)."""
+        return {
+            "data_dir": None if self.data_dir is None else str(self.data_dir),
+            "engine": self.engine,
+            "upstream_url": self.upstream_url,
+            "latency": self.latency,
+            "concurrency": self.concurrency,
+            "require_project_id": self.require_project_id,
+            "api_keys": "any" if self.api_keys is None else "restricted",
+            "completion_window_seconds": self.completion_window_seconds,
+            "admin": self.admin,
+        }

@@ -1,0 +1,479 @@
+"""Execution engines: what answers each chat request of a batch.
+
+* :class:`BuiltinEngine`: offline and deterministic. The reply to a request is
+  :func:`builtin_reply` of its body: the last user message echoed behind a model tag, a JSON
+  object valid against ``response_format``'s schema, or a JSON object for ``json_object``.
+  Unknown model ids fail with ``not_found_error``, like the real service.
+* :class:`UpstreamEngine`: forwards each body to an OpenAI-compatible
+  ``/v1/chat/completions`` (vLLM, llama.cpp server, Ollama, ZeroGPU's sync endpoint) with
+  bounded concurrency and retries, mapping upstream errors to the spec's line error codes.
+
+Example::
+
+    >>> body = {"model": "LFM2.5-1.2B-Instruct",
+    ...         "messages": [{"role": "user", "content": "Hello"}]}
+    >>> builtin_reply(body)
+    '[LFM2.5-1.2B-Instruct] Hello'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from .._catalog import MODELS
+from . import _ids
+from ._errors import legacy_message
+from ._schema_gen import generate, keywords, sentiment
+
+__all__ = [
+    "BuiltinEngine",
+    "Engine",
+    "LineResult",
+    "UpstreamEngine",
+    "builtin_reply",
+    "make_engine",
+]
+
+ECHO_CHARS = 300  # how much of the user's text the plain reply echoes
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    """The outcome of one chat request: ``body`` (a chat.completion) on success, else
+    ``code`` and ``message`` (``message`` already carries the ``[legacy:…]`` prefix)."""
+
+    body: dict[str, Any] | None = None
+    code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+    status: int = 200
+
+    @property
+    def ok(self) -> bool:
+        return self.body is not None
+
+
+def _fail(code: str, message: str, status: int) -> LineResult:
+    return LineResult(code=code, message=legacy_message(code, message), status=status)
+
+
+class Engine:
+    """Base class. ``is_sync`` engines answer through :meth:`complete_sync` (no event-loop
+    round trip per line, which is what makes the built-in engine fast)."""
+
+    is_sync = False
+
+    def complete_sync(self, body: Any) -> LineResult:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def complete(self, body: Any) -> LineResult:
+        return self.complete_sync(body)
+
+    async def aclose(self) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------- built-in
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") for p in content if isinstance(p, dict)]
+        return " ".join(p for p in parts if isinstance(p, str))
+    return ""
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") == "user":
+            return _text_of(m.get("content"))
+    last = messages[-1] if messages else None
+    return _text_of(last.get("content")) if isinstance(last, dict) else ""
+
+
+def _echo(text: str) -> str:
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
+
+def _tokens(n_chars: int) -> int:
+    return max(1, math.ceil(n_chars / 4))
+
+
+def _prompt_tokens(messages: list[Any]) -> int:
+    total = 3
+    for m in messages:
+        if isinstance(m, dict):
+            total += 3 + _tokens(len(_text_of(m.get("content"))))
+    return total
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    for key in ("max_completion_tokens", "max_tokens"):
+        v = body.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
+def _reply(body: dict[str, Any]) -> tuple[str, str]:
+    """``(content, finish_reason)`` of the built-in engine for a valid body."""
+    model = str(body.get("model"))
+    messages = body.get("messages")
+    text = _last_user_text(messages if isinstance(messages, list) else [])
+    fmt = body.get("response_format")
+    fmt_type = fmt.get("type") if isinstance(fmt, dict) else None
+    info = MODELS.get(model)
+    kind = info.kind if info is not None else "chat"
+    if fmt_type == "json_schema":
+        spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+        schema = spec.get("schema", {}) if isinstance(spec, dict) else {}
+        content = orjson.dumps(generate(schema, text=text, seed=model)).decode()
+    elif fmt_type == "json_object":
+        content = orjson.dumps({"model": model, "reply": _echo(text)}).decode()
+    elif kind == "chat":
+        content = f"[{model}] {_echo(text)}"
+    else:
+        content = orjson.dumps(_special(kind, model, text)).decode()
+    limit = _max_tokens(body)
+    if limit is not None and _tokens(len(content)) > limit:
+        return content[: limit * 4], "length"
+    return content, "stop"
+
+
+_IAB = {
+    "Technology & Computing": {"phone", "laptop", "software", "computer", "app", "battery", "screen"},
+    "Food & Drink": {"food", "pizza", "coffee", "restaurant", "taste", "delicious", "meal"},
+    "Travel": {"hotel", "flight", "trip", "travel", "airport", "beach", "room"},
+    "Sports": {"football", "soccer", "tennis", "team", "match", "game", "score"},
+    "Shopping": {"price", "delivery", "order", "shipping", "package", "refund", "store"},
+}
+_PII = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d -]{7,}\d")
+
+
+def _special(kind: str, model: str, text: str) -> dict[str, Any]:
+    """JSON answers of the non-chat catalog models (they put a JSON string in content)."""
+    words = {w.lower() for w in re.findall(r"\w+", text)}
+    if kind == "classification":
+        label = next((k for k, v in _IAB.items() if words & v), "Other")
+        return {"model": model, "label": label, "input": _echo(text)}
+    if kind == "moderation":
+        flagged = sentiment(text, ["positive", "negative"]) == "negative" and bool(
+            words & {"hate", "kill", "stupid", "idiot"}
+        )
+        return {"model": model, "flagged": flagged, "input": _echo(text)}
+    if kind == "pii":
+        ents = [{"text": m.group(0), "start": m.start(), "end": m.end(),
+                 "label": "email" if "@" in m.group(0) else "phone"}
+                for m in _PII.finditer(text)]
+        return {"model": model, "entities": ents}
+    return {"model": model, "summary": " ".join(keywords(text, 12)) or _echo(text)}
+
+
+def _check_body(body: Any) -> LineResult | None:
+    if not isinstance(body, dict):
+        return _fail("invalid_request_error", "The request body must be a JSON object.", 400)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return _fail("invalid_request_error", "model is required.", 400)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _fail("invalid_request_error", "messages must be a non-empty array.", 400)
+    info = MODELS.get(model)
+    if info is None:
+        return _fail(
+            "not_found_error",
+            f"The model `{model}` does not exist or you do not have access to it.",
+            404,
+        )
+    if info.context_tokens is not None:
+        used = _prompt_tokens(messages)
+        if used > info.context_tokens:
+            return _fail(
+                "context_length_exceeded",
+                f"This model's maximum context length is {info.context_tokens} tokens. "
+                f"However, your messages resulted in {used} tokens.",
+                400,
+            )
+    return None
+
+
+def builtin_reply(body: dict[str, Any]) -> str:
+    """The exact ``message.content`` the built-in engine answers for request ``body``.
+
+    Deterministic: the same body always gets the same reply, and the reply contains the
+    last user message (truncated to a few hundred characters) behind a ``[model]`` tag, so
+    a test can check that every answer reached its own row. With a ``json_schema``
+    ``response_format`` it is a JSON object valid against the schema.
+
+    Example::
+
+        >>> builtin_reply({"model": "gpt-oss-120b",
+        ...                "messages": [{"role": "user", "content": "Hi there"}]})
+        '[gpt-oss-120b] Hi there'
+    """
+    return _reply(body)[0]
+
+
+def builtin_completion(body: dict[str, Any], *, created: int | None = None) -> LineResult:
+    """The built-in engine's full answer (chat.completion body or a line error)."""
+    bad = _check_body(body)
+    if bad is not None:
+        return bad
+    content, finish = _reply(body)
+    prompt = _prompt_tokens(body["messages"])
+    completion = _tokens(len(content))
+    n = body.get("n")
+    choices = max(1, min(n, 8)) if isinstance(n, int) and not isinstance(n, bool) else 1
+    completion_body = {
+        "id": _ids.chatcmpl_id(),
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": body["model"],
+        "choices": [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": content, "refusal": None,
+                            "annotations": []},
+                "finish_reason": finish,
+                "logprobs": None,
+            }
+            for i in range(choices)
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion * choices,
+            "total_tokens": prompt + completion * choices,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0,
+                                          "rejected_prediction_tokens": 0},
+        },
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }
+    return LineResult(body=completion_body, request_id=_ids.request_id())
+
+
+class BuiltinEngine(Engine):
+    """The offline engine. ``latency`` seconds are spent per request (asynchronously, so
+    ``concurrency`` requests overlap), to make a batch take visible time in demos."""
+
+    def __init__(self, *, latency: float = 0.0) -> None:
+        self.latency = max(0.0, float(latency))
+        self.is_sync = self.latency == 0.0
+
+    def complete_sync(self, body: Any) -> LineResult:
+        return builtin_completion(body)
+
+    async def complete(self, body: Any) -> LineResult:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return builtin_completion(body)
+
+    def __repr__(self) -> str:
+        return f"BuiltinEngine(latency={self.latency})"
+
+
+# ---------------------------------------------------------------------------- upstream
+_CONTEXT_RE = re.compile(
+    r"context.length|maximum context|context window|too many tokens|prompt is too long",
+    re.IGNORECASE,
+)
+
+
+def chat_url(base_url: str) -> str:
+    """``<base>/v1/chat/completions`` for a base given with or without ``/v1``."""
+    base = base_url.rstrip("/")
+    if base.endswith("/chat/completions"):
+        return base
+    if base.endswith("/v1"):
+        return base + "/chat/completions"
+    return base + "/v1/chat/completions"
+
+
+def map_upstream_error(status: int, payload: Any, text: str) -> tuple[str, str]:
+    """``(code, message)`` of the spec for an upstream HTTP error."""
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(err, dict):
+        message = str(err.get("message") or text)
+        up_code = f"{err.get('code')} {err.get('type')}"
+    elif isinstance(err, str):
+        message, up_code = err, ""
+    else:
+        message, up_code = (text[:500] or f"HTTP {status}"), ""
+    message = message[:2000]
+    if _CONTEXT_RE.search(message) or "context_length" in up_code:
+        return "context_length_exceeded", message
+    if status == 429:
+        quota = "insufficient_quota" in up_code or "quota" in message.lower()
+        return ("insufficient_quota" if quota else "rate_limit_exceeded"), message
+    if status in (401, 403):
+        return "authentication_error", message
+    if status == 404:
+        return "not_found_error", message
+    if status == 413:
+        return "request_too_large", message
+    if 400 <= status < 500:
+        return "invalid_request_error", message
+    return "internal_error", message
+
+
+class UpstreamEngine(Engine):
+    """Forward chat requests to an OpenAI-compatible server.
+
+    Retries connection errors, 429 ``rate_limit_exceeded`` and 5xx answers up to
+    ``max_retries`` times with exponential backoff (honouring ``Retry-After``); the final
+    failure becomes a line error with the spec's code. The API key is sent both as
+    ``Authorization: Bearer`` and ``x-api-key`` (OpenAI-style servers read the first,
+    ZeroGPU the second) and only to ``base_url``.
+
+    Example::
+
+        engine = UpstreamEngine(base_url="http://localhost:8000/v1", concurrency=16)
+        result = await engine.complete({"model": "m", "messages": [...]})
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        concurrency: int = 8,
+        max_retries: int = 3,
+        timeout: float = 600.0,
+        backoff: float = 0.5,
+    ) -> None:
+        self.url = chat_url(base_url)
+        self._headers = {"content-type": "application/json", **(headers or {})}
+        if api_key:
+            self._headers.setdefault("authorization", f"Bearer {api_key}")
+            self._headers.setdefault("x-api-key", api_key)
+        self.concurrency = max(1, int(concurrency))
+        self.max_retries = max(0, int(max_retries))
+        self.timeout = timeout
+        self.backoff = backoff
+        self._client: httpx.AsyncClient | None = None
+        self._rng = random.Random()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            limits = httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            )
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0)),
+                limits=limits,
+                trust_env=False,
+            )
+        return self._client
+
+    async def complete(self, body: Any) -> LineResult:
+        if not isinstance(body, dict):
+            return _fail("invalid_request_error", "The request body must be a JSON object.", 400)
+        payload = orjson.dumps(body)
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                resp = await self._http().post(self.url, content=payload, headers=self._headers)
+            except httpx.TransportError as exc:
+                result = _fail(
+                    "internal_error", f"Upstream request failed: {type(exc).__name__}", 500
+                )
+                retryable = True
+            else:
+                result, retryable = self._result(resp)
+                if result.ok:
+                    return result
+                retry_after = _retry_after(resp.headers.get("retry-after"))
+            if not retryable or attempt >= self.max_retries:
+                return result
+            delay = self.backoff * (2**attempt) * (0.5 + self._rng.random() / 2)
+            await asyncio.sleep(min(60.0, retry_after if retry_after is not None else delay))
+            attempt += 1
+
+    def _result(self, resp: httpx.Response) -> tuple[LineResult, bool]:
+        request_id = resp.headers.get("x-request-id")
+        try:
+            payload = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            payload = None
+        if resp.status_code < 300:
+            if isinstance(payload, dict):
+                return LineResult(body=payload, request_id=request_id), False
+            return _fail("internal_error", "Upstream answered with a body that is not JSON", 500), True
+        code, message = map_upstream_error(resp.status_code, payload, resp.text)
+        retryable = resp.status_code >= 500 or code == "rate_limit_exceeded"
+        status = resp.status_code if resp.status_code < 600 else 500
+        return _fail(code, message, status), retryable
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def __repr__(self) -> str:  # never the key, which may sit in the headers
+        return f"UpstreamEngine(url={self.url!r}, concurrency={self.concurrency})"
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def make_engine(
+    kind: str,
+    *,
+    latency: float = 0.0,
+    upstream_url: str | None = None,
+    upstream_api_key: str | None = None,
+    upstream_headers: dict[str, str] | None = None,
+    concurrency: int = 8,
+    max_retries: int = 3,
+    timeout: float = 600.0,
+    backoff: float = 0.5,
+) -> Engine:
+    """The engine named ``kind`` (``builtin`` or ``upstream``)."""
+    if kind == "builtin":
+        return BuiltinEngine(latency=latency)
+    if kind == "upstream":
+        if not upstream_url:
+            raise ValueError("engine='upstream' needs upstream_url (an OpenAI-compatible base URL)")
+        return _LatentUpstream(
+            latency,
+            base_url=upstream_url,
+            api_key=upstream_api_key,
+            headers=upstream_headers,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            timeout=timeout,
+            backoff=backoff,
+        )
+    raise ValueError(f"engine must be 'builtin' or 'upstream', got {kind!r}")
+
+
+class _LatentUpstream(UpstreamEngine):
+    """An upstream engine that also adds the configured per-line latency."""
+
+    def __init__(self, latency: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.latency = max(0.0, float(latency))
+
+    async def complete(self, body: Any) -> LineResult:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return await super().complete(body)

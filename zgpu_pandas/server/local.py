@@ -1,0 +1,250 @@
+"""The server in-process: :class:`LocalServer` (uvicorn in a background thread) and the
+process-wide :func:`shared_local_server` behind ``base_url="local"``.
+
+Example::
+
+    from zgpu_pandas.server import LocalServer
+
+    with LocalServer(latency=0.01) as srv:
+        print(srv.url)                 # http://127.0.0.1:<free port>
+        srv.faults.fail_requests(status=503, count=1)
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from .app import ServerContext, build_app
+from .config import ServerConfig
+from .faults import Faults
+from .store import DataDirLocked
+
+__all__ = ["LocalServer", "shared_local_server"]
+
+ENV_DATA_DIR = "ZGPU_LOCAL_DATA_DIR"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Lets restart() take the same port again right away.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class LocalServer:
+    """A ZeroGPU-compatible server on a local port, run by uvicorn in a daemon thread.
+
+    Takes the keyword options of :class:`ServerConfig` plus ``host`` and ``port`` (0 =
+    a free port). ``data_dir=None`` uses a temporary directory, removed on :meth:`stop`.
+
+    Example::
+
+        with LocalServer(admin=True) as srv:
+            client = httpx.Client(base_url=srv.url + "/v1",
+                                  headers={"x-api-key": "k", "x-project-id": "p"})
+            client.get("/batches").json()
+
+    Attributes: ``url`` (``http://host:port``, no trailing slash, no ``/v1``), ``faults``
+    (live :class:`Faults`), ``data_dir``, ``request_log`` (``(method, path, status)`` of
+    every API request; status 0 = connection dropped), ``config``.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+        **options: Any,
+    ) -> None:
+        self.config = ServerConfig(**options)
+        if self.config.faults is None:
+            self.config.faults = Faults()
+        self.faults: Faults = self.config.faults
+        self.host = host
+        self._port = port
+        self.log_level = log_level
+        self._temp = self.config.data_dir is None
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix="zgpu-local-"))
+            if self._temp
+            else Path(self.config.data_dir).expanduser().resolve()  # type: ignore[arg-type]
+        )
+        self.config.data_dir = self.data_dir
+        self.request_log: list[tuple[str, str, int]] = []
+        self._ctx: ServerContext | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def context(self) -> ServerContext | None:
+        """The running server's internals (store, worker), for tests and tools."""
+        return self._ctx
+
+    # -------------------------------------------------------------------- control
+    def start(self) -> LocalServer:
+        """Start serving; returns once the port accepts requests. Raises
+        :class:`~zgpu_pandas.server.store.DataDirLocked` if another process serves the
+        same data directory."""
+        with self._lock:
+            if self.running:
+                return self
+            ctx = ServerContext(self.config, request_log=self.request_log)
+            ctx.start()  # here, not in the lifespan, so errors raise in this thread
+            try:
+                sock = _bind(self.host, self._port)
+            except BaseException:
+                ctx.stop()
+                raise
+            self._port = sock.getsockname()[1]
+            uv_config = uvicorn.Config(
+                build_app(ctx),
+                log_level=self.log_level,
+                log_config=None,  # never reconfigure the host application's logging
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=2,
+            )
+            server = uvicorn.Server(uv_config)
+            thread = threading.Thread(
+                target=server.run, kwargs={"sockets": [sock]}, name="zgpu-local-server",
+                daemon=True,
+            )
+            self._ctx, self._server, self._thread = ctx, server, thread
+            thread.start()
+            while not server.started:
+                if not thread.is_alive():
+                    sock.close()
+                    ctx.stop()
+                    self._ctx = self._server = self._thread = None
+                    raise RuntimeError("the local server failed to start (see the log)")
+                thread.join(0.01)
+            self._sock = sock
+            return self
+
+    def stop(self) -> None:
+        """Stop serving (the batch worker too). A temporary data dir is removed."""
+        self._shutdown()
+        if self._temp:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def restart(self) -> LocalServer:
+        """Stop and start again on the same data dir and port (a durability check:
+        unfinished batches resume where their last recorded chunk ended)."""
+        with self._lock:
+            self._shutdown()
+            return self.start()
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            server, thread, ctx = self._server, self._thread, self._ctx
+            if server is not None:
+                server.should_exit = True
+            if thread is not None:
+                thread.join(30)
+            if ctx is not None:
+                ctx.stop()
+            if self._sock is not None:
+                self._sock.close()  # asyncio closed it already; this is for a failed start
+            self._server = self._thread = self._ctx = None
+            self._sock = None
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<LocalServer {self.url} {state} data_dir={str(self.data_dir)!r}>"
+
+
+# ------------------------------------------------------------------------ shared
+_shared: LocalServer | None = None
+_shared_lock = threading.Lock()
+
+
+def default_data_dir() -> Path:
+    """``$ZGPU_LOCAL_DATA_DIR``, else the per-user cache dir ``…/zgpu_pandas/local-server``."""
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("zgpu_pandas")) / "local-server"
+
+
+def shared_local_server() -> LocalServer:
+    """The process-wide local server behind ``base_url="local"``, started on first use.
+
+    Its data directory persists (``$ZGPU_LOCAL_DATA_DIR`` or the user cache dir), so
+    batches survive a kernel restart: a new process (on a new port) finds them again. If
+    another live process already serves that directory, a fresh temporary directory is
+    used instead, with a warning. Auth is relaxed: any API key, ``x-project-id`` optional.
+
+    Example::
+
+        srv = shared_local_server()
+        srv.url   # 'http://127.0.0.1:41234'
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is not None and _shared.running:
+            return _shared
+        data_dir = default_data_dir()
+        srv = LocalServer(data_dir=data_dir, require_project_id=False)
+        try:
+            srv.start()
+        except DataDirLocked as exc:
+            warnings.warn(
+                f"{exc}; the local server uses a temporary data directory instead, so its "
+                "batches will not survive this process",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            srv = LocalServer(data_dir=None, require_project_id=False)
+            srv.start()
+        atexit.register(srv.stop)
+        _shared = srv
+        return srv
