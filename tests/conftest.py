@@ -5,6 +5,9 @@ Fixtures:
     api          an httpx.Client on ``server`` with the two ZeroGPU headers, plus helpers
                  (``upload``, ``create_batch``, ``submit``, ``wait``, ``jsonl_of``)
     make_lines   builds request lines: ``make_lines(3)`` -> list of dicts
+    start_server factory: ``start_server(latency=0.05, ...)`` -> a started LocalServer with
+                 those options (temp data dir unless given), stopped after the test
+    api_for      factory: ``api_for(srv, **headers)`` -> ApiClient on any server
 
 Module helpers (import with ``from conftest import ...`` is not needed; use the fixtures):
 ``chat_line``, ``to_jsonl``, ``API_HEADERS``, ``MODEL``.
@@ -109,6 +112,43 @@ def api(server: LocalServer) -> Iterator[ApiClient]:
     """An HTTP client on ``server`` sending ``API_HEADERS``."""
     with ApiClient(base_url=server.url, headers=API_HEADERS, timeout=30.0) as client:
         yield client
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
+    """Factory of extra servers with chosen options (admin on unless told otherwise)."""
+    started: list[LocalServer] = []
+
+    def start(**options: Any) -> LocalServer:
+        options.setdefault("admin", True)
+        options.setdefault("data_dir", tmp_path / f"zgpu-server-{len(started) + 1}")
+        srv = LocalServer(**options).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in reversed(started):
+        srv.stop()
+
+
+@pytest.fixture
+def api_for() -> Iterator[Callable[..., ApiClient]]:
+    """Factory of API clients: ``api_for(srv)`` uses API_HEADERS, keyword headers
+    override them (``None`` drops one)."""
+    clients: list[ApiClient] = []
+
+    def make(srv: LocalServer, **headers: str | None) -> ApiClient:
+        merged = {**API_HEADERS, **{k.replace("_", "-"): v for k, v in headers.items()}}
+        client = ApiClient(
+            base_url=srv.url, headers={k: v for k, v in merged.items() if v is not None},
+            timeout=30.0,
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.close()
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import socket
@@ -48,6 +50,30 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, woken at once by :meth:`request_exit` (uvicorn itself polls its
+    exit flag every 0.1 s), which keeps a stop, and so every test using a server, short."""
+
+    _exit: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._exit = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._exit.wait(), 0.1)
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        loop, event = self._loop, self._exit
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(event.set)
 
 
 class LocalServer:
@@ -92,7 +118,7 @@ class LocalServer:
         self.config.data_dir = self.data_dir
         self.request_log: list[tuple[str, str, int]] = []
         self._ctx: ServerContext | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self._lock = threading.RLock()
@@ -140,7 +166,7 @@ class LocalServer:
                 lifespan="on",
                 timeout_graceful_shutdown=2,
             )
-            server = uvicorn.Server(uv_config)
+            server = _Server(uv_config)
             thread = threading.Thread(
                 target=server.run, kwargs={"sockets": [sock]}, name="zgpu-local-server",
                 daemon=True,
@@ -174,7 +200,7 @@ class LocalServer:
         with self._lock:
             server, thread, ctx = self._server, self._thread, self._ctx
             if server is not None:
-                server.should_exit = True
+                server.request_exit()
             if thread is not None:
                 thread.join(30)
             if ctx is not None:

@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import sqlite3
@@ -349,7 +350,7 @@ class Store:
                     completion_window, "failed" if failed else "in_progress",
                     None if errors is None else orjson.dumps(errors).decode(),
                     orjson.dumps(metadata).decode(), now, None if failed else now,
-                    now + round(window_seconds), now if failed else None,
+                    now + math.ceil(window_seconds), now if failed else None,
                     0 if failed else total, t + window_seconds,
                 ),
             )
