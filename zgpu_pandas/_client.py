@@ -68,7 +68,9 @@ T = TypeVar("T")
 #: metadata key under which ``batches.create`` stores its idempotency token
 CLIENT_TOKEN_KEY: Final = "zgpu_client_token"
 
-UploadSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Iterable[bytes]]
+UploadSource = Union[
+    str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Iterable[bytes]
+]
 
 _UPLOAD_CHUNK: Final = 1 << 20  # 1 MiB: few syscalls, small enough to keep memory flat
 _BACKOFF_BASE: Final = 0.5  # seconds; attempt n waits uniform(0, min(cap, base * 2**n))
@@ -162,7 +164,9 @@ class Client:
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, not {max_retries}")
         if poll_interval is not None and not poll_interval > 0:
-            raise ValueError(f"poll_interval must be a positive number of seconds, not {poll_interval}")
+            raise ValueError(
+                f"poll_interval must be a positive number of seconds, not {poll_interval}"
+            )
         self._settings = resolve_settings(
             api_key=api_key, project_id=project_id, base_url=base_url, provider=provider
         )
@@ -286,7 +290,9 @@ class Client:
                 raise APITimeoutError(
                     f"{method} {path} timed out: no answer from {self.base_url} in time "
                     f"(the request may have been processed)",
-                    method=method, url=url, request_sent=True,
+                    method=method,
+                    url=url,
+                    request_sent=True,
                 ) from exc
             raise self._connection_error(exc, method, path) from exc
         except httpx.TransportError as exc:
@@ -303,7 +309,9 @@ class Client:
             response.close()
         raise self._status_error(response, method, path)
 
-    def _connection_error(self, exc: httpx.TransportError, method: str, path: str) -> APIConnectionError:
+    def _connection_error(
+        self, exc: httpx.TransportError, method: str, path: str
+    ) -> APIConnectionError:
         sent = not _never_sent(exc)
         reason = self._scrub(str(exc) or type(exc).__name__)
         if sent:
@@ -312,7 +320,9 @@ class Client:
             tail = "could not connect"
         return APIConnectionError(
             f"{method} {path} to {self.base_url}: {tail} ({reason})",
-            method=method, url=self.base_url + path, request_sent=sent,
+            method=method,
+            url=self.base_url + path,
+            request_sent=sent,
         )
 
     def _status_error(self, response: httpx.Response, method: str, path: str) -> APIStatusError:
@@ -331,7 +341,9 @@ class Client:
             message = err.get("message")
             code, type_, param = err.get("code"), err.get("type"), err.get("param")
             raw_line = err.get("line")
-            line = raw_line if isinstance(raw_line, int) and not isinstance(raw_line, bool) else None
+            line = (
+                raw_line if isinstance(raw_line, int) and not isinstance(raw_line, bool) else None
+            )
         elif isinstance(err, str):
             message = err
         elif isinstance(body, Mapping) and isinstance(body.get("message"), str):
@@ -341,11 +353,15 @@ class Client:
             return APIStatusError(
                 f"{method} {path} was redirected to {location}; redirects are not followed so "
                 "the API key is never sent to another host. Set base_url to the final address",
-                status_code=status, request_id=request_id, body=body,
+                status_code=status,
+                request_id=request_id,
+                body=body,
             )
         if not message:
             snippet = body.strip()[:200] if isinstance(body, str) else ""
-            message = f"{method} {path} failed with HTTP {status}" + (f": {snippet}" if snippet else "")
+            message = f"{method} {path} failed with HTTP {status}" + (
+                f": {snippet}" if snippet else ""
+            )
         cls = status_error_class(status, str(code) if code else None, str(type_) if type_ else None)
         kwargs: dict[str, Any] = {
             "status_code": status,
@@ -364,7 +380,11 @@ class Client:
     def _hint(self, status: int, cls: type[APIStatusError]) -> str | None:
         s = self._settings
         if status == 401:
-            what = "the key" if s.provider == "openai" else "the key (x-api-key) and project id (x-project-id)"
+            what = (
+                "the key"
+                if s.provider == "openai"
+                else "the key (x-api-key) and project id (x-project-id)"
+            )
             return f"Check that {what} are set; the key came from {s.key_source}"
         if status == 403:
             project = f"project {s.project_id!r}" if s.project_id else "no project id"
@@ -402,7 +422,11 @@ class Client:
             return False
         logger.info(
             "%s failed (%s); retry %d of %d in %.2f s",
-            what, _short(exc), attempt + 1, self.max_retries, delay,
+            what,
+            _short(exc),
+            attempt + 1,
+            self.max_retries,
+            delay,
         )
         _sleep(delay)
         return True
@@ -466,7 +490,9 @@ class Client:
                 yield parse(item)
             if not page.get("has_more") or not data:
                 return
-            last = page.get("last_id") or (data[-1].get("id") if isinstance(data[-1], Mapping) else None)
+            last = page.get("last_id") or (
+                data[-1].get("id") if isinstance(data[-1], Mapping) else None
+            )
             # A server that repeats a cursor would otherwise loop forever.
             if not last or last in seen:
                 logger.warning("%s: pagination cursor %r repeated or missing; stopping", path, last)
@@ -561,20 +587,28 @@ def _make_source(source: Any, filename: str | None) -> _Source:
                 hint = " (a str is read as a path; to upload text, pass it as bytes: text.encode())"
             raise FileNotFoundError(f"cannot upload {str(source)[:80]!r}: no such file{hint}")
         return _Source(
-            filename or path.name, path.stat().st_size, lambda: _read_path(path),
-            replayable=True, description=f"file {path.name!r}",
+            filename or path.name,
+            path.stat().st_size,
+            lambda: _read_path(path),
+            replayable=True,
+            description=f"file {path.name!r}",
         )
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = source
         return _Source(
-            filename or "input.jsonl", memoryview(data).nbytes, lambda: _slices(data),
-            replayable=True, description="bytes",
+            filename or "input.jsonl",
+            memoryview(data).nbytes,
+            lambda: _slices(data),
+            replayable=True,
+            description="bytes",
         )
     if hasattr(source, "read"):
         fh: IO[bytes] = source
         raw_name = getattr(fh, "name", None)
         name = filename or (
-            Path(raw_name).name if isinstance(raw_name, str) and not raw_name.startswith("<") else "input.jsonl"
+            Path(raw_name).name
+            if isinstance(raw_name, str) and not raw_name.startswith("<")
+            else "input.jsonl"
         )
         seekable = False
         try:
@@ -586,20 +620,29 @@ def _make_source(source: Any, filename: str | None) -> _Source:
             size = fh.seek(0, os.SEEK_END) - start
             fh.seek(start)
             return _Source(
-                name, size, lambda: _read_fileobj(fh, start),
-                replayable=True, description=f"file object {name!r}",
+                name,
+                size,
+                lambda: _read_fileobj(fh, start),
+                replayable=True,
+                description=f"file object {name!r}",
             )
         return _Source(
-            name, None, lambda: _read_fileobj(fh, None),
-            replayable=False, description=f"non-seekable stream {name!r}",
+            name,
+            None,
+            lambda: _read_fileobj(fh, None),
+            replayable=False,
+            description=f"non-seekable stream {name!r}",
         )
     if isinstance(source, Iterable):
         iterable: Iterable[Any] = source
         # An iterator is exhausted by one pass; a list/tuple/custom iterable can be re-read.
         one_shot = iter(iterable) is iterable
         return _Source(
-            filename or "input.jsonl", None, lambda: iter(iterable),
-            replayable=not one_shot, description="iterator of chunks" if one_shot else "iterable of chunks",
+            filename or "input.jsonl",
+            None,
+            lambda: iter(iterable),
+            replayable=not one_shot,
+            description="iterator of chunks" if one_shot else "iterable of chunks",
         )
     raise TypeError(
         "upload source must be a path, bytes, a binary file object or an iterable of bytes, "
@@ -612,7 +655,9 @@ def _disposition_value(name: str) -> str:
     return name.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _multipart(source: _Source, purpose: str, boundary: str) -> tuple[int | None, Callable[[], Iterator[bytes]]]:
+def _multipart(
+    source: _Source, purpose: str, boundary: str
+) -> tuple[int | None, Callable[[], Iterator[bytes]]]:
     """A streaming multipart/form-data body: (length if known, body factory)."""
     head = (
         f"--{boundary}\r\n"
@@ -639,7 +684,9 @@ class Files:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def upload(self, source: UploadSource, *, filename: str | None = None, purpose: str = "batch") -> FileObject:
+    def upload(
+        self, source: UploadSource, *, filename: str | None = None, purpose: str = "batch"
+    ) -> FileObject:
         """Upload a JSONL file, streamed from ``source`` (never read into memory whole).
 
         ``source`` is a path (``str``/``Path``), ``bytes``, a binary file object, or an
@@ -657,7 +704,8 @@ class Files:
                 f"{src.description} is {src.size:,} bytes; the service accepts at most "
                 f"{MAX_UPLOAD_BYTES:,} bytes (100 MB) per upload. Split the input into smaller "
                 "files (nothing was sent)",
-                status_code=413, code="file_too_large",
+                status_code=413,
+                code="file_too_large",
             )
         attempt = 0
         while True:
@@ -684,7 +732,9 @@ class Files:
                             f"({exc.message}), and it cannot be retried: a one-shot stream cannot "
                             "be read twice. Pass a path, bytes, a seekable file or a list of "
                             "chunks to let the client retry.",
-                            method="POST", url=exc.url, request_sent=exc.request_sent,
+                            method="POST",
+                            url=exc.url,
+                            request_sent=exc.request_sent,
                         ) from exc
                     raise
                 if not c._sleep_before_retry(attempt, exc, f"upload of {src.description}"):
@@ -727,7 +777,9 @@ class Files:
             return FileDeleted.from_dict(c._object(c._request("DELETE", path, state=state)))
         except NotFoundError:
             if state.ambiguous:
-                logger.info("delete of %s: the first attempt went through; the file is gone", file_id)
+                logger.info(
+                    "delete of %s: the first attempt went through; the file is gone", file_id
+                )
                 return FileDeleted(id=file_id, deleted=True)
             raise
 
@@ -779,7 +831,9 @@ class Files:
                     yield chunk
             except httpx.TransportError as exc:
                 err = c._connection_error(exc, "GET", path)
-                if not c._sleep_before_retry(attempt, err, f"download of {file_id} at byte {offset:,}"):
+                if not c._sleep_before_retry(
+                    attempt, err, f"download of {file_id} at byte {offset:,}"
+                ):
                     raise err from exc
                 attempt += 1
                 continue
@@ -791,7 +845,8 @@ class Files:
             if expected is not None and offset < expected:
                 err = APIConnectionError(
                     f"download of {file_id} ended at byte {offset:,} of {expected:,}",
-                    method="GET", url=c.base_url + path,
+                    method="GET",
+                    url=c.base_url + path,
                 )
                 if not c._sleep_before_retry(attempt, err, f"download of {file_id}"):
                     raise err
@@ -844,7 +899,9 @@ class Files:
         if target.is_dir():
             target = target / f"{file_id}.jsonl"
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        fd, tmp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
         try:
             with os.fdopen(fd, "wb") as fh:
                 for chunk in self.iter_bytes(file_id):
@@ -961,7 +1018,9 @@ class Batches:
                 f"whether it exists failed too ({_short(exc)}). Before creating it again, look "
                 f'for a batch with metadata["{CLIENT_TOKEN_KEY}"] == "{token}" '
                 "(client.batches.find_by_token(token)).",
-                client_token=token, method="POST", url=self._client.base_url + "/v1/batches",
+                client_token=token,
+                method="POST",
+                url=self._client.base_url + "/v1/batches",
             ) from exc
         if found is None:
             logger.info("batch create: no batch carries token %s yet; sending again", token)
@@ -972,7 +1031,10 @@ class Batches:
             first = found.errors[0]
             raise BadRequestError(
                 first.message or "the input file failed validation",
-                status_code=400, code=first.code, param=first.param, line=first.line,
+                status_code=400,
+                code=first.code,
+                param=first.param,
+                line=first.line,
                 body=found.to_dict(),
             )
         return found
@@ -989,7 +1051,11 @@ class Batches:
         for seen, batch in enumerate(self.list(limit=100), start=1):
             if batch.metadata.get(CLIENT_TOKEN_KEY) == token:
                 return batch
-            if created_after is not None and batch.created_at is not None and batch.created_at < created_after:
+            if (
+                created_after is not None
+                and batch.created_at is not None
+                and batch.created_at < created_after
+            ):
                 return None
             if seen >= _TOKEN_MAX_SCAN:
                 return None
@@ -1039,7 +1105,9 @@ class Batches:
                                                                             b.request_counts))
         """
         if poll_interval is not None and not poll_interval > 0:
-            raise ValueError(f"poll_interval must be a positive number of seconds, not {poll_interval}")
+            raise ValueError(
+                f"poll_interval must be a positive number of seconds, not {poll_interval}"
+            )
         interval = poll_interval if poll_interval is not None else self._client.poll_interval
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:

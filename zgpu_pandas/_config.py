@@ -206,7 +206,10 @@ def resolve_settings(
     if base_url is None or not base_url.strip():
         base_url, url_source = _first_env(env, url_vars)  # type: ignore[assignment]
     if base_url is None:
-        base_url, url_source = (OPENAI_BASE_URL if prov == "openai" else PRESETS["production"]), "default"
+        base_url, url_source = (
+            (OPENAI_BASE_URL if prov == "openai" else PRESETS["production"]),
+            "default",
+        )
     preset = base_url.strip().lower()
     if preset == "local":
         resolved_url = _local_server_url()

@@ -280,7 +280,9 @@ _BY_STATUS: Mapping[int, type[APIStatusError]] = {
 }
 
 
-def status_error_class(status_code: int, code: str | None, type_: str | None) -> type[APIStatusError]:
+def status_error_class(
+    status_code: int, code: str | None, type_: str | None
+) -> type[APIStatusError]:
     """The exception class for an error answer, from its status and error code/type."""
     if status_code == 429:
         if "insufficient_quota" in (code, type_):

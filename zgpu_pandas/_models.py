@@ -38,7 +38,14 @@ __all__ = [
 ]
 
 BatchStatus = Literal[
-    "validating", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled"
+    "validating",
+    "in_progress",
+    "finalizing",
+    "completed",
+    "failed",
+    "expired",
+    "cancelling",
+    "cancelled",
 ]
 VALIDATING: Final = "validating"
 IN_PROGRESS: Final = "in_progress"
@@ -131,8 +138,19 @@ class FileObject:
     extra: Mapping[str, Any] = field(default_factory=_empty, repr=False)
 
     _KNOWN = frozenset(
-        {"id", "file_id", "object", "bytes", "created_at", "filename", "purpose", "status",
-         "status_details", "expires_at", "is_error"}
+        {
+            "id",
+            "file_id",
+            "object",
+            "bytes",
+            "created_at",
+            "filename",
+            "purpose",
+            "status",
+            "status_details",
+            "expires_at",
+            "is_error",
+        }
     )
 
     @classmethod
@@ -155,8 +173,16 @@ class FileObject:
     def to_dict(self) -> dict[str, Any]:
         """The wire form, unknown fields included; absent optional fields are left out."""
         out: dict[str, Any] = {"id": self.id, "object": self.object}
-        for name in ("bytes", "created_at", "filename", "purpose", "status", "status_details",
-                     "expires_at", "is_error"):
+        for name in (
+            "bytes",
+            "created_at",
+            "filename",
+            "purpose",
+            "status",
+            "status_details",
+            "expires_at",
+            "is_error",
+        ):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -255,8 +281,15 @@ def _parse_errors(value: Any) -> tuple[BatchError, ...] | None:
 
 
 _TIMESTAMPS = (
-    "created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at", "failed_at",
-    "expired_at", "cancelling_at", "cancelled_at",
+    "created_at",
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
 )
 
 
@@ -295,8 +328,21 @@ class Batch:
     extra: Mapping[str, Any] = field(default_factory=_empty, repr=False)
 
     _KNOWN = frozenset(
-        {"id", "batch_id", "object", "endpoint", "status", "input_file_id", "output_file_id",
-         "error_file_id", "completion_window", "request_counts", "errors", "metadata", *_TIMESTAMPS}
+        {
+            "id",
+            "batch_id",
+            "object",
+            "endpoint",
+            "status",
+            "input_file_id",
+            "output_file_id",
+            "error_file_id",
+            "completion_window",
+            "request_counts",
+            "errors",
+            "metadata",
+            *_TIMESTAMPS,
+        }
     )
 
     @classmethod
@@ -330,7 +376,8 @@ class Batch:
             "id": self.id,
             "object": self.object,
             "endpoint": self.endpoint,
-            "errors": None if self.errors is None
+            "errors": None
+            if self.errors is None
             else {"object": "list", "data": [e.to_dict() for e in self.errors]},
             "input_file_id": self.input_file_id,
             "completion_window": self.completion_window,

@@ -12,9 +12,15 @@ from zgpu_pandas._config import SecretStr, is_local_url, resolve_settings
 from zgpu_pandas._errors import ConfigurationError
 
 ALL_VARS = (
-    "ZGPU_API_KEY", "ZGPU_PROJECT_ID", "ZGPU_BASE_URL",
-    "ZEROGPU_API_KEY", "ZEROGPU_PROJECT_ID", "ZEROGPU_BASE_URL",
-    "OPENAI_API_KEY", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL",
+    "ZGPU_API_KEY",
+    "ZGPU_PROJECT_ID",
+    "ZGPU_BASE_URL",
+    "ZEROGPU_API_KEY",
+    "ZEROGPU_PROJECT_ID",
+    "ZEROGPU_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_PROJECT_ID",
+    "OPENAI_BASE_URL",
 )
 
 
@@ -33,8 +39,12 @@ def recording_client(seen: list[httpx.Request], **kwargs: object) -> Client:
 
 
 def test_explicit_argument_beats_both_env_spellings() -> None:
-    env = {"ZGPU_API_KEY": "from-zgpu", "ZEROGPU_API_KEY": "from-zerogpu",
-           "ZGPU_PROJECT_ID": "p-zgpu", "ZEROGPU_PROJECT_ID": "p-zerogpu"}
+    env = {
+        "ZGPU_API_KEY": "from-zgpu",
+        "ZEROGPU_API_KEY": "from-zerogpu",
+        "ZGPU_PROJECT_ID": "p-zgpu",
+        "ZEROGPU_PROJECT_ID": "p-zerogpu",
+    }
     s = resolve_settings(api_key="explicit", project_id="p-explicit", env=env)
     assert s.api_key.get_secret_value() == "explicit"
     assert s.project_id == "p-explicit"
@@ -42,21 +52,35 @@ def test_explicit_argument_beats_both_env_spellings() -> None:
 
 
 def test_zgpu_spelling_beats_zerogpu_spelling() -> None:
-    env = {"ZGPU_API_KEY": "from-zgpu", "ZEROGPU_API_KEY": "from-zerogpu",
-           "ZGPU_PROJECT_ID": "p-zgpu", "ZEROGPU_PROJECT_ID": "p-zerogpu",
-           "ZGPU_BASE_URL": "staging", "ZEROGPU_BASE_URL": "development"}
+    env = {
+        "ZGPU_API_KEY": "from-zgpu",
+        "ZEROGPU_API_KEY": "from-zerogpu",
+        "ZGPU_PROJECT_ID": "p-zgpu",
+        "ZEROGPU_PROJECT_ID": "p-zerogpu",
+        "ZGPU_BASE_URL": "staging",
+        "ZEROGPU_BASE_URL": "development",
+    }
     s = resolve_settings(env=env)
     assert (s.api_key.get_secret_value(), s.project_id, s.base_url) == (
-        "from-zgpu", "p-zgpu", "https://staging.api.zerogpu.ai")
+        "from-zgpu",
+        "p-zgpu",
+        "https://staging.api.zerogpu.ai",
+    )
     assert s.key_source == "ZGPU_API_KEY"
 
 
 def test_zerogpu_spelling_used_when_zgpu_absent() -> None:
-    env = {"ZEROGPU_API_KEY": "from-zerogpu", "ZEROGPU_PROJECT_ID": "p-zerogpu",
-           "ZEROGPU_BASE_URL": "https://dev.api.zerogpu.ai/"}
+    env = {
+        "ZEROGPU_API_KEY": "from-zerogpu",
+        "ZEROGPU_PROJECT_ID": "p-zerogpu",
+        "ZEROGPU_BASE_URL": "https://dev.api.zerogpu.ai/",
+    }
     s = resolve_settings(env=env)
     assert (s.api_key.get_secret_value(), s.project_id, s.base_url) == (
-        "from-zerogpu", "p-zerogpu", "https://dev.api.zerogpu.ai")
+        "from-zerogpu",
+        "p-zerogpu",
+        "https://dev.api.zerogpu.ai",
+    )
 
 
 def test_defaults_production_and_no_project() -> None:
@@ -68,8 +92,12 @@ def test_defaults_production_and_no_project() -> None:
 
 @pytest.mark.parametrize(
     ("preset", "url"),
-    [("production", "https://api.zerogpu.ai"), ("staging", "https://staging.api.zerogpu.ai"),
-     ("development", "https://dev.api.zerogpu.ai"), ("STAGING", "https://staging.api.zerogpu.ai")],
+    [
+        ("production", "https://api.zerogpu.ai"),
+        ("staging", "https://staging.api.zerogpu.ai"),
+        ("development", "https://dev.api.zerogpu.ai"),
+        ("STAGING", "https://staging.api.zerogpu.ai"),
+    ],
 )
 def test_presets(preset: str, url: str) -> None:
     assert resolve_settings(api_key="k", base_url=preset, env={}).base_url == url
@@ -77,15 +105,19 @@ def test_presets(preset: str, url: str) -> None:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
-     ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080"),
-     ("https://proxy.example.com/zgpu/v1/", "https://proxy.example.com/zgpu")],
+    [
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080"),
+        ("https://proxy.example.com/zgpu/v1/", "https://proxy.example.com/zgpu"),
+    ],
 )
 def test_base_url_normalised(given: str, expected: str) -> None:
     assert resolve_settings(api_key="k", base_url=given, env={}).base_url == expected
 
 
-@pytest.mark.parametrize("bad", ["prod", "ftp://x.example", "api.zerogpu.ai", "https://h.example/?a=1"])
+@pytest.mark.parametrize(
+    "bad", ["prod", "ftp://x.example", "api.zerogpu.ai", "https://h.example/?a=1"]
+)
 def test_bad_base_url_is_a_configuration_error(bad: str) -> None:
     with pytest.raises(ConfigurationError, match="base_url"):
         resolve_settings(api_key="k", base_url=bad, env={})
@@ -153,12 +185,16 @@ def test_openai_base_url_with_v1_accepted(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_zerogpu_key_never_sent_to_openai_host() -> None:
-    with pytest.raises(ConfigurationError, match=r"Refusing to send a zerogpu key to api\.openai\.com"):
+    with pytest.raises(
+        ConfigurationError, match=r"Refusing to send a zerogpu key to api\.openai\.com"
+    ):
         Client(api_key="zgpu-key", base_url="https://api.openai.com")
 
 
 def test_openai_key_never_sent_to_zerogpu_host() -> None:
-    with pytest.raises(ConfigurationError, match=r"Refusing to send a openai key to api\.zerogpu\.ai"):
+    with pytest.raises(
+        ConfigurationError, match=r"Refusing to send a openai key to api\.zerogpu\.ai"
+    ):
         Client(provider="openai", api_key="sk-x", base_url="https://api.zerogpu.ai/v1")
     with pytest.raises(ConfigurationError, match="ZeroGPU host"):
         Client(provider="openai", api_key="sk-x", base_url="staging")
@@ -170,22 +206,34 @@ def test_openai_env_key_passed_as_zerogpu_key_is_refused(monkeypatch: pytest.Mon
         Client(api_key="sk-the-openai-key")
 
 
-def test_zerogpu_env_key_passed_with_openai_provider_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zerogpu_env_key_passed_with_openai_provider_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("ZEROGPU_API_KEY", "zgpu-the-key")
     with pytest.raises(ConfigurationError, match="ZEROGPU_API_KEY"):
         Client(provider="openai", api_key="zgpu-the-key")
 
 
 def test_custom_host_allowed_for_either_provider() -> None:
-    assert Client(api_key="k", base_url="https://gateway.example.com").base_url == "https://gateway.example.com"
+    assert (
+        Client(api_key="k", base_url="https://gateway.example.com").base_url
+        == "https://gateway.example.com"
+    )
     assert Client(provider="openai", api_key="k", base_url="http://localhost:9000/v1").is_local
 
 
 @pytest.mark.parametrize(
     ("url", "local"),
-    [("http://127.0.0.1:1", True), ("http://localhost:8080", True), ("http://[::1]:9", True),
-     ("http://127.5.5.5", True), ("http://zgpu.localhost", True), ("https://api.zerogpu.ai", False),
-     ("http://10.0.0.5:8000", False), ("http://localhost.example.com", False)],
+    [
+        ("http://127.0.0.1:1", True),
+        ("http://localhost:8080", True),
+        ("http://[::1]:9", True),
+        ("http://127.5.5.5", True),
+        ("http://zgpu.localhost", True),
+        ("https://api.zerogpu.ai", False),
+        ("http://10.0.0.5:8000", False),
+        ("http://localhost.example.com", False),
+    ],
 )
 def test_is_local_url(url: str, local: bool) -> None:
     assert is_local_url(url) is local

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -40,8 +40,17 @@ def rate_limited_then_ok(headers: dict[str, str]) -> tuple[Handler, list[httpx.R
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if len(seen) == 1:
-            return httpx.Response(429, headers=headers, json={"error": {
-                "message": "slow down", "type": "rate_limit_exceeded", "code": "rate_limit_exceeded"}})
+            return httpx.Response(
+                429,
+                headers=headers,
+                json={
+                    "error": {
+                        "message": "slow down",
+                        "type": "rate_limit_exceeded",
+                        "code": "rate_limit_exceeded",
+                    }
+                },
+            )
         return httpx.Response(200, json={"id": "batch_1", "status": "in_progress"})
 
     return handler, seen
@@ -83,7 +92,9 @@ def test_redirect_is_not_followed_and_key_stays_home() -> None:
 
 def test_success_status_with_html_body() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, html="<html>captive portal</html>", headers={"x-request-id": "req_9"})
+        return httpx.Response(
+            200, html="<html>captive portal</html>", headers={"x-request-id": "req_9"}
+        )
 
     with pytest.raises(APIResponseValidationError, match="expected JSON") as info:
         mock_client(handler).files.retrieve("file-1")
@@ -102,8 +113,16 @@ def test_gateway_html_error_gives_internal_server_error(sleeps: list[float]) -> 
 def test_key_echoed_by_a_server_is_scrubbed() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         echoed = request.headers["x-api-key"]
-        return httpx.Response(403, json={"error": {"message": f"Invalid credentials: {echoed}",
-                                                   "type": "authentication_error", "param": echoed}})
+        return httpx.Response(
+            403,
+            json={
+                "error": {
+                    "message": f"Invalid credentials: {echoed}",
+                    "type": "authentication_error",
+                    "param": echoed,
+                }
+            },
+        )
 
     with pytest.raises(APIStatusError) as info:
         mock_client(handler).files.retrieve("file-1")
@@ -120,14 +139,16 @@ def test_resume_on_a_server_without_range_restarts_and_skips(sleeps: list[float]
     calls: list[str | None] = []
 
     class Breaking(httpx.SyncByteStream):
-        def __iter__(self):  # type: ignore[no-untyped-def]
+        def __iter__(self) -> Iterator[bytes]:
             yield CONTENT[:10_001]
             raise httpx.ReadError("connection reset")
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request.headers.get("range"))
         if len(calls) == 1:
-            return httpx.Response(200, stream=Breaking(), headers={"content-length": str(len(CONTENT))})
+            return httpx.Response(
+                200, stream=Breaking(), headers={"content-length": str(len(CONTENT))}
+            )
         return httpx.Response(200, content=CONTENT)  # ignores Range: full body again
 
     lines = list(mock_client(handler).files.iter_lines("file-out"))
@@ -146,13 +167,19 @@ def test_a_short_stream_without_length_is_detected_and_resumed(sleeps: list[floa
         if rng is None:  # a clean end of a chunked stream, but short
             return httpx.Response(200, content=iter([CONTENT[:5000]]))
         start = int(rng.removeprefix("bytes=").rstrip("-"))
-        return httpx.Response(206, content=CONTENT[start:],
-                              headers={"content-range": f"bytes {start}-{len(CONTENT) - 1}/{len(CONTENT)}"})
+        return httpx.Response(
+            206,
+            content=CONTENT[start:],
+            headers={"content-range": f"bytes {start}-{len(CONTENT) - 1}/{len(CONTENT)}"},
+        )
 
     data = b"".join(mock_client(handler).files.iter_bytes("file-out"))
     assert data == CONTENT
-    assert seen == ["/v1/files/file-out/content None", "/v1/files/file-out None",
-                    "/v1/files/file-out/content bytes=5000-"]
+    assert seen == [
+        "/v1/files/file-out/content None",
+        "/v1/files/file-out None",
+        "/v1/files/file-out/content bytes=5000-",
+    ]
 
 
 def test_download_gives_up_after_max_retries(sleeps: list[float]) -> None:
