@@ -33,8 +33,7 @@ _CORS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"x-request-id, retry-after"),
 ]
-_PREFLIGHT = [
-    (b"access-control-allow-origin", b"*"),
+_PREFLIGHT = [  # send_out adds the allow-origin header to every response
     (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
     (
         b"access-control-allow-headers",

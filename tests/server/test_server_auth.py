@@ -1,0 +1,123 @@
+"""Auth as the quickstart states it, the relaxed rule, key lists and project scoping."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from conftest import to_jsonl
+
+ENDPOINTS = [
+    ("POST", "/v1/files"),
+    ("GET", "/v1/files"),
+    ("GET", "/v1/files/file-0123456789abcdef01234567"),
+    ("GET", "/v1/files/file-0123456789abcdef01234567/content"),
+    ("DELETE", "/v1/files/file-0123456789abcdef01234567"),
+    ("POST", "/v1/batches"),
+    ("GET", "/v1/batches"),
+    ("GET", "/v1/batches/batch_01HZX0000000000000000000AB"),
+    ("POST", "/v1/batches/batch_01HZX0000000000000000000AB/cancel"),
+    ("POST", "/v1/chat/completions"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+def test_missing_api_key_is_401_everywhere(server, method, path):
+    r = httpx.request(method, server.url + path, headers={"x-project-id": "p"})
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "Missing authentication headers"
+    assert r.json()["error"]["type"] == "authentication_error"
+    assert r.headers["x-request-id"].startswith("req_")
+
+
+def test_empty_api_key_is_401(server):
+    r = httpx.get(server.url + "/v1/files", headers={"x-api-key": "", "x-project-id": "p"})
+    assert r.status_code == 401
+
+
+def test_missing_project_is_401_by_default(server):
+    r = httpx.get(server.url + "/v1/files", headers={"x-api-key": "k"})
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "Missing authentication headers"
+
+
+def test_relaxed_rule_makes_project_optional(start_server, api_for, make_lines):
+    srv = start_server(require_project_id=False)
+    bare = api_for(srv, x_project_id=None)
+    batch = bare.submit(make_lines(2))
+    assert bare.wait(batch["id"])["status"] == "completed"
+    # no project = the default project; a named project does not see its resources
+    other = api_for(srv, x_project_id="elsewhere")
+    assert other.get(f"/v1/batches/{batch['id']}").status_code == 404
+    assert bare.get(f"/v1/batches/{batch['id']}").status_code == 200
+
+
+def test_any_nonempty_key_accepted_by_default(server):
+    r = httpx.get(server.url + "/v1/files", headers={"x-api-key": "whatever", "x-project-id": "p"})
+    assert r.status_code == 200
+
+
+def test_key_not_accepted_is_403(start_server):
+    srv = start_server(api_keys={"good-key"})
+    bad = httpx.get(srv.url + "/v1/files", headers={"x-api-key": "bad-key", "x-project-id": "p"})
+    assert bad.status_code == 403
+    assert bad.json()["error"]["message"] == "Invalid credentials"
+    assert bad.json()["error"]["type"] == "authentication_error"
+    good = httpx.get(srv.url + "/v1/files", headers={"x-api-key": "good-key", "x-project-id": "p"})
+    assert good.status_code == 200
+
+
+def test_key_not_in_that_project_is_403(start_server):
+    srv = start_server(api_keys={"k1": {"proj-a"}, "admin-key": None})
+    h = {"x-api-key": "k1"}
+    assert httpx.get(srv.url + "/v1/files", headers={**h, "x-project-id": "proj-a"}).status_code == 200
+    assert httpx.get(srv.url + "/v1/files", headers={**h, "x-project-id": "proj-b"}).status_code == 403
+    h2 = {"x-api-key": "admin-key", "x-project-id": "proj-b"}
+    assert httpx.get(srv.url + "/v1/files", headers=h2).status_code == 200
+
+
+def test_other_projects_resources_are_404(server, api, api_for, make_lines):
+    batch = api.submit(make_lines(1))
+    api.wait(batch["id"])
+    fid = batch["input_file_id"]
+    other = api_for(server, x_project_id="another-project")
+    assert other.get(f"/v1/files/{fid}").status_code == 404
+    assert other.get(f"/v1/files/{fid}").json()["error"]["message"] == f"File {fid} not found"
+    assert other.get(f"/v1/files/{fid}/content").status_code == 404
+    assert other.delete(f"/v1/files/{fid}").status_code == 404
+    r = other.create_batch(fid)
+    assert r.status_code == 404
+    assert r.json()["error"]["message"] == f"Input file not found: {fid}"
+    assert other.get(f"/v1/batches/{batch['id']}").status_code == 404
+    assert other.get(f"/v1/batches/{batch['id']}").json()["error"]["message"] == (
+        f"Batch not found: {batch['id']}"
+    )
+    assert other.post(f"/v1/batches/{batch['id']}/cancel").status_code == 404
+    assert other.get("/v1/files").json()["data"] == []
+    assert other.get("/v1/batches").json()["data"] == []
+    # and the owner still sees everything
+    assert api.get(f"/v1/files/{fid}").status_code == 200
+
+
+def test_same_key_different_projects_are_isolated(server, api_for):
+    a = api_for(server, x_project_id="a")
+    b = api_for(server, x_project_id="b")
+    fa = a.upload(to_jsonl([b"{}"]))
+    assert [f["id"] for f in a.get("/v1/files").json()["data"]] == [fa["id"]]
+    assert b.get("/v1/files").json()["data"] == []
+
+
+def test_preflight_needs_no_auth(server):
+    r = httpx.options(
+        server.url + "/v1/batches",
+        headers={"origin": "http://localhost:8888", "access-control-request-method": "POST",
+                 "access-control-request-headers": "x-api-key, x-project-id"},
+    )
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "POST" in r.headers["access-control-allow-methods"]
+    assert "x-api-key" in r.headers["access-control-allow-headers"]
+    assert "x-project-id" in r.headers["access-control-allow-headers"]
+
+
+def test_healthz_needs_no_auth(server):
+    assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
