@@ -1,0 +1,790 @@
+"""DataFrame rows → batch request lines (JSONL), built column-wise.
+
+One request line per row that has something to send; its ``custom_id`` is ``row-<position>``
+(the row's position in the frame, never its label), so any index works and the merge can map
+answers back without looking at the index. The prompt comes from
+
+- one column (``prompt="review"``),
+- a ``str.format``-style template over columns (``prompt="Review: {review}\\nStars: {stars}"``),
+- or a column holding whole message lists (``messages="conversation"``).
+
+Rows whose prompt is missing (NaN/None/NA) or blank are not sent: they are listed as skipped,
+with a code and a reason. Numbers are turned into text deliberately: integers as integers,
+floats as the shortest text that reads back to the same value with no trailing ``.0``
+(``4.0`` → ``4``, ``0.5`` → ``0.5``), booleans as ``true``/``false``; never ``"nan"``.
+
+Speed: the constant parts of a line are serialised once; per row only the prompt text is
+JSON-escaped (in C++ by pyarrow, with orjson for the rare rows holding other control
+characters) and the pieces are joined by ``pyarrow.compute.binary_join_element_wise``. The
+result is one contiguous buffer plus offsets, so a chunk of lines is a single slice.
+
+Example::
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"review": ["Great!", None, "Broke."]}, index=["a", "b", "c"])
+    >>> reqs = build_requests(df, prompt="review", model="LFM2.5-1.2B-Instruct", temperature=0)
+    >>> reqs.positions.tolist(), reqs.skipped_positions.tolist()
+    ([0, 2], [1])
+    >>> next(reqs.iter_lines())[:40]
+    b'{"custom_id":"row-0","method":"POST","ur'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import string
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._errors import ZgpuError
+from ._jsonl import (
+    BATCH_ENDPOINT,
+    MAX_LINE_BYTES,
+    MAX_LINES,
+    MAX_UPLOAD_BYTES,
+    Validator,
+    check_request,
+)
+
+__all__ = [
+    "SKIP_CODES",
+    "Chunk",
+    "OversizeRowsError",
+    "PromptError",
+    "RequestSet",
+    "build_requests",
+    "row_label",
+]
+
+#: Codes put in ``<output>_error_code`` for rows that were not sent.
+SKIP_CODES = {
+    "missing_prompt": "the prompt is missing (NaN/None)",
+    "empty_prompt": "the prompt is empty",
+    "missing_messages": "the messages cell is missing (NaN/None)",
+    "empty_messages": "the message list is empty",
+    "line_too_large": "the request line would exceed the 1 MB limit per line",
+}
+
+_ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
+# Characters JSON needs escaped. The common ones are escaped by pyarrow string kernels; the
+# rest (other C0 controls) are rare enough to hand those rows to orjson.
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+_RARE_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+_SIMPLE_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_LB = pa.large_binary()
+_LS = pa.large_string()
+_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+class PromptError(ZgpuError, ValueError):
+    """The prompt, template, messages or chat parameters cannot be turned into requests.
+
+    The message names the column or row and says how to fix it. Raised before anything is
+    uploaded."""
+
+
+class OversizeRowsError(ZgpuError, ValueError):
+    """Some rows would make a request line over the 1 MB per-line limit.
+
+    Raised before anything is uploaded (``on_oversize="raise"``, the default). ``rows`` is a
+    DataFrame with the ``position``, ``label`` and ``bytes`` of each offending row."""
+
+    def __init__(self, message: str, rows: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+def row_label(index: pd.Index, position: int) -> str:
+    """How a row is named in messages: its index label (repr) and its position."""
+    label = index[position]
+    if isinstance(label, np.generic):  # np.int64(3) reads worse than 3
+        label = label.item()
+    elif isinstance(label, tuple):
+        label = tuple(x.item() if isinstance(x, np.generic) else x for x in label)
+    return f"row {label!r} (position {position})"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One future batch: lines ``start:stop`` of the request set (not row positions)."""
+
+    index: int
+    start: int
+    stop: int
+    bytes: int  # size of the JSONL payload, newlines included
+
+    @property
+    def lines(self) -> int:
+        return self.stop - self.start
+
+
+class RequestSet:
+    """The request lines of one job, held once in a single buffer.
+
+    ``positions[k]`` is the row position of line ``k``; ``line_sizes[k]`` its size in bytes
+    without the newline. Rows that are not sent are in ``skipped_positions`` (ascending) with
+    ``skipped_codes`` and ``skipped_reasons``. ``chunks`` splits the lines into batches of at
+    most 50,000 lines and 100 MB.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_rows: int,
+        lines: pa.LargeBinaryArray,
+        positions: np.ndarray,
+        skipped_positions: np.ndarray,
+        skipped_codes: list[str],
+        skipped_reasons: list[str],
+        settings: Mapping[str, Any],
+        max_lines: int = MAX_LINES,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+    ) -> None:
+        self.n_rows = n_rows
+        self.positions = positions
+        self.skipped_positions = skipped_positions
+        self.skipped_codes = skipped_codes
+        self.skipped_reasons = skipped_reasons
+        self.settings = dict(settings)
+        # binary_join_element_wise gives a fresh array: offset 0, offsets start at 0.
+        n = len(lines)
+        bufs = lines.buffers()
+        self._offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1)[lines.offset :]
+        self._data = bufs[2] if bufs[2] is not None else pa.py_buffer(b"")
+        self._lines = lines  # keeps the buffers alive
+        self.line_sizes = np.diff(self._offsets) - 1
+        self.chunks = _split(self._offsets, max_lines=max_lines, max_bytes=max_bytes)
+        self._fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __repr__(self) -> str:
+        return (
+            f"<RequestSet rows={self.n_rows} lines={len(self)} skipped={len(self.skipped_positions)}"
+            f" chunks={len(self.chunks)} bytes={self.total_bytes}>"
+        )
+
+    @property
+    def total_bytes(self) -> int:
+        """Size of all request lines as JSONL, newlines included."""
+        return int(self._offsets[-1] - self._offsets[0]) if len(self) else 0
+
+    def chunk_bytes(self, chunk: Chunk | int) -> bytes:
+        """The JSONL payload of one chunk (each line ends with ``\\n``)."""
+        c = self.chunks[chunk] if isinstance(chunk, int) else chunk
+        lo, hi = int(self._offsets[c.start]), int(self._offsets[c.stop])
+        return self._data[lo:hi].to_pybytes()
+
+    def chunk_positions(self, chunk: Chunk | int) -> np.ndarray:
+        """Row positions carried by one chunk."""
+        c = self.chunks[chunk] if isinstance(chunk, int) else chunk
+        return self.positions[c.start : c.stop]
+
+    def chunk_sha256(self, chunk: Chunk | int) -> str:
+        c = self.chunks[chunk] if isinstance(chunk, int) else chunk
+        lo, hi = int(self._offsets[c.start]), int(self._offsets[c.stop])
+        return hashlib.sha256(memoryview(self._data)[lo:hi]).hexdigest()
+
+    def iter_lines(self) -> Iterator[bytes]:
+        """Every request line without its newline (for inspection and tests)."""
+        view = memoryview(self._data)
+        off = self._offsets
+        for k in range(len(self)):
+            yield bytes(view[off[k] : off[k + 1] - 1])
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable SHA-256 of everything that defines the job: the frame's row count, the
+        skipped rows and why, and the exact request bytes (which carry model, settings and
+        every prompt). Same frame + same settings → same fingerprint, across processes."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(b"zgpu-requests/1\n")
+            h.update(b"%d\n" % self.n_rows)
+            h.update(np.ascontiguousarray(self.skipped_positions, dtype="<i8").tobytes())
+            h.update(orjson.dumps(self.skipped_codes))
+            if len(self):
+                lo, hi = int(self._offsets[0]), int(self._offsets[-1])
+                h.update(memoryview(self._data)[lo:hi])
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+
+def _split(offsets: np.ndarray, *, max_lines: int, max_bytes: int) -> tuple[Chunk, ...]:
+    """Split lines into chunks under both caps, of near-equal line counts so that the
+    batches of one job finish at about the same time."""
+    n = len(offsets) - 1
+    if n <= 0:
+        return ()
+    total = int(offsets[-1] - offsets[0])
+    k = max(math.ceil(n / max_lines), math.ceil(total / max_bytes), 1)
+    chunks: list[Chunk] = []
+    start = 0
+    while start < n:
+        # the remaining lines shared evenly among the remaining chunks: 10 lines in 3 → 4, 3, 3
+        left = max(k - len(chunks), 1)
+        stop = min(start + math.ceil((n - start) / left), n)
+        # the byte cap: the last line index whose end stays within max_bytes of the start
+        limit = int(np.searchsorted(offsets, offsets[start] + max_bytes, side="right")) - 1
+        stop = max(min(stop, limit), start + 1)
+        chunks.append(Chunk(len(chunks), start, stop, int(offsets[stop] - offsets[start])))
+        start = stop
+    return tuple(chunks)
+
+
+# --------------------------------------------------------------------------------------------
+# Text columns
+
+
+def _float_text(v: float) -> str:
+    r = repr(float(v))
+    if r.endswith(".0"):
+        r = r[:-2]
+    return r.replace("e-0", "e-").replace("e+0", "e+")
+
+
+def _py_text(v: Any, where: str) -> str:
+    """Deliberate text for one non-missing cell of a mixed column."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        return _float_text(float(v))
+    if isinstance(v, bytes):
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PromptError(f"{where} holds bytes that are not UTF-8 text") from None
+    if isinstance(v, list | tuple | dict | np.ndarray):
+        raise PromptError(
+            f"{where} holds a {type(v).__name__}, not text. For a column of message lists "
+            f"use messages=<column> instead of prompt=."
+        )
+    return str(v)
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, float | np.floating):
+        return bool(np.isnan(v))
+    return False
+
+
+def _text_column(s: pd.Series, name: str) -> tuple[pa.Array, np.ndarray]:
+    """A column as a large_string arrow array (nulls where missing) and its missing mask."""
+    missing = s.isna().to_numpy(dtype=bool, na_value=True)
+    dtype = s.dtype
+    arr: pa.Array | None = None
+    if isinstance(dtype, pd.CategoricalDtype):
+        cats_text, _ = _text_column(pd.Series(dtype.categories), name)
+        codes = s.cat.codes.to_numpy()
+        arr = cats_text.take(pa.array(codes, mask=codes < 0))
+    elif isinstance(dtype, pd.StringDtype) or (
+        isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)
+    ):
+        arr = _to_arrow(s)
+    elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        arr = pc.cast(_to_arrow(s), pa.string())
+    elif pd.api.types.is_object_dtype(dtype):
+        try:
+            arr = pa.array(s.to_numpy(), from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError, UnicodeError, OverflowError):
+            arr = None
+        if arr is not None and not (
+            pa.types.is_string(arr.type)
+            or pa.types.is_large_string(arr.type)
+            or pa.types.is_integer(arr.type)
+            or pa.types.is_floating(arr.type)
+            or pa.types.is_boolean(arr.type)
+            or pa.types.is_null(arr.type)
+        ):
+            arr = None  # lists, dicts, bytes, dates...: handled (or refused) cell by cell
+        elif arr is not None and not pa.types.is_null(arr.type):
+            arr = pc.cast(arr, pa.string())
+        if arr is None:
+            arr = _object_text(s, name, missing)
+    else:  # datetimes, periods, intervals: pandas' own text for them
+        text = s.astype(str).to_numpy(dtype=object)
+        text[missing] = None
+        arr = pa.array(text, type=pa.string())
+    arr = arr.cast(_LS) if arr.type != _LS else arr
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr, missing
+
+
+def _to_arrow(s: pd.Series) -> pa.Array:
+    if isinstance(s.dtype, np.dtype):  # NaN becomes null here, never the text "nan"
+        arr = pa.array(s.to_numpy(), from_pandas=True)
+    else:  # extension arrays (string, Int64, Arrow...) know their own arrow form
+        arr = pa.array(s.array, from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _object_text(s: pd.Series, name: str, missing: np.ndarray) -> pa.Array:
+    values = s.to_numpy(dtype=object)
+    out: list[str | None] = []
+    for pos, v in enumerate(values):
+        if missing[pos] or _is_missing(v):
+            out.append(None)
+        else:
+            out.append(_py_text(v, f"Column {name!r}, {row_label(s.index, pos)},"))
+    try:
+        return pa.array(out, type=pa.string())
+    except (UnicodeError, pa.ArrowException):
+        for pos, t in enumerate(out):
+            if t is not None:
+                try:
+                    t.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise PromptError(
+                        f"Column {name!r}, {row_label(s.index, pos)}, is not valid Unicode text"
+                        f" ({exc.reason} at character {exc.start}); clean it, e.g. with "
+                        f".str.encode('utf-8', 'replace').str.decode('utf-8')."
+                    ) from None
+        raise
+
+
+def _blank(arr: pa.Array) -> np.ndarray:
+    """True where a non-null string is empty or whitespace only."""
+    trimmed = pc.utf8_trim_whitespace(arr)
+    return pc.equal(pc.binary_length(trimmed), 0).to_numpy(zero_copy_only=False) == True  # noqa: E712
+
+
+def json_escape(arr: pa.Array) -> pa.Array:
+    """JSON-escape the contents of a (large_)string array without the surrounding quotes.
+
+    Example::
+
+        >>> json_escape(pa.array(['say "hi"\\n'], pa.large_string())).to_pylist()
+        ['say \\\\"hi\\\\"\\\\n']
+    """
+    if len(arr) == 0:
+        return arr
+    need = pc.match_substring_regex(arr, _NEEDS_ESCAPE)
+    if not pc.any(need).as_py():
+        return arr
+    idx = np.flatnonzero(need.to_numpy(zero_copy_only=False) == True)  # noqa: E712
+    sub = arr.take(pa.array(idx))
+    rare = pc.match_substring_regex(sub, _RARE_CONTROL).to_numpy(zero_copy_only=False) == True  # noqa: E712
+    for a, b in _SIMPLE_ESCAPES:  # backslash first, so later escapes are not doubled
+        sub = pc.replace_substring(sub, a, b)
+    if rare.any():
+        # orjson knows every escape; it sees only these few rows (the originals)
+        originals = arr.take(pa.array(idx[rare])).to_pylist()
+        escaped = orjson.dumps(originals)[2:-2].split(b'","') if originals else []
+        # between elements orjson writes '","' and nowhere else: a '"' inside a string is
+        # always written as '\\"', so the split is exact.
+        sub = pc.replace_with_mask(sub, pa.array(rare), pa.array(escaped, _LB).cast(_LS))
+    return pc.replace_with_mask(arr, need, sub)
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+
+
+def _resolve_column(df: pd.DataFrame, name: Any, what: str) -> Any:
+    if _has_column(df, name):
+        return name
+    if isinstance(name, str) and name.isdigit() and _has_column(df, int(name)):
+        return int(name)
+    cols = ", ".join(repr(c) for c in list(df.columns)[:20])
+    more = " ..." if len(df.columns) > 20 else ""
+    raise PromptError(f"{what}: there is no column {name!r}. The columns are: {cols}{more}.")
+
+
+def _has_column(df: pd.DataFrame, name: Any) -> bool:
+    try:
+        return name in df.columns
+    except TypeError:  # unhashable
+        return False
+
+
+def _column(df: pd.DataFrame, name: Any) -> pd.Series:
+    col = df[name]
+    if isinstance(col, pd.DataFrame):
+        raise PromptError(
+            f"There are {col.shape[1]} columns named {name!r}; rename them so that one is meant."
+        )
+    return col
+
+
+def _template_fields(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    try:
+        return list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise PromptError(
+            f"The prompt template {template!r} is not a valid format string ({exc}). "
+            f"Write literal braces as '{{{{' and '}}}}'."
+        ) from None
+
+
+def _render_template(
+    df: pd.DataFrame, template: str
+) -> tuple[pa.Array, list[tuple[np.ndarray, str, str]]]:
+    """The template filled in per row, and (mask, code, reason) for rows to skip."""
+    parts: list[Any] = []
+    skips: list[tuple[np.ndarray, str, str]] = []
+    for literal, field, spec, conv in _template_fields(template):
+        if literal:
+            parts.append(pa.scalar(literal, _LS))
+        if field is None:
+            continue
+        if field == "" or (field.isdigit() and not _has_column(df, int(field))):
+            raise PromptError(
+                f"The prompt template {template!r} has a field {{{field}}} without a column name:"
+                f" write {{column_name}}."
+            )
+        col = _resolve_column(df, field, f"The prompt template has a field {{{field}}}")
+        s = _column(df, col)
+        text, missing = _text_column(s, str(col))
+        if spec or conv:
+            text = _formatted(s, missing, spec or "", conv, str(col))
+        skips.append((missing, "missing_prompt", f"column {col!r} is missing (NaN/None)"))
+        skips.append((~missing & _blank(text), "empty_prompt", f"column {col!r} is empty"))
+        parts.append(text)
+    if not any(isinstance(p, pa.Array) for p in parts):
+        raise PromptError(
+            f"The prompt {template!r} is neither a column nor a template with {{column}} fields."
+        )
+    joined = pc.binary_join_element_wise(*parts, pa.scalar("", _LS))
+    return joined, skips
+
+
+def _formatted(
+    s: pd.Series, missing: np.ndarray, spec: str, conv: str | None, name: str
+) -> pa.Array:
+    """A field with a format spec or conversion ({price:.2f}, {x!r}): Python's own format."""
+    values = s.to_numpy(dtype=object)
+    out: list[str | None] = []
+    for pos, v in enumerate(values):
+        if missing[pos]:
+            out.append(None)
+            continue
+        if conv == "r":
+            v = repr(v)
+        elif conv == "a":
+            v = ascii(v)
+        elif conv == "s":
+            v = str(v)
+        try:
+            out.append(format(v, spec))
+        except (ValueError, TypeError) as exc:
+            raise PromptError(
+                f"Column {name!r}, {row_label(s.index, pos)}: cannot format {v!r} with "
+                f"'{spec}' ({exc})."
+            ) from None
+    return pa.array(out, _LS)
+
+
+def _messages_json(
+    df: pd.DataFrame, col: Any, system: str | None
+) -> tuple[pa.Array, list[tuple[np.ndarray, str, str]]]:
+    """One JSON message list per row (nulls for rows to skip)."""
+    s = _column(df, col)
+    values = s.to_numpy(dtype=object)
+    n = len(values)
+    out: list[bytes | None] = [None] * n
+    missing = np.zeros(n, dtype=bool)
+    empty = np.zeros(n, dtype=bool)
+    sys_prefix = (
+        b'[{"role":"system","content":' + orjson.dumps(system) + b"},"
+        if system is not None
+        else None
+    )
+    for pos, cell in enumerate(values):
+        if _is_missing(cell):
+            missing[pos] = True
+            continue
+        where = f"Column {col!r}, {row_label(s.index, pos)},"
+        msgs = _as_message_list(cell, where)
+        if not msgs:
+            empty[pos] = True
+            continue
+        try:
+            data = orjson.dumps(msgs, default=_json_default, option=_OPTS)
+        except TypeError as exc:
+            raise PromptError(f"{where} cannot be sent as JSON ({exc}).") from None
+        out[pos] = sys_prefix + data[1:] if sys_prefix is not None else data
+    skips = [
+        (missing, "missing_messages", SKIP_CODES["missing_messages"]),
+        (empty, "empty_messages", SKIP_CODES["empty_messages"]),
+    ]
+    return pa.array(out, _LB), skips
+
+
+def _as_message_list(cell: Any, where: str) -> list[Any]:
+    if isinstance(cell, str | bytes):
+        try:
+            cell = orjson.loads(cell) if cell.strip() else []
+        except orjson.JSONDecodeError:
+            raise PromptError(
+                f"{where} is text but not a JSON list of messages; a messages column holds "
+                f'lists like [{{"role": "user", "content": "..."}}].'
+            ) from None
+    if isinstance(cell, np.ndarray):
+        cell = cell.tolist()
+    if not isinstance(cell, list | tuple):
+        raise PromptError(
+            f"{where} holds a {type(cell).__name__}; a messages column holds lists like "
+            f'[{{"role": "user", "content": "..."}}].'
+        )
+    msgs = list(cell)
+    for k, m in enumerate(msgs):
+        if not isinstance(m, Mapping):
+            raise PromptError(f"{where} message {k} is a {type(m).__name__}, not a mapping.")
+        role = m.get("role")
+        if role not in _ROLES:
+            raise PromptError(
+                f"{where} message {k} has role {role!r}; use one of {', '.join(sorted(_ROLES))}."
+            )
+        if "content" not in m and role != "assistant":
+            raise PromptError(f"{where} message {k} has no 'content'.")
+    return [dict(m) for m in msgs]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _params_json(chat_params: Mapping[str, Any]) -> bytes:
+    """The chat parameters as a JSON fragment ``,"k":v,...`` (empty when there are none)."""
+    for key in ("model", "messages"):
+        if key in chat_params:
+            raise PromptError(
+                f"{key!r} cannot be a chat parameter here: pass model= and prompt=/messages=."
+            )
+    if chat_params.get("stream") is True:
+        raise PromptError(
+            "stream=True is not supported in batch mode: batches return whole answers. "
+            "Remove stream=True."
+        )
+    if not chat_params:
+        return b""
+    try:
+        data = orjson.dumps(dict(chat_params), default=_json_default, option=_OPTS)
+    except TypeError as exc:
+        bad = []
+        for k, v in chat_params.items():
+            try:
+                orjson.dumps(v, default=_json_default, option=_OPTS)
+            except TypeError:
+                bad.append(k)
+        raise PromptError(
+            f"Chat parameter(s) {', '.join(map(repr, bad))} cannot be sent as JSON ({exc})."
+        ) from None
+    return b"," + data[1:-1]
+
+
+def build_requests(
+    df: pd.DataFrame,
+    *,
+    model: str,
+    prompt: Any = None,
+    messages: Any = None,
+    system: str | None = None,
+    on_oversize: Literal["raise", "skip"] = "raise",
+    max_lines: int = MAX_LINES,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    **chat_params: Any,
+) -> RequestSet:
+    """Turn the rows of ``df`` into request lines, one per row with a prompt.
+
+    Exactly one of ``prompt`` (a column name or a ``{column}`` template) and ``messages`` (a
+    column of message lists, or of their JSON text) is given. ``system`` adds a system
+    message to every request; other keyword arguments go into every request body. A row
+    whose line would exceed 1 MB raises :class:`OversizeRowsError` naming it
+    (``on_oversize="raise"``) or is skipped (``"skip"``). Nothing is sent anywhere.
+
+    Example::
+
+        reqs = build_requests(df, model="LFM2.5-1.2B-Instruct",
+                              prompt="Review: {review}\\nStars: {stars}", temperature=0)
+        for chunk in reqs.chunks:
+            payload = reqs.chunk_bytes(chunk)      # JSONL bytes for one batch
+    """
+    if not isinstance(model, str) or not model:
+        raise PromptError("model= is required, e.g. model='LFM2.5-1.2B-Instruct'.")
+    if (prompt is None) == (messages is None):
+        raise PromptError(
+            "Give exactly one of prompt= (a column, or a template like 'Review: {review}') "
+            "and messages= (a column of message lists)."
+        )
+    if on_oversize not in ("raise", "skip"):
+        raise PromptError(f"on_oversize must be 'raise' or 'skip', not {on_oversize!r}.")
+    if system is not None and not isinstance(system, str):
+        raise PromptError(f"system= must be text, not {type(system).__name__}.")
+    if max_lines < 1 or max_bytes < MAX_LINE_BYTES + 1:
+        raise PromptError("max_lines must be >= 1 and max_bytes above the 1 MB line limit.")
+    params = _params_json(chat_params)
+    n = len(df)
+
+    head = b'","method":"POST","url":"' + BATCH_ENDPOINT.encode() + b'","body":{"model":'
+    head += orjson.dumps(model) + b',"messages":'
+    skips: list[tuple[np.ndarray, str, str]]
+    if messages is not None:
+        col = _resolve_column(df, messages, "messages=")
+        payload, skips = _messages_json(df, col, system)
+        tail = params + b"}}\n"
+    else:
+        if _has_column(df, prompt):
+            col = prompt
+            text, missing = _text_column(_column(df, col), str(col))
+            skips = [
+                (missing, "missing_prompt", SKIP_CODES["missing_prompt"]),
+                (~missing & _blank(text), "empty_prompt", SKIP_CODES["empty_prompt"]),
+            ]
+        elif isinstance(prompt, str) and any(
+            f is not None for _, f, _, _ in _template_fields(prompt)
+        ):
+            text, skips = _render_template(df, prompt)
+        else:
+            _resolve_column(
+                df, prompt, "prompt= is neither a column nor a template with {column} fields"
+            )
+            raise AssertionError("unreachable")
+        if system is not None:
+            head += b'[{"role":"system","content":' + orjson.dumps(system) + b"},"
+        else:
+            head += b"["
+        head += b'{"role":"user","content":"'
+        payload = json_escape(text).cast(_LB)
+        tail = b'"}]' + params + b"}}\n"
+
+    # Which rows are skipped and why: the first rule that applies to a row wins.
+    code = np.full(n, -1, dtype=np.int16)
+    reasons: list[tuple[str, str]] = []
+    for mask, c, reason in skips:
+        hit = mask & (code < 0)
+        if hit.any():
+            code[hit] = len(reasons)
+            reasons.append((c, reason))
+    send = code < 0
+    positions = np.flatnonzero(send).astype(np.int64)
+
+    sent_payload = payload.filter(pa.array(send)) if not send.all() else payload
+    ids = pc.cast(pa.array(positions), _LS).cast(_LB)
+    lines = pc.binary_join_element_wise(
+        pa.scalar(b'{"custom_id":"row-', _LB),
+        ids,
+        pa.scalar(head, _LB),
+        sent_payload,
+        pa.scalar(tail, _LB),
+        pa.scalar(b"", _LB),
+    )
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+
+    sizes = pc.subtract(pc.binary_length(lines), 1).to_numpy()
+    over = np.flatnonzero(sizes > MAX_LINE_BYTES)
+    extra_skip_pos = np.empty(0, dtype=np.int64)
+    extra_skip_reason: list[str] = []
+    if len(over):
+        # The shared rule decides (same check and message as the service), the numpy
+        # comparison only narrows down which lines to ask about.
+        errors = [
+            (k, check_request({"custom_id": "x"}, line=int(k) + 1, size=int(sizes[k])))
+            for k in over
+        ]
+        over = np.array([k for k, e in errors if e is not None], dtype=np.int64)
+    if len(over):
+        over_pos = positions[over]
+        if on_oversize == "raise":
+            raise _oversize_error(df.index, over_pos, sizes[over])
+        keep = np.ones(len(positions), dtype=bool)
+        keep[over] = False
+        lines = lines.filter(pa.array(keep))
+        extra_skip_pos = over_pos
+        extra_skip_reason = [
+            f"the request line would be {int(b):,} bytes, over the {MAX_LINE_BYTES:,}-byte "
+            f"limit per line"
+            for b in sizes[over]
+        ]
+        positions = positions[keep]
+
+    skipped = np.flatnonzero(~send).astype(np.int64)
+    sk_codes = [reasons[i][0] for i in code[skipped]]
+    sk_reasons = [reasons[i][1] for i in code[skipped]]
+    if len(extra_skip_pos):
+        allpos = np.concatenate([skipped, extra_skip_pos])
+        order = np.argsort(allpos, kind="stable")
+        sk_codes = [(sk_codes + ["line_too_large"] * len(extra_skip_pos))[i] for i in order]
+        sk_reasons = [(sk_reasons + extra_skip_reason)[i] for i in order]
+        skipped = allpos[order]
+
+    settings: dict[str, Any] = {
+        "model": model,
+        "system": system,
+        "prompt": prompt if isinstance(prompt, str) or prompt is None else repr(prompt),
+        "messages": messages if isinstance(messages, str) or messages is None else repr(messages),
+        "chat_params": orjson.loads(b"{" + params[1:] + b"}") if params else {},
+        "on_oversize": on_oversize,
+    }
+    reqs = RequestSet(
+        n_rows=n,
+        lines=lines,
+        positions=positions,
+        skipped_positions=skipped,
+        skipped_codes=sk_codes,
+        skipped_reasons=sk_reasons,
+        settings=settings,
+        max_lines=max_lines,
+        max_bytes=max_bytes,
+    )
+    _self_check(reqs)
+    return reqs
+
+
+def _oversize_error(index: pd.Index, positions: np.ndarray, sizes: np.ndarray) -> OversizeRowsError:
+    rows = pd.DataFrame(
+        {"position": positions, "label": [index[p] for p in positions], "bytes": sizes}
+    )
+    shown = "; ".join(
+        f"{row_label(index, int(p))}: {int(b):,} bytes"
+        for p, b in zip(positions[:5], sizes[:5], strict=True)
+    )
+    more = f"; and {len(positions) - 5} more" if len(positions) > 5 else ""
+    return OversizeRowsError(
+        f"{len(positions)} row(s) would make a request line over the {MAX_LINE_BYTES:,}-byte "
+        f"(1 MB) limit per line, so nothing was uploaded: {shown}{more}. Shorten these "
+        f"prompts, or pass on_oversize='skip' to send the other rows and mark these 'skipped'. "
+        f"The rows are in this error's .rows attribute.",
+        rows,
+    )
+
+
+def _self_check(reqs: RequestSet) -> None:
+    """Run the shared line rules on the first and last line of every chunk: the lines are
+    built by construction, this guards the construction itself at negligible cost."""
+    lines = None
+    for c in reqs.chunks:
+        v = Validator()
+        picks: Sequence[int] = (c.start,) if c.lines == 1 else (c.start, c.stop - 1)
+        for k in picks:
+            if lines is None:
+                lines = memoryview(reqs._data)
+            raw = bytes(lines[reqs._offsets[k] : reqs._offsets[k + 1] - 1])
+            err = v.feed(raw)
+            if err is not None:
+                raise PromptError(
+                    f"The request line for row position {reqs.positions[k]} breaks the batch "
+                    f"rules ({err.message}); check the chat parameters."
+                )

@@ -1,0 +1,631 @@
+"""Batch output and error JSONL → a columnar results table by row position → merged DataFrame.
+
+Output and error files are read as a stream of lines, a few megabytes at a time; each block is
+parsed by pyarrow's JSON reader against a fixed schema of just the fields needed (answer text,
+finish reason, usage, error code and message), so no Python object is made per row and the file
+is never held whole, let alone twice. A block the fixed schema does not fit (a provider that
+answers with content parts, say) is parsed line by line with orjson instead, with the same
+meaning. ``custom_id`` ``row-<i>`` gives the row position ``i``; the merge puts each answer on
+the row at that position, whatever the index.
+
+Example::
+
+    >>> import pandas as pd
+    >>> table = ResultsTable(2)
+    >>> table.add_lines([b'{"custom_id":"row-1","response":{"status_code":200,"body":'
+    ...     b'{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}}}'])
+    1
+    >>> table.add_errors([0], code="internal_error", message="try again")
+    >>> merge_results(pd.DataFrame({"q": ["a", "b"]}), table)["response"].tolist()
+    [<NA>, 'hi']
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import IO, Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from ._errors import ZgpuError
+
+__all__ = [
+    "PENDING",
+    "STATUS_LABELS",
+    "ColumnClashError",
+    "ResultsTable",
+    "check_columns",
+    "merge_results",
+    "result_columns",
+]
+
+#: ``<output>_status`` values, indexed by the codes in :attr:`ResultsTable.status`.
+STATUS_LABELS = ("pending", "ok", "error", "skipped")
+PENDING, OK, ERROR, SKIPPED = 0, 1, 2, 3
+
+# Blocks of ~16 MB handed to pyarrow, which splits them into 1 MB pieces parsed on all cores.
+# Memory stays bounded by the block, whatever the size of the file.
+_BLOCK_BYTES = 16 << 20
+_INNER_BLOCK = 1 << 20
+
+_ERR = pa.struct([("code", pa.string()), ("message", pa.large_string())])
+_SCHEMA = pa.schema(
+    [
+        ("custom_id", pa.string()),
+        (
+            "response",
+            pa.struct(
+                [
+                    ("status_code", pa.int64()),
+                    (
+                        "body",
+                        pa.struct(
+                            [
+                                (
+                                    "choices",
+                                    pa.list_(
+                                        pa.struct(
+                                            [
+                                                (
+                                                    "message",
+                                                    pa.struct([("content", pa.large_string())]),
+                                                ),
+                                                ("finish_reason", pa.string()),
+                                            ]
+                                        )
+                                    ),
+                                ),
+                                (
+                                    "usage",
+                                    pa.struct(
+                                        [
+                                            ("prompt_tokens", pa.int64()),
+                                            ("completion_tokens", pa.int64()),
+                                            ("total_tokens", pa.int64()),
+                                        ]
+                                    ),
+                                ),
+                                ("error", _ERR),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
+        ("error", _ERR),
+    ]
+)
+_PARSE = pajson.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore")
+
+# One row per answered line; the columns every part has, in this order.
+_PART = pa.schema(
+    [
+        ("position", pa.int64()),
+        ("status", pa.int8()),
+        ("text", pa.large_string()),
+        ("finish_reason", pa.string()),
+        ("error_code", pa.string()),
+        ("error", pa.large_string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("total_tokens", pa.int64()),
+    ]
+)
+
+
+class ColumnClashError(ZgpuError, ValueError):
+    """The result columns would replace columns the frame already has."""
+
+
+def result_columns(output: str = "response") -> list[str]:
+    """Names of the columns a merge adds, for ``output`` as the prefix."""
+    return [
+        output,
+        f"{output}_status",
+        f"{output}_error_code",
+        f"{output}_error",
+        f"{output}_finish_reason",
+        f"{output}_prompt_tokens",
+        f"{output}_completion_tokens",
+        f"{output}_total_tokens",
+    ]
+
+
+def check_columns(df: pd.DataFrame, output: str = "response", *, overwrite: bool = False) -> None:
+    """Raise :class:`ColumnClashError` if the merge would replace existing columns (unless
+    ``overwrite``). Called before anything is sent, so a clash never costs a batch."""
+    if not isinstance(output, str) or not output:
+        raise ColumnClashError(f"output= must be a non-empty column prefix, not {output!r}.")
+    if overwrite:
+        return
+    clash = [c for c in result_columns(output) if _has(df, c)]
+    if clash:
+        raise ColumnClashError(
+            f"The frame already has column(s) {', '.join(map(repr, clash))}. Pass "
+            f"overwrite=True to replace them, or output='<other prefix>' to write the answers "
+            f"under other names."
+        )
+
+
+def _has(df: pd.DataFrame, name: str) -> bool:
+    try:
+        return name in df.columns
+    except TypeError:
+        return False
+
+
+class ResultsTable:
+    """Per-row results of one job, keyed by row position.
+
+    Feed it output and error lines (:meth:`add_lines`, in any order, from any number of
+    batches), rows that were not sent (:meth:`add_skipped`) and rows a whole batch failed
+    (:meth:`add_errors`). A later result for a row replaces an earlier one (a retry's answer
+    replaces the failure). ``status`` holds a code per row (see :data:`STATUS_LABELS`).
+
+    ``custom_ids``: when the lines were not sent by this library (their custom_ids are not
+    ``row-<i>``), the custom_id of each row position, to key the results by it instead.
+    """
+
+    def __init__(self, n_rows: int, *, custom_ids: Sequence[str] | None = None) -> None:
+        self.n_rows = n_rows
+        self.status = np.zeros(n_rows, dtype=np.int8)
+        self.problems: list[str] = []  # lines that could not be used, said in words
+        self._parts: list[pa.Table] = []
+        self._ids: pa.Array | None = None
+        if custom_ids is not None:
+            if len(custom_ids) != n_rows:
+                raise ValueError("custom_ids must have one entry per row")
+            self._ids = pa.array(list(custom_ids), pa.string())
+
+    # ---- feeding -------------------------------------------------------------------------
+
+    def add_lines(self, lines: Iterable[bytes], *, source: str = "results") -> int:
+        """Parse output or error JSONL lines (``\\n`` optional) and record them.
+
+        Streams: at most a few MB of lines are held at once. Returns the number of lines
+        used. ``source`` names the file in :attr:`problems` messages."""
+        used = 0
+        for block in _blocks_from_lines(lines):
+            used += self._add_block(block, source)
+        return used
+
+    def add_file(self, f: IO[bytes], *, source: str = "results") -> int:
+        """Like :meth:`add_lines` for a binary file object, read in blocks."""
+        used = 0
+        for block in _blocks_from_file(f):
+            used += self._add_block(block, source)
+        return used
+
+    def add_skipped(
+        self, positions: Sequence[int] | np.ndarray, codes: Sequence[str], reasons: Sequence[str]
+    ) -> None:
+        """Rows that were not sent, with a code and a reason each."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if len(pos) == 0:
+            return
+        self._add_part(
+            pos,
+            np.full(len(pos), SKIPPED, np.int8),
+            error_code=pa.array(list(codes), pa.string()),
+            error=pa.array(list(reasons), pa.large_string()),
+        )
+
+    def add_errors(self, positions: Sequence[int] | np.ndarray, *, code: str, message: str) -> None:
+        """Mark rows failed with one code and message (a batch that failed as a whole)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if len(pos) == 0:
+            return
+        self._add_part(
+            pos,
+            np.full(len(pos), ERROR, np.int8),
+            error_code=pa.array([code] * len(pos), pa.string()),
+            error=pa.array([message] * len(pos), pa.large_string()),
+        )
+
+    def pending(self, positions: np.ndarray | None = None) -> np.ndarray:
+        """Positions (among ``positions``, default all) with no result yet."""
+        if positions is None:
+            return np.flatnonzero(self.status == PENDING)
+        positions = np.asarray(positions, dtype=np.int64)
+        return positions[self.status[positions] == PENDING]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status label."""
+        c = np.bincount(self.status, minlength=len(STATUS_LABELS))
+        return {label: int(c[i]) for i, label in enumerate(STATUS_LABELS)}
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def columns(self) -> dict[str, pa.Array]:
+        """The results aligned to row positions: ``status`` (labels), ``text``,
+        ``error_code``, ``error``, ``finish_reason`` and the three token counts."""
+        n = self.n_rows
+        if self._parts:
+            table = pa.concat_tables(self._parts).combine_chunks()
+            src = np.full(n, -1, dtype=np.int64)
+            # parts in the order they came, so a later result for a row wins (a part has
+            # no repeated positions, see _add_part)
+            start = 0
+            for part in self._parts:
+                k = part.num_rows
+                src[part.column("position").to_numpy()] = np.arange(start, start + k)
+                start += k
+            aligned = table.take(pa.array(src, mask=src < 0))
+        else:
+            aligned = pa.table({f.name: pa.nulls(n, f.type) for f in _PART})
+        labels = pa.array(STATUS_LABELS, pa.string())
+        out = {"status": labels.take(pa.array(self.status.astype(np.int64)))}
+        for name in _PART.names[2:]:
+            col = aligned.column(name)
+            out[name] = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        return out
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _add_part(self, pos: np.ndarray, status: np.ndarray, **cols: pa.Array) -> None:
+        k = len(pos)
+        arrays = [pa.array(pos, pa.int64()), pa.array(status, pa.int8())]
+        for f in list(_PART)[2:]:
+            a = cols.get(f.name)
+            if a is None:
+                a = pa.nulls(k, f.type)
+            elif a.type != f.type:
+                a = a.cast(f.type)
+            arrays.append(a)
+        # within a part, too, the last line for a row wins (numpy's fancy assignment does not
+        # promise an order for repeated indices, so resolve it explicitly)
+        if k > 1 and np.bincount(pos, minlength=self.n_rows).max() > 1:
+            rev = pos[::-1]
+            _, first_in_rev = np.unique(rev, return_index=True)
+            keep = np.sort(k - 1 - first_in_rev)
+            arrays = [a.take(pa.array(keep)) for a in arrays]
+            pos, status = pos[keep], status[keep]
+        self.status[pos] = status
+        self._parts.append(pa.Table.from_arrays(arrays, schema=_PART))
+
+    def _add_block(self, block: bytes, source: str) -> int:
+        try:
+            table = _read_block(block, _INNER_BLOCK)
+        except pa.ArrowInvalid as exc:
+            # a line longer than a piece "straddles" two pieces: read the block as one piece
+            if "straddl" not in str(exc):
+                return self._add_block_slow(block, source)
+            try:
+                table = _read_block(block, len(block) + 1)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                return self._add_block_slow(block, source)
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return self._add_block_slow(block, source)
+        if table.num_rows == 0:
+            return 0
+        table = table.combine_chunks()
+        cid = table.column("custom_id").chunk(0) if table.column("custom_id").num_chunks else None
+        if cid is None:
+            return 0
+        pos = self._positions(cid)
+        bad = np.flatnonzero(pos < 0)
+        if len(bad):
+            for k in bad[:5]:
+                self.problems.append(
+                    f"{source}: a line has custom_id {cid[int(k)].as_py()!r}, which this job "
+                    f"did not send; it was ignored."
+                )
+            if len(bad) > 5:
+                self.problems.append(f"{source}: {len(bad) - 5} more such lines were ignored.")
+        resp = table.column("response").chunk(0)
+        top_err = table.column("error").chunk(0)
+        sc = pc.struct_field(resp, "status_code")
+        body = pc.struct_field(resp, "body")
+        first = _first_choice(pc.struct_field(body, "choices"))
+        text = pc.struct_field(pc.struct_field(first, "message"), "content")
+        finish = pc.struct_field(first, "finish_reason")
+        usage = pc.struct_field(body, "usage")
+        body_err = pc.struct_field(body, "error")
+
+        has_top = top_err.is_valid()
+        sc_bad = pc.fill_null(pc.or_(pc.less(sc, 200), pc.greater_equal(sc, 300)), False)
+        no_resp = pc.invert(resp.is_valid())
+        is_err = pc.or_(pc.or_(has_top, sc_bad), no_resp)
+        http_code = pc.binary_join_element_wise(
+            pa.scalar("http_"), pc.cast(sc, pa.string()), pa.scalar("")
+        )
+        code = pc.if_else(
+            has_top,
+            pc.struct_field(top_err, "code"),
+            pc.if_else(
+                sc_bad,
+                pc.coalesce(pc.struct_field(body_err, "code"), http_code),
+                pa.scalar(None, pa.string()),
+            ),
+        )
+        message = pc.if_else(
+            has_top,
+            pc.struct_field(top_err, "message"),
+            pc.if_else(
+                sc_bad, pc.struct_field(body_err, "message"), pa.scalar(None, pa.large_string())
+            ),
+        )
+        code = pc.if_else(pc.and_(no_resp, pc.invert(has_top)), pa.scalar("missing_response"), code)
+        message = pc.if_else(
+            pc.and_(no_resp, pc.invert(has_top)),
+            pa.scalar("the line has neither a response nor an error", pa.large_string()),
+            message,
+        )
+        err_np = is_err.to_numpy(zero_copy_only=False)
+        status = np.where(err_np, ERROR, OK).astype(np.int8)
+        none_s = pa.scalar(None, pa.large_string())
+        cols = {
+            "text": pc.if_else(is_err, none_s, text),
+            "finish_reason": pc.if_else(is_err, pa.scalar(None, pa.string()), finish),
+            "error_code": code,
+            "error": message,
+            "prompt_tokens": pc.struct_field(usage, "prompt_tokens"),
+            "completion_tokens": pc.struct_field(usage, "completion_tokens"),
+            "total_tokens": pc.struct_field(usage, "total_tokens"),
+        }
+        good = pos >= 0
+        if not good.all():
+            mask = pa.array(good)
+            cols = {k: v.filter(mask) for k, v in cols.items()}
+            pos, status = pos[good], status[good]
+        self._add_part(pos, status, **cols)
+        return len(pos)
+
+    def _positions(self, cid: pa.Array) -> np.ndarray:
+        """Row position of each custom_id, -1 where it is not one of this job's."""
+        n = self.n_rows
+        if self._ids is not None:
+            idx = pc.fill_null(pc.index_in(cid, value_set=self._ids), -1)
+            return np.asarray(idx.to_numpy(), dtype=np.int64)
+        ok_prefix = pc.fill_null(pc.starts_with(cid, "row-"), False)
+        digits = pc.utf8_slice_codeunits(cid, 4)
+        ok = pc.and_(ok_prefix, pc.fill_null(pc.utf8_is_digit(digits), False))
+        ok = pc.and_(ok, pc.less_equal(pc.utf8_length(digits), 18))
+        nums = pc.cast(pc.if_else(ok, digits, pa.scalar("-1")), pa.int64()).to_numpy()
+        nums = nums.copy()
+        nums[(nums < 0) | (nums >= n)] = -1
+        return nums
+
+    def _add_block_slow(self, block: bytes, source: str) -> int:
+        """Line-by-line fallback for blocks the fixed schema does not fit."""
+        pos: list[int] = []
+        status: list[int] = []
+        text: list[str | None] = []
+        finish: list[str | None] = []
+        codes: list[str | None] = []
+        msgs: list[str | None] = []
+        toks: list[list[int | None]] = [[], [], []]
+        for raw in block.split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                self.problems.append(
+                    f"{source}: a line is not valid JSON ({raw[:60]!r}...); it was ignored."
+                )
+                continue
+            if not isinstance(obj, dict):
+                self.problems.append(f"{source}: a line is not a JSON object; it was ignored.")
+                continue
+            cid = obj.get("custom_id")
+            p = self._position_of(cid)
+            if p < 0:
+                self.problems.append(
+                    f"{source}: a line has custom_id {cid!r}, which this job did not send; "
+                    f"it was ignored."
+                )
+                continue
+            row = _parse_line(obj)
+            pos.append(p)
+            status.append(row[0])
+            text.append(row[1])
+            finish.append(row[2])
+            codes.append(row[3])
+            msgs.append(row[4])
+            for i in range(3):
+                toks[i].append(row[5 + i])
+        if not pos:
+            return 0
+        self._add_part(
+            np.array(pos, np.int64),
+            np.array(status, np.int8),
+            text=pa.array(text, pa.large_string()),
+            finish_reason=pa.array(finish, pa.string()),
+            error_code=pa.array(codes, pa.string()),
+            error=pa.array(msgs, pa.large_string()),
+            prompt_tokens=pa.array(toks[0], pa.int64()),
+            completion_tokens=pa.array(toks[1], pa.int64()),
+            total_tokens=pa.array(toks[2], pa.int64()),
+        )
+        return len(pos)
+
+    def _position_of(self, cid: Any) -> int:
+        if not isinstance(cid, str):
+            return -1
+        return int(self._positions(pa.array([cid], pa.string()))[0])
+
+
+def _read_block(block: bytes, piece: int) -> pa.Table:
+    return pajson.read_json(
+        io.BytesIO(block),
+        read_options=pajson.ReadOptions(block_size=piece, use_threads=True),
+        parse_options=_PARSE,
+    )
+
+
+def _first_choice(choices: pa.Array) -> pa.Array:
+    """``choices[0]`` of each row, null where the list is null or empty."""
+    sliced = pc.list_slice(choices, 0, 1)
+    flat = pc.list_flatten(sliced)
+    parents = pc.list_parent_indices(sliced).to_numpy()
+    idx = np.full(len(choices), -1, dtype=np.int64)
+    idx[parents] = np.arange(len(parents))
+    return flat.take(pa.array(idx, mask=idx < 0))
+
+
+def _int_or_none(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _str_or_none(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v if isinstance(v, str) else orjson.dumps(v).decode()
+
+
+def _content_text(content: Any) -> str | None:
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: keep the text ones, in order
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if texts and all(isinstance(t, str) for t in texts):
+            return "".join(t for t in texts if isinstance(t, str))
+    return orjson.dumps(content).decode()
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _parse_line(obj: dict[str, Any]) -> tuple[Any, ...]:
+    """(status, text, finish_reason, error_code, error, prompt, completion, total tokens)
+    of one output or error line, with the same meaning as the columnar path."""
+    err = obj.get("error")
+    resp = obj.get("response")
+    body = _dict(resp.get("body")) if isinstance(resp, dict) else {}
+    usage = _dict(body.get("usage"))
+    tok = (
+        _int_or_none(usage.get("prompt_tokens")),
+        _int_or_none(usage.get("completion_tokens")),
+        _int_or_none(usage.get("total_tokens")),
+    )
+    if isinstance(err, dict):
+        return (
+            ERROR,
+            None,
+            None,
+            _str_or_none(err.get("code")),
+            _str_or_none(err.get("message")),
+            *tok,
+        )
+    if not isinstance(resp, dict):
+        return (
+            ERROR,
+            None,
+            None,
+            "missing_response",
+            "the line has neither a response nor an error",
+            *tok,
+        )
+    sc = resp.get("status_code")
+    if isinstance(sc, int) and not 200 <= sc < 300:
+        berr = _dict(body.get("error"))
+        code = _str_or_none(berr.get("code")) or f"http_{sc}"
+        return (ERROR, None, None, code, _str_or_none(berr.get("message")), *tok)
+    choices = body.get("choices")
+    first = _dict(choices[0]) if isinstance(choices, list) and choices else {}
+    message = _dict(first.get("message"))
+    return (
+        OK,
+        _content_text(message.get("content")),
+        _str_or_none(first.get("finish_reason")),
+        None,
+        None,
+        *tok,
+    )
+
+
+def _blocks_from_lines(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """Join lines into blocks of about ``_BLOCK_BYTES``.
+
+    Lines are taken in groups with ``islice`` (no Python code runs per line); the group size
+    follows the average line size seen so far, so a block stays near the target whether
+    the lines are 200 bytes or 200 KB."""
+    it = iter(lines)
+    count = 256
+    while True:
+        group = list(islice(it, count))
+        if not group:
+            return
+        size = sum(map(len, group))
+        # Lines with their own "\n" leave a blank line behind them: both readers skip it.
+        yield b"\n".join(group) + b"\n"
+        avg = max(size // len(group), 1)
+        count = max(1, min(_BLOCK_BYTES // avg, 1 << 20))
+
+
+def _blocks_from_file(f: IO[bytes]) -> Iterator[bytes]:
+    rest = b""
+    while True:
+        data = f.read(_BLOCK_BYTES)
+        if not data:
+            break
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # one line longer than a block: keep reading
+            rest = data
+            continue
+        rest = data[cut:]
+        yield data[:cut]
+    if rest.strip():
+        yield rest + b"\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Merging
+
+
+def _string_column(arr: pa.Array) -> pd.api.extensions.ExtensionArray:
+    return pd.arrays.ArrowStringArray(pa.chunked_array([arr]))
+
+
+def _int_column(arr: pa.Array) -> pd.api.extensions.ExtensionArray:
+    mask = arr.is_null().to_numpy(zero_copy_only=False)
+    values = pc.fill_null(arr, 0).to_numpy().astype(np.int64, copy=False)
+    return pd.arrays.IntegerArray(values, mask)
+
+
+def merge_results(
+    df: pd.DataFrame, table: ResultsTable, *, output: str = "response", overwrite: bool = False
+) -> pd.DataFrame:
+    """A new DataFrame: ``df`` (unchanged, same index and order) plus the result columns.
+
+    Columns: ``{output}`` (the answer text), ``{output}_status`` (ok / error / skipped),
+    ``{output}_error_code``, ``{output}_error``, ``{output}_finish_reason`` and the token
+    counts ``{output}_prompt_tokens`` / ``_completion_tokens`` / ``_total_tokens``. Text
+    columns are pyarrow-backed strings, counts nullable integers.
+
+    Example::
+
+        out = merge_results(df, table, output="tag")
+        out[out["tag_status"] == "error"]         # the failed rows, with their errors
+    """
+    if len(df) != table.n_rows:
+        raise ValueError(f"the frame has {len(df)} rows but the results are for {table.n_rows}")
+    check_columns(df, output, overwrite=overwrite)
+    cols = table.columns()
+    names = result_columns(output)
+    values = [
+        _string_column(cols["text"]),
+        _string_column(cols["status"]),
+        _string_column(cols["error_code"]),
+        _string_column(cols["error"]),
+        _string_column(cols["finish_reason"]),
+        _int_column(cols["prompt_tokens"]),
+        _int_column(cols["completion_tokens"]),
+        _int_column(cols["total_tokens"]),
+    ]
+    # A shallow copy plus new columns: the caller's frame is never touched, and its data
+    # is not copied (copy-on-write in pandas >= 3; new column arrays in any case).
+    out = df.copy(deep=False)
+    for name, arr in zip(names, values, strict=True):
+        out[name] = arr
+    return out
