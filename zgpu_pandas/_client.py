@@ -49,6 +49,7 @@ from ._errors import (
     BadRequestError,
     CreateOutcomeUnknownError,
     InsufficientQuotaError,
+    InternalServerError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitError,
@@ -84,6 +85,11 @@ _CREATE_READ_TIMEOUT: Final = 300.0
 # How far back (seconds, beyond the first attempt) a token lookup scans, allowing clock skew.
 _TOKEN_LOOKBACK: Final = 600
 _TOKEN_MAX_SCAN: Final = 2000  # batches
+# How long Batches.wait keeps polling through failed polls (each already retried) before
+# giving up: long enough for a dropped Wi-Fi or a restarted proxy, short enough that a dead
+# local server is reported within half a minute.
+_WAIT_GRACE_REMOTE: Final = 600.0
+_WAIT_GRACE_LOCAL: Final = 30.0
 # Keys shorter than this are test placeholders ("k", "local"); scrubbing them out of messages
 # would garble ordinary words without protecting anything.
 _MIN_SCRUB_LEN: Final = 8
@@ -1110,16 +1116,35 @@ class Batches:
             )
         interval = poll_interval if poll_interval is not None else self._client.poll_interval
         deadline = None if timeout is None else time.monotonic() + timeout
+        grace = _WAIT_GRACE_LOCAL if self._client.is_local else _WAIT_GRACE_REMOTE
+        outage_since: float | None = None
+        batch: Batch | None = None
         while True:
-            batch = self.retrieve(batch_id)
-            if on_update is not None:
-                on_update(batch)
-            if batch.is_terminal:
-                return batch
+            try:
+                batch = self.retrieve(batch_id)
+            except (APIConnectionError, RateLimitError, InternalServerError) as exc:
+                # Each poll already retried; a batch runs for hours, and a network outage of
+                # a few minutes must not end the wait (the batch does not care).
+                now = time.monotonic()
+                outage_since = now if outage_since is None else outage_since
+                if now - outage_since >= grace or (deadline is not None and now >= deadline):
+                    raise
+                logger.warning(
+                    "polling batch %s failed (%s); still waiting, next poll in %.1f s",
+                    batch_id,
+                    _short(exc),
+                    interval,
+                )
+            else:
+                outage_since = None
+                if on_update is not None:
+                    on_update(batch)
+                if batch.is_terminal:
+                    return batch
             delay = interval
             if deadline is not None:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 and batch is not None:
                     counts = batch.request_counts
                     raise WaitTimeoutError(
                         f"batch {batch.id} is still {batch.status} after {timeout} s "
@@ -1127,5 +1152,5 @@ class Batches:
                         f"server: call client.batches.wait({batch.id!r}) to resume waiting",
                         batch=batch,
                     )
-                delay = min(interval, remaining)
+                delay = max(0.0, min(interval, remaining))
             _sleep(delay)

@@ -270,3 +270,31 @@ def test_output_lines_still_parse_after_resume(
     server.faults.truncate_downloads(after_bytes=33_333, count=2)
     rows = [orjson.loads(line) for line in client.files.iter_lines(batch.output_file_id or "")]
     assert sorted(r["custom_id"] for r in rows) == sorted(f"row-{i}" for i in range(500))
+
+
+def test_wait_keeps_polling_through_a_short_outage(
+    client: Client, server: LocalServer, sleeps: list[float], jsonl: Callable[..., bytes]
+) -> None:
+    f = client.files.upload(jsonl(3))
+    batch = client.batches.create(input_file_id=f.id)
+    # 15 failures: two whole polls (1 + 5 retries each) fail, the third succeeds on its 4th try
+    server.faults.fail_requests(status=500, count=15, method="GET", path="^/v1/batches/batch_")
+    seen: list[str] = []
+    final = client.batches.wait(batch.id, on_update=lambda b: seen.append(b.status))
+    assert final.status == "completed" and seen[-1] == "completed"
+    assert sleeps.count(0.2) >= 2  # the failed polls waited a poll interval, then tried again
+
+
+def test_wait_gives_up_when_the_outage_outlasts_the_grace(
+    client: Client,
+    server: LocalServer,
+    sleeps: list[float],
+    jsonl: Callable[..., bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_client, "_WAIT_GRACE_LOCAL", 0.0)
+    f = client.files.upload(jsonl(3))
+    batch = client.batches.create(input_file_id=f.id)
+    server.faults.fail_requests(status=500, count=6, method="GET", path="^/v1/batches/batch_")
+    with pytest.raises(InternalServerError):
+        client.batches.wait(batch.id)
