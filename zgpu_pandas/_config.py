@@ -68,6 +68,7 @@ _OPENAI_URL_VARS = ("OPENAI_BASE_URL",)
 # owned by the other; custom hosts (proxies, self-hosted servers, the local server) are the
 # user's explicit choice and are allowed for either.
 _PROVIDER_DOMAINS: Final[Mapping[str, str]] = {"zerogpu": "zerogpu.ai", "openai": "openai.com"}
+_A_NAME: Final[Mapping[str, str]] = {"zerogpu": "a ZeroGPU", "openai": "an OpenAI"}
 
 
 class SecretStr:
@@ -269,9 +270,9 @@ def _check_key_destination(
     if owner is not None and owner != provider:
         other_vars = _OPENAI_KEY_VARS if owner == "openai" else _ZEROGPU_KEY_VARS
         raise ConfigurationError(
-            f"Refusing to send a {provider} key to {urlsplit(url).hostname} (a {owner} host, "
-            f"from {url_source}). Use provider={owner!r} with a key from {' or '.join(other_vars)}, "
-            f"or point base_url at a {provider} host."
+            f"Refusing to send {_A_NAME[provider]} key to {urlsplit(url).hostname} "
+            f"({_A_NAME[owner]} host, base_url from {url_source}). Use provider={owner!r} with "
+            f"a key from {' or '.join(other_vars)}, or point base_url at {_A_NAME[provider]} host."
         )
     # The same key value in the other provider's variable means it was issued by that provider.
     other_vars = _ZEROGPU_KEY_VARS if provider == "openai" else _OPENAI_KEY_VARS

@@ -186,14 +186,16 @@ def test_openai_base_url_with_v1_accepted(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_zerogpu_key_never_sent_to_openai_host() -> None:
     with pytest.raises(
-        ConfigurationError, match=r"Refusing to send a zerogpu key to api\.openai\.com"
+        ConfigurationError,
+        match=r"Refusing to send a ZeroGPU key to api\.openai\.com \(an OpenAI host",
     ):
         Client(api_key="zgpu-key", base_url="https://api.openai.com")
 
 
 def test_openai_key_never_sent_to_zerogpu_host() -> None:
     with pytest.raises(
-        ConfigurationError, match=r"Refusing to send a openai key to api\.zerogpu\.ai"
+        ConfigurationError,
+        match=r"Refusing to send an OpenAI key to api\.zerogpu\.ai \(a ZeroGPU host",
     ):
         Client(provider="openai", api_key="sk-x", base_url="https://api.zerogpu.ai/v1")
     with pytest.raises(ConfigurationError, match="ZeroGPU host"):
