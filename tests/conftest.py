@@ -9,12 +9,16 @@ Fixtures:
                  those options (temp data dir unless given), stopped after the test
     api_for      factory: ``api_for(srv, **headers)`` -> ApiClient on any server
 
+Also, for the whole session, ``ZGPU_LOCAL_DATA_DIR`` points at a temp dir (unless already
+set), so ``base_url="local"`` in tests never touches the user's cache directory.
+
 Module helpers (import with ``from conftest import ...`` is not needed; use the fixtures):
 ``chat_line``, ``to_jsonl``, ``API_HEADERS``, ``MODEL``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,6 +102,20 @@ class ApiClient(httpx.Client):
         r = self.get(f"/v1/files/{file_id}/content")
         assert r.status_code == 200, r.text
         return [orjson.loads(x) for x in r.content.splitlines() if x.strip()]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_local_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the shared local server (``base_url="local"``) out of the user's cache dir."""
+    key = "ZGPU_LOCAL_DATA_DIR"
+    if os.environ.get(key):
+        yield
+        return
+    os.environ[key] = str(tmp_path_factory.mktemp("zgpu-local-data"))
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
 
 
 @pytest.fixture

@@ -1,0 +1,173 @@
+"""The three ways to run the server: ``zgpu-pandas serve``, LocalServer (and the shared
+instance behind ``base_url="local"``), and the ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+import httpx
+import pytest
+from conftest import API_HEADERS, ApiClient
+
+from zgpu_pandas.cli import build_parser, main
+from zgpu_pandas.server import (
+    DataDirLocked,
+    LocalServer,
+    ServerConfig,
+    create_app,
+    local,
+    shared_local_server,
+)
+
+
+# --------------------------------------------------------------------------- CLI
+def test_serve_flags_parse():
+    args = build_parser().parse_args([
+        "serve", "--host", "0.0.0.0", "--port", "9999", "--data-dir", "d", "--engine", "upstream",
+        "--upstream-url", "http://u", "--latency", "0.5", "--concurrency", "3", "--relaxed-auth",
+        "--api-key", "a", "--api-key", "b", "--completion-window-seconds", "60", "--admin",
+    ])
+    assert args.func.__name__ == "serve"
+    assert (args.host, args.port, args.data_dir, args.engine) == ("0.0.0.0", 9999, "d", "upstream")
+    assert args.api_keys == ["a", "b"]
+    assert args.relaxed_auth and args.admin
+    assert args.latency == 0.5 and args.concurrency == 3
+    assert args.completion_window_seconds == 60
+
+
+def test_serve_refuses_a_data_dir_in_use(tmp_path, capsys):
+    with LocalServer(data_dir=tmp_path / "d"):
+        code = main(["serve", "--port", "0", "--data-dir", str(tmp_path / "d")])
+    assert code == 2
+    assert "in use by another server" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--engine", "upstream"], "needs upstream_url"),
+        (["--upstream-header", "no-colon"], "NAME:VALUE"),
+        (["--concurrency", "0"], "concurrency"),
+    ],
+)
+def test_serve_bad_options_exit_2(tmp_path, capsys, argv, message):
+    assert main(["serve", "--port", "0", "--data-dir", str(tmp_path / "d"), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- LocalServer
+def test_local_server_temp_dir_is_removed(make_lines):
+    srv = LocalServer()
+    with srv:
+        assert srv.url.startswith("http://127.0.0.1:") and not srv.url.endswith("/")
+        assert srv.data_dir.exists()
+        with ApiClient(base_url=srv.url, headers=API_HEADERS) as api:
+            api.wait(api.submit(make_lines(2))["id"])
+    assert not srv.data_dir.exists()
+    assert not srv.running
+
+
+def test_local_server_given_dir_is_kept(tmp_path):
+    with LocalServer(data_dir=tmp_path / "keep") as srv:
+        pass
+    assert (tmp_path / "keep" / "meta.sqlite3").exists()
+    assert "stopped" in repr(srv)
+
+
+def test_second_local_server_on_same_dir_raises(tmp_path):
+    with LocalServer(data_dir=tmp_path / "d"), pytest.raises(DataDirLocked):
+        LocalServer(data_dir=tmp_path / "d").start()
+
+
+def test_restart_mid_batch_with_same_port(start_server, api_for, make_lines):
+    srv = start_server(latency=0.01, concurrency=2)
+    port = srv.port
+    api = api_for(srv)
+    batch = api.submit(make_lines(80))
+    srv.restart()
+    assert srv.port == port
+    assert api.wait(batch["id"])["request_counts"]["completed"] == 80
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="upstream_url"):
+        ServerConfig(engine="upstream")
+    with pytest.raises(ValueError, match="engine"):
+        ServerConfig(engine="gpu")
+    with pytest.raises(ValueError):
+        ServerConfig(latency=-1)
+    with pytest.raises(TypeError):
+        ServerConfig(api_keys="one-key")
+
+
+# ------------------------------------------------------------------ shared server
+@pytest.fixture
+def fresh_shared(tmp_path, monkeypatch):
+    """The shared server with its module state reset and its data dir under tmp_path."""
+    monkeypatch.setenv(local.ENV_DATA_DIR, str(tmp_path / "shared"))
+    monkeypatch.setattr(local, "_shared", None)
+    yield tmp_path / "shared"
+    if local._shared is not None:
+        local._shared.stop()
+
+
+def test_shared_local_server_is_a_relaxed_singleton(fresh_shared, make_lines):
+    srv = shared_local_server()
+    assert shared_local_server() is srv
+    assert srv.data_dir == fresh_shared.resolve()
+    with ApiClient(base_url=srv.url, headers={"x-api-key": "anything"}) as api:
+        batch = api.submit(make_lines(2))  # no x-project-id needed
+        api.wait(batch["id"])
+    # a "new kernel": the old server goes away, a new one on a new port finds the batch
+    srv.stop()
+    local._shared = None
+    again = shared_local_server()
+    assert again is not srv
+    with ApiClient(base_url=again.url, headers={"x-api-key": "other"}) as api:
+        assert api.get(f"/v1/batches/{batch['id']}").json()["status"] == "completed"
+
+
+def test_shared_local_server_falls_back_when_dir_is_taken(fresh_shared):
+    with LocalServer(data_dir=fresh_shared):  # another "process" holds the directory
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            srv = shared_local_server()
+        assert any("temporary data directory" in str(w.message) for w in caught)
+        assert srv.running and srv.data_dir != fresh_shared.resolve()
+
+
+def test_default_data_dir_uses_user_cache(monkeypatch):
+    monkeypatch.delenv(local.ENV_DATA_DIR, raising=False)
+    path = local.default_data_dir()
+    assert path.name == "local-server" and "zgpu_pandas" in str(path)
+
+
+# ------------------------------------------------------------------------ ASGI app
+def test_create_app_is_a_working_asgi_app(tmp_path, make_lines):
+    async def run() -> tuple[int, dict]:
+        app = create_app(data_dir=tmp_path / "asgi")
+        transport = httpx.ASGITransport(app=app)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url="http://asgi", headers=API_HEADERS
+        ) as c:
+            data = b"".join(__import__("orjson").dumps(x) + b"\n" for x in make_lines(3))
+            f = (await c.post("/v1/files", files={"file": ("a.jsonl", data)},
+                              data={"purpose": "batch"})).json()
+            b = (await c.post("/v1/batches", json={"input_file_id": f["id"],
+                                                   "endpoint": "/v1/chat/completions"})).json()
+            for _ in range(1000):
+                got = (await c.get(f"/v1/batches/{b['id']}")).json()
+                if got["status"] == "completed":
+                    return 200, got
+                await asyncio.sleep(0.01)
+            return 0, got
+
+    status, batch = asyncio.run(run())
+    assert status == 200
+    assert batch["request_counts"]["completed"] == 3
+
+
+def test_create_app_rejects_mixed_arguments():
+    with pytest.raises(TypeError):
+        create_app(ServerConfig(), latency=1.0)
