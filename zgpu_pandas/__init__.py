@@ -3,7 +3,7 @@
 Importing the package registers the ``df.zgpu`` accessor. Example::
 
     import pandas as pd
-    import zgpu_pandas  # noqa: F401  (registers df.zgpu)
+    import zgpu_pandas  # registers df.zgpu
 
     df = pd.DataFrame({"review": ["Great!", "Broke after a day."]})
     out = df.zgpu.batch_chat("review", model="LFM2.5-1.2B-Instruct", base_url="local")
@@ -11,4 +11,76 @@ Importing the package registers the ``df.zgpu`` accessor. Example::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from ._client import Client
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    CreateOutcomeUnknownError,
+    InsufficientQuotaError,
+    InternalServerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    TooManyRequestsError,
+    UploadNotRetryableError,
+    WaitTimeoutError,
+    ZgpuError,
+)
+from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
+
+if TYPE_CHECKING:
+    from .server import LocalServer
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Batch",
+    "BatchError",
+    "Client",
+    "ConfigurationError",
+    "ConflictError",
+    "CreateOutcomeUnknownError",
+    "FileDeleted",
+    "FileObject",
+    "InsufficientQuotaError",
+    "InternalServerError",
+    "LocalServer",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestCounts",
+    "TooManyRequestsError",
+    "UploadNotRetryableError",
+    "WaitTimeoutError",
+    "ZgpuError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The server pulls in starlette and uvicorn: load it only when someone asks for it, so
+    # `import zgpu_pandas` stays light for scripts that only talk to the real service.
+    if name == "LocalServer":
+        from .server import LocalServer
+
+        return LocalServer
+    raise AttributeError(f"module 'zgpu_pandas' has no attribute {name!r}")
