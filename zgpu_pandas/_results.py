@@ -198,8 +198,13 @@ class ResultsTable:
 
     def add_file(self, f: IO[bytes], *, source: str = "results") -> int:
         """Like :meth:`add_lines` for a binary file object, read in blocks."""
+        return self.add_chunks(iter(lambda: f.read(_BLOCK_BYTES), b""), source=source)
+
+    def add_chunks(self, chunks: Iterable[bytes], *, source: str = "results") -> int:
+        """Like :meth:`add_lines` for raw bytes cut anywhere (a download stream): no Python
+        code runs per line, and only about one block is held at a time."""
         used = 0
-        for block in _blocks_from_file(f):
+        for block in _blocks_from_chunks(chunks):
             used += self._add_block(block, source)
         return used
 
@@ -562,21 +567,19 @@ def _blocks_from_lines(lines: Iterable[bytes]) -> Iterator[bytes]:
         count = max(1, min(_BLOCK_BYTES // avg, 1 << 20))
 
 
-def _blocks_from_file(f: IO[bytes]) -> Iterator[bytes]:
-    rest = b""
-    while True:
-        data = f.read(_BLOCK_BYTES)
-        if not data:
-            break
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:  # one line longer than a block: keep reading
-            rest = data
-            continue
-        rest = data[cut:]
-        yield data[:cut]
-    if rest.strip():
-        yield rest + b"\n"
+def _blocks_from_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Regroup bytes cut anywhere into blocks of whole lines of about ``_BLOCK_BYTES``."""
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        if len(buf) >= _BLOCK_BYTES:
+            cut = buf.rfind(b"\n") + 1
+            if cut:  # else: one line longer than a block so far, keep reading
+                yield bytes(memoryview(buf)[:cut])
+                del buf[:cut]
+    if buf.strip():
+        buf += b"\n"
+        yield bytes(buf)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,488 @@
+"""df.zgpu.batch_chat / submit_chat against the real local server over loopback.
+
+Every answer is checked against ``builtin_reply`` of the body that row should have produced
+(written out independently here), so an answer on the wrong row, a wrong prompt or a lost
+setting all fail.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import zgpu_pandas.accessor  # noqa: F401  (registers df.zgpu)
+from zgpu_pandas._client import Client
+from zgpu_pandas._errors import ZgpuError
+from zgpu_pandas._job import BatchJob, JobSubmitError, JobTimeoutError
+from zgpu_pandas._jsonl import MAX_LINE_BYTES
+from zgpu_pandas._requests import OversizeRowsError, PromptError, build_requests
+from zgpu_pandas._results import ColumnClashError
+from zgpu_pandas.server import LocalServer
+from zgpu_pandas.server.engines import builtin_reply
+
+MODEL = "LFM2.5-1.2B-Instruct"
+KEY = "sk-test-accessor-secret-0123456789"
+
+
+@pytest.fixture
+def client(server: LocalServer) -> Iterator[Client]:
+    with Client(api_key=KEY, project_id="proj", base_url=server.url, poll_interval=0.02) as c:
+        yield c
+
+
+def body(user: str, *, system: str | None = None, **params: Any) -> dict[str, Any]:
+    msgs = [{"role": "system", "content": system}] if system is not None else []
+    return {"model": MODEL, "messages": [*msgs, {"role": "user", "content": user}], **params}
+
+
+def check_rows(
+    out: pd.DataFrame, expected: dict[int, dict[str, Any]], *, prefix: str = "response"
+) -> None:
+    """Rows in ``expected`` (position -> request body) are ok with the engine's answer to
+    exactly that body; the others are not ok."""
+    for pos in range(len(out)):
+        status = out[f"{prefix}_status"].iloc[pos]
+        if pos in expected:
+            assert status == "ok", (pos, status, out[f"{prefix}_error"].iloc[pos])
+            assert out[prefix].iloc[pos] == builtin_reply(expected[pos]), pos
+            assert out[f"{prefix}_finish_reason"].iloc[pos] == "stop"
+            assert out[f"{prefix}_total_tokens"].iloc[pos] > 0
+        else:
+            assert status != "ok", pos
+            assert pd.isna(out[prefix].iloc[pos])
+
+
+def api_calls(server: LocalServer) -> list[tuple[str, str, int]]:
+    return [r for r in server.request_log if r[1].startswith("/v1/")]
+
+
+# ---- the must-show cases ------------------------------------------------------------------
+
+
+def test_small_frame_end_to_end(server: LocalServer, client: Client) -> None:
+    df = pd.DataFrame({"review": ["Great phone", "Broke after a day", "Fine."], "n": [1, 2, 3]})
+    before = df.copy()
+    out = df.zgpu.batch_chat(
+        "review",
+        model=MODEL,
+        system="Tag it.",
+        temperature=0,
+        max_tokens=50,
+        client=client,
+        progress=False,
+    )
+    pd.testing.assert_frame_equal(df, before)  # the input is untouched
+    assert list(out.columns[:2]) == ["review", "n"]
+    assert out.index.equals(df.index)
+    check_rows(
+        out,
+        {
+            i: body(r, system="Tag it.", temperature=0, max_tokens=50)
+            for i, r in enumerate(df.review)
+        },
+    )
+    assert out["response_status"].dtype == pd.StringDtype("pyarrow")
+    job = df.zgpu.last_job
+    assert job is not None and len(job.batch_ids) == 1
+    assert job.status().outcome == "success"
+    # one upload, one create, then polls and downloads: nothing else
+    calls = api_calls(server)
+    assert [c[:2] for c in calls[:2]] == [("POST", "/v1/files"), ("POST", "/v1/batches")]
+    assert sum(1 for c in calls if c[:2] == ("POST", "/v1/batches")) == 1
+
+
+def test_multiindex_and_duplicate_labels(client: Client) -> None:
+    idx = pd.MultiIndex.from_tuples(
+        [("x", 1), ("x", 1), ("y", 2), ("x", 1), ("z", pd.Timestamp("2024-01-01"))],
+        names=["k", "v"],
+    )
+    texts = ["first", "second", "third", "fourth", "fifth ünï"]
+    df = pd.DataFrame({"t": texts}, index=idx)
+    out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False)
+    assert out.index.equals(idx)
+    check_rows(out, {i: body(t) for i, t in enumerate(texts)})
+
+
+def test_other_indexes(client: Client) -> None:
+    texts = ["a", "b", "c", "d"]
+    for idx in (
+        pd.Index([10, 3, 99, 3]),
+        pd.DatetimeIndex(["2024-01-03", "2024-01-01", "2024-01-01", "2023-12-31"]),
+        pd.Index(["ü", "日本", "ü", "🎉"]),
+    ):
+        out = pd.DataFrame({"t": texts}, index=idx).zgpu.batch_chat(
+            "t", model=MODEL, client=client, progress=False
+        )
+        assert out.index.equals(idx)
+        check_rows(out, {i: body(t) for i, t in enumerate(texts)})
+
+
+def test_nan_empty_numeric_emoji_prompts(client: Client) -> None:
+    values = ["hello", np.nan, None, "", "   ", 42, 4.0, 0.5, "🎉🎉 emoji", pd.NA, True]
+    df = pd.DataFrame({"p": pd.Series(values, dtype=object)})
+    out = df.zgpu.batch_chat("p", model=MODEL, client=client, progress=False)
+    sent = {0: "hello", 5: "42", 6: "4", 7: "0.5", 8: "🎉🎉 emoji", 10: "true"}
+    check_rows(out, {i: body(t) for i, t in sent.items()})
+    skipped = out[out["response_status"] == "skipped"]
+    assert skipped.index.tolist() == [1, 2, 3, 4, 9]
+    assert skipped["response_error_code"].tolist() == [
+        "missing_prompt",
+        "missing_prompt",
+        "empty_prompt",
+        "empty_prompt",
+        "missing_prompt",
+    ]
+    assert skipped["response_error"].notna().all()
+    assert not out["response"].fillna("").str.contains("nan").any()
+
+
+def test_template_over_two_columns(client: Client) -> None:
+    df = pd.DataFrame(
+        {"review": ["Love it", "Meh", None], "stars": [5, 3.0, 1], "other": ["x", "y", "z"]}
+    )
+    out = df.zgpu.batch_chat(
+        "Review: {review}\nStars: {stars}",
+        model=MODEL,
+        client=client,
+        progress=False,
+        temperature=0,
+    )
+    check_rows(
+        out,
+        {
+            0: body("Review: Love it\nStars: 5", temperature=0),
+            1: body("Review: Meh\nStars: 3", temperature=0),
+        },
+    )
+    assert out["response_error"].iloc[2] == "column 'review' is missing (NaN/None)"
+
+
+def test_messages_column(client: Client) -> None:
+    convs = [
+        [{"role": "user", "content": "Hi"}],
+        [
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "4"},
+            {"role": "user", "content": "And times 3?"},
+        ],
+        [],
+    ]
+    df = pd.DataFrame({"conv": convs})
+    out = df.zgpu.batch_chat(
+        messages="conv", model=MODEL, system="Be brief.", client=client, progress=False
+    )
+    sys_msg = [{"role": "system", "content": "Be brief."}]
+    check_rows(
+        out,
+        {
+            0: {"model": MODEL, "messages": sys_msg + convs[0]},
+            1: {"model": MODEL, "messages": sys_msg + convs[1]},
+        },
+    )
+    assert out["response"].iloc[1].endswith("And times 3?")
+    assert out["response_error_code"].iloc[2] == "empty_messages"
+
+
+def test_60000_rows_become_two_batches_merged_in_order(server: LocalServer, client: Client) -> None:
+    n = 60_000
+    # shuffled labels: order must come from positions, not from sorting the index
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({"q": [f"question {i}" for i in range(n)]}, index=rng.permutation(n))
+    job = df.zgpu.submit_chat("q", model=MODEL, client=client, progress=False)
+    assert len(job.batch_ids) == 2
+    out = job.result()
+    assert out.index.equals(df.index)
+    expected = [builtin_reply(body(f"question {i}")) for i in range(n)]
+    assert out["response"].tolist() == expected
+    assert (out["response_status"] == "ok").all()
+    counts = [c for c in api_calls(server) if c[:2] == ("POST", "/v1/batches")]
+    assert len(counts) == 2
+    st = job.status()
+    assert st.outcome == "success" and [b.lines for b in st.batches] == [30_000, 30_000]
+
+
+def test_some_lines_fail_the_rest_succeed(server: LocalServer, client: Client) -> None:
+    server.faults.fail_lines(code="rate_limit_exceeded", custom_ids=r"^row-(3|7|8)$")
+    texts = [f"t{i}" for i in range(10)]
+    df = pd.DataFrame({"t": texts})
+    out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False)
+    failed = {3, 7, 8}
+    check_rows(out, {i: body(t) for i, t in enumerate(texts) if i not in failed})
+    bad = out.iloc[sorted(failed)]
+    assert (bad["response_status"] == "error").all()
+    assert (bad["response_error_code"] == "rate_limit_exceeded").all()
+    assert bad["response_error"].notna().all()
+    assert df.zgpu.last_job.status().outcome == "partial"
+
+
+def test_all_lines_fail_no_output_file(server: LocalServer, client: Client) -> None:
+    server.faults.fail_lines(code="internal_error")
+    df = pd.DataFrame({"t": ["a", "b", "c"], "u": [None, None, None]})
+    job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
+    out = job.result()
+    batch = client.batches.retrieve(job.batch_ids[0])
+    assert batch.status == "completed" and batch.output_file_id is None
+    assert batch.error_file_id is not None
+    assert (out["response_status"] == "error").all()
+    assert (out["response_error_code"] == "internal_error").all()
+    assert out["response"].isna().all()
+    assert job.status().outcome == "failure"
+
+
+def test_unknown_model_fails_each_line(client: Client) -> None:
+    df = pd.DataFrame({"t": ["a", "b"]})
+    out = df.zgpu.batch_chat("t", model="no-such-model", client=client, progress=False)
+    assert (out["response_error_code"] == "not_found_error").all()
+
+
+def test_cancelled_job(start_server: Callable[..., LocalServer]) -> None:
+    srv = start_server(latency=0.05, concurrency=2)
+    texts = [f"row text {i}" for i in range(80)]
+    df = pd.DataFrame({"t": texts})
+    with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
+        job = df.zgpu.submit_chat("t", model=MODEL, client=c, progress=False)
+        st = job.cancel()
+        assert st.batches[0].status in ("cancelling", "cancelled")
+        out = job.result()
+        assert client_status(c, job) == ["cancelled"]
+    status = out["response_status"]
+    assert set(status) <= {"ok", "error"}
+    cancelled = out[status == "error"]
+    assert len(cancelled) > 0
+    assert (cancelled["response_error_code"] == "batch_cancelled").all()
+    check_rows(out, {i: body(t) for i, t in enumerate(texts) if status.iloc[i] == "ok"})
+    assert job.status().outcome in ("partial", "failure")
+    job.cancel()  # cancelling a finished job is harmless
+
+
+def client_status(c: Client, job: BatchJob) -> list[str]:
+    return [c.batches.retrieve(b).status for b in job.batch_ids]
+
+
+def test_expired_job(start_server: Callable[..., LocalServer]) -> None:
+    srv = start_server(latency=0.05, concurrency=2, completion_window_seconds=0.4)
+    texts = [f"slow {i}" for i in range(80)]
+    df = pd.DataFrame({"t": texts})
+    with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
+        out = df.zgpu.batch_chat("t", model=MODEL, client=c, progress=False)
+        assert client_status(c, df.zgpu.last_job) == ["expired"]
+    status = out["response_status"]
+    expired = out[status == "error"]
+    assert len(expired) > 0
+    assert (expired["response_error_code"] == "batch_expired").all()
+    check_rows(out, {i: body(t) for i, t in enumerate(texts) if status.iloc[i] == "ok"})
+
+
+def test_non_blocking_job_picked_up_later(server: LocalServer, client: Client) -> None:
+    texts = [f"later {i}" for i in range(25)]
+    df = pd.DataFrame({"t": texts})
+    job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
+    assert job.status().outcome in ("running", "success")
+    assert df.zgpu.last_job is job
+    # the kernel is free: poll until finished without blocking calls of the job itself
+    deadline = time.monotonic() + 30
+    while not job.status().done:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    out = job.result(wait=False)
+    check_rows(out, {i: body(t) for i, t in enumerate(texts)})
+
+    # and from a "new kernel": a fresh client and only the batch ids
+    with Client(api_key=KEY, project_id="proj", base_url=server.url, poll_interval=0.02) as c2:
+        again = pd.DataFrame({"t": texts}).zgpu.attach(job.batch_ids, client=c2, progress=False)
+        assert again.job_id == job.job_id  # read back from the batches' metadata
+        out2 = again.result()
+    pd.testing.assert_frame_equal(out, out2)
+
+
+def test_attach_marks_rows_in_no_batch_as_not_sent(client: Client) -> None:
+    df = pd.DataFrame({"t": ["a", None, "c"]})
+    job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
+    job.wait()
+    out = df.zgpu.attach(job.batch_ids[0], client=client, progress=False).result()
+    assert out["response_status"].tolist() == ["ok", "skipped", "ok"]
+    assert out["response_error_code"].iloc[1] == "not_sent"
+    check_rows(out, {0: body("a"), 2: body("c")})
+
+
+# ---- errors before anything is sent ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"stream": True}, ValueError, "stream=True is not supported"),
+        ({"prompt": "nope"}, PromptError, "no column 'nope'"),
+        ({"model": None}, PromptError, "model= is required"),
+        ({"output": "taken"}, ColumnClashError, "'taken'.*overwrite=True"),
+    ],
+)
+def test_bad_calls_fail_before_any_request(
+    server: LocalServer, client: Client, kwargs: dict[str, Any], exc: type, match: str
+) -> None:
+    df = pd.DataFrame({"t": ["a"], "taken": ["x"]})
+    call = {"prompt": "t", "model": MODEL, "client": client, "progress": False, **kwargs}
+    with pytest.raises(exc, match=match):
+        df.zgpu.batch_chat(**call)
+    assert api_calls(server) == []
+
+
+def test_oversize_row_fails_fast_or_is_skipped(server: LocalServer, client: Client) -> None:
+    df = pd.DataFrame({"t": ["ok", "x" * (MAX_LINE_BYTES + 1)]}, index=["a", "big"])
+    with pytest.raises(OversizeRowsError, match="row 'big'"):
+        df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False)
+    assert api_calls(server) == []
+    out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False, on_oversize="skip")
+    assert out["response_status"].tolist() == ["ok", "skipped"]
+    assert out["response_error_code"].iloc[1] == "line_too_large"
+
+
+def test_overwrite_and_output_prefix(client: Client) -> None:
+    df = pd.DataFrame({"t": ["a"], "response": ["old"]})
+    out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False, overwrite=True)
+    assert out["response"].iloc[0] == builtin_reply(body("a"))
+    out2 = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False, output="tag")
+    assert out2["response"].iloc[0] == "old" and out2["tag"].iloc[0] == builtin_reply(body("a"))
+
+
+def test_client_and_connection_settings_are_exclusive(client: Client) -> None:
+    with pytest.raises(ValueError, match="either client="):
+        pd.DataFrame({"t": ["a"]}).zgpu.batch_chat(
+            "t", model=MODEL, client=client, base_url="local", progress=False
+        )
+
+
+def test_all_rows_skipped_sends_nothing(server: LocalServer, client: Client) -> None:
+    df = pd.DataFrame({"t": [None, ""]})
+    out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False)
+    assert out["response_status"].tolist() == ["skipped", "skipped"]
+    assert api_calls(server) == []
+    assert df.zgpu.last_job.status().outcome == "failure"
+
+
+# ---- interruption, timeouts, partial submission ------------------------------------------
+
+
+def test_ctrl_c_while_waiting_cancels_nothing_and_says_how_to_resume(
+    start_server: Callable[..., LocalServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    srv = start_server(latency=0.02, concurrency=2)
+    texts = [f"q{i}" for i in range(40)]
+    df = pd.DataFrame({"t": texts})
+    import zgpu_pandas._job as job_module
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
+        monkeypatch.setattr(job_module.time, "sleep", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            df.zgpu.batch_chat("t", model=MODEL, client=c, progress=False)
+        monkeypatch.undo()
+        err = capsys.readouterr().err
+        job = df.zgpu.last_job
+        assert job is not None
+        assert "Nothing was cancelled" in err
+        assert job.batch_ids[0] in err
+        assert "df.zgpu.last_job.wait()" in err and "df.zgpu.last_job.cancel()" in err
+        assert f"df.zgpu.attach(['{job.batch_ids[0]}']" in err
+        assert KEY not in err
+        # nothing was cancelled: the batch runs to completion and the job resumes
+        assert not any("/cancel" in r[1] for r in srv.request_log)
+        out = job.result()
+        assert client_status(c, job) == ["completed"]
+    check_rows(out, {i: body(t) for i, t in enumerate(texts)})
+
+
+def test_wait_timeout_keeps_the_job(start_server: Callable[..., LocalServer]) -> None:
+    srv = start_server(latency=0.05, concurrency=1)
+    df = pd.DataFrame({"t": [f"q{i}" for i in range(30)]})
+    with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
+        job = df.zgpu.submit_chat("t", model=MODEL, client=c, progress=False)
+        with pytest.raises(JobTimeoutError, match=r"keeps running.*job\.wait\(\)") as exc:
+            job.wait(timeout=0.05)
+        assert exc.value.job is job
+        job.cancel()
+        job.wait()
+
+
+def test_submission_stopping_part_way_keeps_what_was_created(
+    server: LocalServer, client: Client
+) -> None:
+    df = pd.DataFrame({"t": [f"q{i}" for i in range(5)]})
+    reqs = build_requests(df, prompt="t", model=MODEL, max_lines=2)
+    assert len(reqs.chunks) == 3
+    job = BatchJob(client=client, frame=df, requests=reqs, progress=False)
+    real_upload = client.files.upload
+    calls = {"n": 0}
+
+    def upload(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second chunk's upload meets a real 400 from the server
+            server.faults.fail_requests(status=400, count=1, method="POST", path="/v1/files")
+        return real_upload(*args, **kwargs)
+
+    client.files.upload = upload  # type: ignore[method-assign]
+    with pytest.raises(JobSubmitError, match=r"stopped after 1 of 3 batches") as exc:
+        job.submit()
+    assert exc.value.job is job and len(job.batch_ids) == 1
+    assert isinstance(exc.value.__cause__, ZgpuError)
+    job.submit()  # the rest, once
+    assert len(job.batch_ids) == 3 and len(set(job.batch_ids)) == 3
+    out = job.result()
+    check_rows(out, {i: body(f"q{i}") for i in range(5)})
+
+
+# ---- progress ------------------------------------------------------------------------------
+
+
+def test_tqdm_progress_in_a_terminal(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    df = pd.DataFrame({"t": ["a", "b", None]})
+    df.zgpu.batch_chat("t", model=MODEL, client=client, progress="tqdm")
+    err = capsys.readouterr().err
+    assert "line" in err and "ok=2" in err
+    assert "Done: all 2 sent rows answered, 1 skipped" in err
+
+
+def test_widget_updates_in_place_and_shows_the_outcome(server: LocalServer, client: Client) -> None:
+    pytest.importorskip("ipywidgets")
+    server.faults.fail_lines(code="internal_error", custom_ids="^row-1$")
+    df = pd.DataFrame({"t": ["a", "b", "c"]})
+    job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress="widget")
+    job.wait()
+    widget = job._display.widget  # type: ignore[attr-defined]
+    html = widget.value
+    assert job.job_id in html and MODEL in html and job.batch_ids[0] in html
+    assert "Partly done: 2 rows answered, 1 failed" in html
+    assert "completed" in html
+
+
+def test_ipywidgets_is_not_imported_without_a_widget(server: LocalServer) -> None:
+    code = (
+        "import sys, pandas as pd, zgpu_pandas.accessor\n"
+        "from zgpu_pandas._client import Client\n"
+        f"c = Client(api_key='k', project_id='p', base_url={server.url!r}, poll_interval=0.02)\n"
+        f"out = pd.DataFrame({{'t': ['a']}}).zgpu.batch_chat('t', model={MODEL!r}, client=c)\n"
+        "assert out['response_status'].tolist() == ['ok']\n"
+        "assert 'ipywidgets' not in sys.modules, 'ipywidgets was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_job_repr_and_html_never_show_the_key(client: Client) -> None:
+    df = pd.DataFrame({"t": ["a"]})
+    job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
+    job.wait()
+    for text in (repr(job), job._repr_html_(), str(job.status())):
+        assert KEY not in text
+    assert "success" in repr(job)
