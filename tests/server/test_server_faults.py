@@ -183,6 +183,7 @@ def test_admin_endpoints(server, api):
     assert bad.status_code == 400
     bad = httpx.post(base, json={"kind": "fail_lines", "code": "nope"})
     assert bad.status_code == 400
+    assert httpx.post(base, content=b"{not json").status_code == 400
     cfg = httpx.get(server.url + "/_admin/config").json()
     assert cfg["admin"] is True and cfg["data_dir"] == str(server.data_dir)
     # admin calls are not API calls

@@ -597,7 +597,10 @@ async def admin_faults(request: Request) -> Response:
     if request.method == "DELETE":
         faults.clear()
     elif request.method == "POST":
-        raw = orjson.loads(await request.body() or b"{}")
+        try:
+            raw = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "Request body must be valid JSON", code="invalid_json") from None
         specs = raw if isinstance(raw, list) else [raw]
         try:
             for spec in specs:
