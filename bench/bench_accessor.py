@@ -2,19 +2,22 @@
 
 Three ways to do each half of the job, on the same data, in one run:
 
-- **zgpu_pandas**: ``build_requests`` (DataFrame → JSONL payload bytes of every batch) and
-  ``ResultsTable.add_lines`` + ``merge_results`` (output lines → new DataFrame with the answer,
-  status, error and usage columns).
+- **zgpu_pandas**: ``build_requests`` (DataFrame → the JSONL payload bytes of every batch)
+  and ``ResultsTable.add_file`` + ``merge_results`` (the downloaded output file → a new
+  DataFrame with the answer, status, error, finish reason and usage columns).
 - **cookbook loop**: what the review-tagging cookbook does by hand: a Python loop building one
-  dict per row, ``json.dumps`` per line, ``"\\n".join``; then ``json.loads`` per output line
-  into a dict keyed by custom_id, and a lookup per row back into the frame.
-- **orjson floor**: ``orjson.dumps`` of the same, already built, line dicts; ``orjson.loads``
-  of the same output lines, nothing else. No real implementation can beat this by much: it is
-  the serialisation work alone.
+  dict per row, ``json.dumps`` per line, ``"\n".join``; then ``json.loads`` per line of the
+  output file into a dict keyed by custom_id, and a lookup per row back into the frame.
+- **orjson floor**: ``orjson.dumps`` of the same, already built, line dicts; splitting the
+  same output file into lines and ``orjson.loads`` of each, nothing else. This is the
+  serialisation work alone, without building anything from or into a DataFrame.
 
-The output lines are shaped like the service's (full ``chat.completion`` bodies), shuffled
-(the service writes them in completion order). Each figure is the best of ``--repeat`` runs
-with the garbage collector paused, as ``timeit`` does.
+All three start from the same frame and the same output file (in memory, shaped like the
+service's: full ``chat.completion`` bodies, in a shuffled order as the service writes them in
+completion order), and are checked to produce the same bytes / the same answers before timing.
+An extra row times the merge fed a list of lines (as ``client.files.iter_lines`` yields) rather
+than the file's bytes. Each figure is the best of ``--repeat`` runs with the garbage collector
+paused, as ``timeit`` does.
 
 Run::
 

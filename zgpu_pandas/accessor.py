@@ -24,7 +24,7 @@ import pandas as pd
 
 from ._job import BatchJob
 from ._progress import ProgressOption
-from ._requests import build_requests
+from ._requests import PromptError, build_requests
 from ._results import check_columns
 
 if TYPE_CHECKING:
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["ZgpuAccessor"]
 
 _RESUME_HINT = "df.zgpu.last_job"
+
+# Options of jobs, not of the model: never to be sent inside a request body by mistake.
+_JOB_OPTIONS = ("fresh", "retries", "parse", "timeout")
 
 # pandas makes a new accessor object on every ``df.zgpu`` access, so the last job of a frame
 # is kept here, keyed by the frame's id and dropped when the frame is garbage collected.
@@ -265,6 +268,13 @@ class ZgpuAccessor:
         chat_params: dict[str, Any],
     ) -> BatchJob:
         # Everything that can be wrong with the input is found before any network call.
+        for name in _JOB_OPTIONS:
+            if name in chat_params:
+                raise PromptError(
+                    f"{name}= is an option of the job, not a chat parameter, and this version "
+                    f"of zgpu_pandas does not support it; remove it (it would otherwise be "
+                    f"sent to the model inside every request)."
+                )
         check_columns(self._df, output, overwrite=overwrite)
         requests = build_requests(
             self._df,

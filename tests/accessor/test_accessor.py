@@ -322,6 +322,7 @@ def test_attach_marks_rows_in_no_batch_as_not_sent(client: Client) -> None:
         ({"prompt": "nope"}, PromptError, "no column 'nope'"),
         ({"model": None}, PromptError, "model= is required"),
         ({"output": "taken"}, ColumnClashError, "'taken'.*overwrite=True"),
+        ({"retries": 2}, PromptError, "retries= is an option of the job"),
     ],
 )
 def test_bad_calls_fail_before_any_request(

@@ -300,3 +300,34 @@ def test_columnar_and_line_by_line_readers_agree(specs: list[dict[str, Any]]) ->
     for name in a:
         assert a[name].to_pylist() == b[name].to_pylist(), name
     assert a["status"].to_pylist().count("pending") == 0
+
+
+def test_a_large_output_is_read_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    monkeypatch.setattr(_results, "_BLOCK_BYTES", 1 << 20)
+    n = 30_000
+    pad = "p" * 600
+
+    def download() -> Any:  # like client.files.iter_bytes: chunks cut anywhere
+        buf = bytearray()
+        for i in range(n):
+            buf += ok_line(i, f"{pad} {i}") + b"\n"
+            if len(buf) >= 65_536:
+                yield bytes(buf[:50_000])
+                del buf[:50_000]
+        yield bytes(buf)
+
+    table = ResultsTable(n)
+    tracemalloc.start()
+    try:
+        used = table.add_chunks(download())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert used == n
+    total = n * len(ok_line(0, f"{pad} 0"))
+    assert total > 20_000_000
+    assert peak < 6_000_000, f"peak {peak:,} bytes for a {total:,}-byte output"
+    out = merge_results(frame(n), table)
+    assert out["response"].iloc[12_345] == f"{pad} 12345"

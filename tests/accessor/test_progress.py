@@ -1,0 +1,159 @@
+"""The progress display: what it renders, the choice of display, and a real Jupyter kernel."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import nbformat
+import pandas as pd
+import pytest
+
+import zgpu_pandas.accessor  # noqa: F401  (registers df.zgpu)
+from zgpu_pandas._client import Client
+from zgpu_pandas._progress import (
+    BatchState,
+    JobStatus,
+    NullProgress,
+    TqdmProgress,
+    format_duration,
+    make_progress,
+    render_html,
+    summary,
+)
+from zgpu_pandas.server import LocalServer
+
+MODEL = "LFM2.5-1.2B-Instruct"
+
+
+def status(outcome: str, **kw: object) -> JobStatus:
+    base: dict[str, object] = {
+        "job_id": "job_x",
+        "model": MODEL,
+        "rows": 12,
+        "sent": 10,
+        "skipped": 2,
+        "batches": (
+            BatchState(0, "batch_a", "completed", 6, completed=6),
+            BatchState(1, "batch_b", "in_progress", 4, completed=1, failed=1),
+        ),
+        "outcome": outcome,
+        "elapsed": 75.0,
+        "eta": 30.0,
+    }
+    base.update(kw)
+    return JobStatus(**base)  # type: ignore[arg-type]
+
+
+def test_render_shows_everything_the_widget_promises() -> None:
+    html = render_html(status("running"))
+    for piece in (
+        "job_x",
+        MODEL,
+        "12 rows: 10 sent, 2 skipped",
+        "2 batch(es)",
+        "batch_a",
+        "in_progress",
+        "7 completed · 1 failed · 2 to go",
+        "elapsed 1m 15s",
+        "about 30s left",
+        "width:70.00%",  # completed share of the bar
+        "width:10.00%",  # failed share
+        "Running: 8 of 10 lines done",
+    ):
+        assert piece in html, piece
+
+
+def test_render_escapes_what_it_shows() -> None:
+    html = render_html(status("running", model="<script>x</script>"))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kw", "text"),
+    [
+        ("success", {}, "Done: all 10 sent rows answered, 2 skipped in 1m 15s."),
+        ("partial", {"answered": 9, "errored": 1}, "Partly done: 9 rows answered, 1 failed"),
+        ("failure", {}, "Failed: none of the 10 sent rows was answered (batch in_progress)."),
+        ("failure", {"sent": 0}, "Nothing was sent: all 12 rows were skipped"),
+        ("submitting", {}, "Submitting 10 rows in 2 batch(es)"),
+    ],
+)
+def test_summary_says_plainly_where_the_job_stands(outcome: str, kw: dict, text: str) -> None:
+    assert text in summary(status(outcome, **kw))
+
+
+def test_durations() -> None:
+    assert [format_duration(x) for x in (None, 0.4, 59, 61, 3600 + 120)] == [
+        "?",
+        "0s",
+        "59s",
+        "1m 01s",
+        "1h 02m",
+    ]
+
+
+def test_choice_of_display_outside_a_notebook() -> None:
+    assert isinstance(make_progress(False), NullProgress)
+    assert isinstance(make_progress(None), NullProgress)  # pytest's stderr is not a terminal
+    assert isinstance(make_progress(True), TqdmProgress)
+    assert isinstance(make_progress("tqdm"), TqdmProgress)
+    with pytest.raises(ValueError, match="progress must be"):
+        make_progress("fancy")  # type: ignore[arg-type]
+
+
+def test_background_widget_keeps_updating_without_any_call(server: LocalServer) -> None:
+    pytest.importorskip("ipywidgets")
+    df = pd.DataFrame({"t": ["a", "b"]})
+    with Client(api_key="k", project_id="p", base_url=server.url, poll_interval=0.02) as c:
+        job = df.zgpu.submit_chat("t", model=MODEL, client=c, progress="widget")
+        widget = job._display.widget  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        while "Done:" not in widget.value:  # nobody calls the job: its thread does the work
+            assert time.monotonic() < deadline, widget.value
+            time.sleep(0.02)
+        assert job._watcher is not None
+        job._watcher.join(5)
+        assert not job._watcher.is_alive()
+        assert job.result(wait=False)["response_status"].tolist() == ["ok", "ok"]
+
+
+def test_in_a_jupyter_kernel_a_widget_is_shown_and_updates_while_the_kernel_is_free(
+    server: LocalServer, tmp_path: object
+) -> None:
+    pytest.importorskip("ipywidgets")
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import sys, pandas as pd, zgpu_pandas.accessor\n"
+            "from zgpu_pandas._client import Client\n"
+            f"c = Client(api_key='k', project_id='p', base_url={server.url!r}, poll_interval=0.02)\n"
+            "df = pd.DataFrame({'t': ['a', 'b', None]})\n"
+            f"job = df.zgpu.submit_chat('t', model={MODEL!r}, client=c)\n"
+        ),
+        nbformat.v4.new_code_cell(
+            "import time\n"
+            "t0 = time.time()\n"
+            "while 'Done:' not in job._display.widget.value and time.time() - t0 < 60:\n"
+            "    time.sleep(0.05)\n"
+            "print(type(job._display).__name__, 'Done:' in job._display.widget.value)\n"
+        ),
+        nbformat.v4.new_code_cell(
+            "out = df.zgpu.batch_chat('t', model='LFM2.5-1.2B-Instruct', client=c)\n"
+            "print(out['response_status'].tolist())"
+        ),
+    ]
+    env_keys = [k for k in os.environ if k.startswith(("ZGPU_", "ZEROGPU_"))]
+    saved = {k: os.environ.pop(k) for k in env_keys}
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    finally:
+        os.environ.update(saved)
+    first = nb.cells[0].outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in first)
+    assert nb.cells[1].outputs[0]["text"].strip() == "WidgetProgress True"
+    third = nb.cells[2].outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in third)
+    assert "['ok', 'ok', 'skipped']" in "".join(o.get("text", "") for o in third)
