@@ -177,37 +177,64 @@ class Validator:
 
     def feed(self, raw: bytes) -> LineError | None:
         """Validate one physical line (without its ``\\n``). Blank lines are skipped."""
-        self._line += 1
-        size = len(raw)
-        self._bytes += size + 1
-        line = self._line
-        # bytes.isspace() tests the same ASCII whitespace strip() removes, without a copy.
-        if not raw or raw.isspace():
-            return None
-        self._lines += 1
+        return self.feed_all((raw,))
+
+    def feed_all(self, stream: IO[bytes] | Iterable[bytes]) -> LineError | None:
+        """Validate every physical line of a binary stream (lines may keep their ``\\n``,
+        as file iteration yields them) and return the first error, or ``None``.
+
+        This is the create-time hot path, so the common valid line is checked in one
+        combined test inside the loop, with no call per line. Anything unusual goes to
+        :meth:`_rules`, which alone decides which error to report (the rule order and the
+        messages live there).
+        """
+        ids = self._ids
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        line, lines, nbytes, url = self._line, self._lines, self._bytes, self._url
         try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return LineError("invalid_json", f"Line {line} is not valid JSON", line)
-        # Fast path for the common, valid line: one combined test, no calls. Anything
-        # unusual falls through to the rule-by-rule checks below, which alone decide which
-        # error to report (so the rule order and messages live in one place).
-        if type(obj) is dict and size <= MAX_LINE_BYTES and self._url is not None:
-            cid = obj.get("custom_id")
-            method = obj.get("method")
-            body = obj.get("body")
-            if (
-                type(cid) is str
-                and cid
-                and cid not in self._ids
-                and (method == "POST" or (type(method) is str and method.upper() == "POST"))
-                and obj.get("url") == self._url
-                and type(body) is dict
-                and body
-                and body.get("stream") is not True
-            ):
-                self._ids.add(cid)
-                return None
+            for raw in stream:
+                line += 1
+                size = len(raw)
+                if raw[-1:] == b"\n":
+                    nbytes += size
+                    size -= 1
+                else:
+                    nbytes += size + 1
+                # bytes.isspace() tests the ASCII whitespace strip() removes, without a copy.
+                if not size or raw.isspace():
+                    continue
+                lines += 1
+                try:
+                    obj = loads(raw)
+                except decode_error:
+                    return LineError("invalid_json", f"Line {line} is not valid JSON", line)
+                if type(obj) is dict and size <= MAX_LINE_BYTES and url is not None:
+                    cid = obj.get("custom_id")
+                    method = obj.get("method")
+                    body = obj.get("body")
+                    if (
+                        type(cid) is str
+                        and cid
+                        and cid not in ids
+                        and (method == "POST" or (type(method) is str and method.upper() == "POST"))
+                        and obj.get("url") == url
+                        and type(body) is dict
+                        and body
+                        and body.get("stream") is not True
+                    ):
+                        ids.add(cid)
+                        continue
+                err = self._rules(obj, line, size)
+                if err is not None:
+                    return err
+                url = self._url
+        finally:
+            self._line, self._lines, self._bytes = line, lines, nbytes
+        return None
+
+    def _rules(self, obj: Any, line: int, size: int) -> LineError | None:
+        """Every per-line rule after JSON parsing, in the published order."""
         err = check_request(obj, line=line, size=size)
         if err is not None:
             return err
@@ -269,9 +296,7 @@ def validate_stream(stream: IO[bytes] | Iterable[bytes]) -> ValidationResult:
             print(result.error.message)
     """
     v = Validator()
-    feed = v.feed
-    for raw in stream:  # iter_raw_lines inlined: this loop is the create-time hot path
-        err = feed(raw[:-1] if raw[-1:] == b"\n" else raw)
-        if err is not None:
-            return ValidationResult(lines=v._lines, bytes=v._bytes, url=v.url, error=err)
+    err = v.feed_all(stream)
+    if err is not None:
+        return ValidationResult(lines=v._lines, bytes=v._bytes, url=v.url, error=err)
     return v.finish()
