@@ -194,6 +194,7 @@ def test_unknown_route_and_method_get_json_errors(api):
     assert r.status_code == 404 and r.json()["error"]["type"] == "invalid_request_error"
     r = api.put("/v1/files")
     assert r.status_code == 405 and "error" in r.json()
+    assert set(r.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
 
 
 def test_list_batches_pagination(api, make_lines):

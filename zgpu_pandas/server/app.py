@@ -621,10 +621,12 @@ async def admin_config(request: Request) -> Response:
 async def _not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
     message = "Method not allowed" if status == 405 else f"No route for {request.url.path}"
+    headers = exc.headers if isinstance(exc, HTTPException) else None  # 405 carries Allow
     return JSONResponse(
         envelope(message, type="invalid_request_error",
                  code="method_not_allowed" if status == 405 else "not_found"),
         status_code=status,
+        headers=headers,
     )
 
 
