@@ -195,6 +195,8 @@ def test_unknown_route_and_method_get_json_errors(api):
     r = api.put("/v1/files")
     assert r.status_code == 405 and "error" in r.json()
     assert set(r.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    head = api.head("/v1/files")
+    assert head.status_code == 200 and head.content == b""
 
 
 def test_list_batches_pagination(api, make_lines):

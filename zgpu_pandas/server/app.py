@@ -631,20 +631,31 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 # ----------------------------------------------------------------------------- app
+def _route(path: str, **handlers: Handler) -> Route:
+    """One route per path with a handler per method, so a 405 lists every method the
+    path allows in its ``Allow`` header."""
+    if len(handlers) == 1:
+        ((method, handler),) = handlers.items()
+        return Route(path, handler, methods=[method])
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method  # Starlette adds HEAD
+        return await handlers[method](request)
+
+    return Route(path, dispatch, methods=list(handlers))
+
+
 def build_app(ctx: ServerContext) -> Starlette:
     """The Starlette app over an existing :class:`ServerContext`."""
     routes = [
-        Route("/v1/files", upload_file, methods=["POST"]),
-        Route("/v1/files", list_files, methods=["GET"]),
-        Route("/v1/files/{file_id}", retrieve_file, methods=["GET"]),
-        Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
-        Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
-        Route("/v1/batches", create_batch, methods=["POST"]),
-        Route("/v1/batches", list_batches, methods=["GET"]),
-        Route("/v1/batches/{batch_id}", retrieve_batch, methods=["GET"]),
-        Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
+        _route("/v1/files", POST=upload_file, GET=list_files),
+        _route("/v1/files/{file_id}", GET=retrieve_file, DELETE=delete_file),
+        _route("/v1/files/{file_id}/content", GET=file_content),
+        _route("/v1/batches", POST=create_batch, GET=list_batches),
+        _route("/v1/batches/{batch_id}", GET=retrieve_batch),
+        _route("/v1/batches/{batch_id}/cancel", POST=cancel_batch),
+        _route("/v1/chat/completions", POST=chat_completions),
+        _route("/healthz", GET=healthz),
     ]
     if ctx.config.admin:
         routes += [
