@@ -131,8 +131,9 @@ class ZgpuAccessor:
 
         Connection: ``client=``, or ``api_key``/``project_id``/``base_url`` (default from
         ``ZGPU_*``/``ZEROGPU_*`` environment variables; ``base_url="local"`` runs on the
-        bundled local server). Progress: a widget in Jupyter, a bar in a terminal,
-        ``progress=False`` for none.
+        bundled local server). Progress: a widget in Jupyter, a tqdm bar in a terminal,
+        ``progress=False`` for none (``"widget"`` / ``"tqdm"`` to choose). ``poll_interval``
+        defaults to the client's (30 s for the real service, 0.2 s for a local server).
 
         Interrupting (Ctrl-C) does not cancel the batches: the message says how to pick the
         job up again (``df.zgpu.last_job``) and how to cancel it.
@@ -246,6 +247,7 @@ class ZgpuAccessor:
             resume_hint=_RESUME_HINT,
         )
         _remember(self._df, job)
+        job.watch_in_background()
         return job
 
     def _start(
