@@ -563,7 +563,7 @@ async def cancel_batch(request: Request) -> Response:
             409, f"Batch {bid} cannot be cancelled: its status is {row['status']}",
             code="batch_not_cancellable", param="batch_id",
         )
-    ctx.worker.notify()
+    ctx.worker.cancel(bid)
     return JSONResponse(batch_object(row))
 
 

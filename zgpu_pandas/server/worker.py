@@ -50,6 +50,8 @@ _CANCELLED_MSG = legacy_message("batch_cancelled", "The batch was cancelled befo
 _EXPIRED_MSG = legacy_message(
     "batch_expired", "The batch expired before this request ran (completion window exceeded)."
 )
+_NOT_RUN_CANCELLED = LineResult(code="batch_cancelled", message=_CANCELLED_MSG, status=0)
+_NOT_RUN_EXPIRED = LineResult(code="batch_expired", message=_EXPIRED_MSG, status=0)
 
 
 class Worker:
@@ -76,6 +78,9 @@ class Worker:
         self._stopping = False
         self._ready = threading.Event()
         self._retry_at: dict[str, float] = {}
+        # Batches with a cancel request, so a chunk in flight stops starting new lines.
+        # (The durable record is the batch's "cancelling" status.)
+        self._cancelled: set[str] = set()
 
     # --------------------------------------------------------------------- control
     def start(self) -> None:
@@ -86,6 +91,11 @@ class Worker:
         self._thread = threading.Thread(target=self._run, name="zgpu-batch-worker", daemon=True)
         self._thread.start()
         self._ready.wait(10)
+
+    def cancel(self, bid: str) -> None:
+        """A cancel request for ``bid`` was recorded: stop starting its lines, wake up."""
+        self._cancelled.add(bid)
+        self.notify()
 
     def notify(self) -> None:
         """Wake the worker (a batch was created or cancelled)."""
@@ -158,7 +168,7 @@ class Worker:
         if latency > 0:
             rounds = max(1, int(TARGET_CHUNK_SECONDS / latency))
             return min(MAX_CHUNK, self.concurrency * rounds)
-        return min(MAX_CHUNK, self.concurrency * 4)
+        return min(MAX_CHUNK, self.concurrency * 8)
 
     async def _step(self, bid: str, engine: Engine) -> None:
         """Advance batch ``bid`` by one chunk (or finish it)."""
@@ -181,6 +191,7 @@ class Worker:
         size = DRAIN_CHUNK if mode != "run" else self._chunk_size(engine)
         lines, next_offset = _read_lines(store.path_of(row["input_path"]), row["next_offset"], size)
         if not lines:
+            self._cancelled.discard(bid)
             if row["ending"] == "expired":
                 store.finish_batch(bid, "expired")
             elif mode == "cancel":
@@ -189,8 +200,9 @@ class Worker:
                 store.finish_batch(bid, "completed")
             # else: cancelled meanwhile; the next turn sees "cancelling" and ends it.
             return
+        expired = False
         if mode == "run":
-            out, err = await self._run_lines(lines, engine)
+            out, err, expired = await self._run_lines(lines, engine, bid, row["deadline"])
         else:
             code = "batch_cancelled" if mode == "cancel" else "batch_expired"
             out, err = [], _drain_lines(lines, code)
@@ -206,11 +218,19 @@ class Worker:
             err_bytes=err_bytes,
             completed=row["completed"] + len(out),
             failed=row["failed"] + len(err),
-            ending="expired" if mode == "expire" else None,
+            ending="expired" if mode == "expire" or expired else None,
         )
 
-    async def _run_lines(self, lines: list[bytes], engine: Engine) -> tuple[list[bytes], list[bytes]]:
-        """Run one chunk; returns the output lines and error lines (serialised)."""
+    async def _run_lines(
+        self, lines: list[bytes], engine: Engine, bid: str, deadline: float
+    ) -> tuple[list[bytes], list[bytes], bool]:
+        """Run one chunk; returns the output lines, the error lines (serialised) and
+        whether some lines were expired instead of run.
+
+        With an asynchronous engine a line only starts once one of the ``concurrency``
+        slots is free; a line whose turn comes after a cancel request or after the
+        deadline does not run and becomes a ``batch_cancelled``/``batch_expired`` error,
+        so a large chunk never delays a cancel by more than the lines in flight."""
         parsed: list[tuple[str, Any]] = []
         for raw in lines:
             obj = orjson.loads(raw)
@@ -225,11 +245,16 @@ class Worker:
         if engine.is_sync:
             complete = engine.complete_sync
             results = [None if i in injected else complete(body) for i, (_, body) in enumerate(parsed)]
+            expired = False
         else:
             sem = asyncio.Semaphore(self.concurrency)
 
             async def one(body: Any) -> LineResult:
                 async with sem:
+                    if bid in self._cancelled:
+                        return _NOT_RUN_CANCELLED
+                    if time.time() >= deadline:
+                        return _NOT_RUN_EXPIRED
                     return await engine.complete(body)
 
             todo = [(i, body) for i, (_, body) in enumerate(parsed) if i not in injected]
@@ -237,6 +262,7 @@ class Worker:
             results = [None] * len(parsed)
             for (i, _), res in zip(todo, done, strict=True):
                 results[i] = res
+        expired = any(r is _NOT_RUN_EXPIRED for r in results)
         out: list[bytes] = []
         err: list[bytes] = []
         dumps = orjson.dumps
@@ -263,7 +289,7 @@ class Worker:
                 err.append(
                     _error_line(cid, outcome.code or "internal_error", outcome.message or "")
                 )
-        return out, err
+        return out, err, expired
 
 
 # ------------------------------------------------------------------------- helpers
