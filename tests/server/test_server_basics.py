@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from conftest import API_HEADERS, ApiClient
 
 from zgpu_pandas.server import LocalServer, builtin_reply
 
@@ -55,8 +56,6 @@ def test_fail_requests_and_drop_connections(server, api):
 
 def test_restart_keeps_data(tmp_path, make_lines):
     with LocalServer(data_dir=tmp_path / "d") as srv:
-        from conftest import API_HEADERS, ApiClient
-
         with ApiClient(base_url=srv.url, headers=API_HEADERS) as c:
             b = c.submit(make_lines(3))
             c.wait(b["id"])

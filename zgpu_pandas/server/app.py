@@ -43,7 +43,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
@@ -168,6 +168,10 @@ def _endpoint(fn: Handler) -> Handler:
             return _error(exc)
         except ConnectionDropped:
             raise
+        except ClientDisconnect:
+            # The client went away mid-request (e.g. an interrupted upload): nobody is
+            # left to answer, and it is not a server error worth a traceback.
+            return Response(status_code=400)
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
             return _error(ApiError(500, "Internal server error", code="internal_error"))
