@@ -166,7 +166,6 @@ class BatchJob:
                 _Slot(c.index, c.lines, requests.chunk_positions(c)) for c in requests.chunks
             ]
         self._started = time.monotonic()
-        self._created_wall: float | None = None
         self._rate_base: tuple[float, int] | None = None
         self._submitted = False
         self._display: Progress = (
@@ -212,12 +211,12 @@ class BatchJob:
                     if slot.batch is not None:
                         continue
                     if slot.file_id is None:
-                        payload = self.requests.chunk_bytes(slot.index)
+                        # a view, not a copy: a 100 MB chunk is not held twice while uploading
                         f = self.client.files.upload(
-                            payload, filename=f"{self.job_id}-part{slot.index + 1}of{n}.jsonl"
+                            self.requests.chunk_view(slot.index),
+                            filename=f"{self.job_id}-part{slot.index + 1}of{n}.jsonl",
                         )
                         slot.file_id = f.id
-                        del payload
                     meta = {
                         **self.metadata,
                         JOB_METADATA_KEY: self.job_id,
@@ -226,8 +225,6 @@ class BatchJob:
                     slot.batch = self.client.batches.create(
                         input_file_id=slot.file_id, endpoint=BATCH_ENDPOINT, metadata=meta
                     )
-                    if self._created_wall is None:
-                        self._created_wall = time.time()
                     self._show(self._snapshot())
             except KeyboardInterrupt:
                 self._say_interrupted("submitting")
@@ -527,7 +524,6 @@ class BatchJob:
             slot.file_id = b.input_file_id
             job._slots.append(slot)
         job._submitted = True
-        job._created_wall = time.time()
         return job
 
     def _finish_attached(self) -> None:

@@ -184,6 +184,13 @@ class RequestSet:
         lo, hi = int(self._offsets[c.start]), int(self._offsets[c.stop])
         return self._data[lo:hi].to_pybytes()
 
+    def chunk_view(self, chunk: Chunk | int) -> memoryview:
+        """The JSONL payload of one chunk without copying it (for uploads: the request
+        lines are then held once, not twice)."""
+        c = self.chunks[chunk] if isinstance(chunk, int) else chunk
+        lo, hi = int(self._offsets[c.start]), int(self._offsets[c.stop])
+        return memoryview(self._data)[lo:hi]
+
     def chunk_positions(self, chunk: Chunk | int) -> np.ndarray:
         """Row positions carried by one chunk."""
         c = self.chunks[chunk] if isinstance(chunk, int) else chunk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any
 
@@ -374,3 +375,13 @@ def test_every_built_line_carries_its_rows_text(values: list[Any]) -> None:
             assert pos in reqs.skipped_positions.tolist()
         else:
             assert texts[pos] == str(v)
+
+
+def test_chunk_view_is_the_chunk_without_a_copy() -> None:
+    df = pd.DataFrame({"p": [f"q{i}" for i in range(7)]})
+    reqs = build_requests(df, prompt="p", model=MODEL, max_lines=3)
+    for c in reqs.chunks:
+        view = reqs.chunk_view(c)
+        assert isinstance(view, memoryview)
+        assert view.tobytes() == reqs.chunk_bytes(c)
+        assert reqs.chunk_sha256(c) == hashlib.sha256(reqs.chunk_bytes(c)).hexdigest()
