@@ -56,6 +56,7 @@ CONFORMANCE = [
     checks.content_type_conformance,
     checks.response_headers_conformance,
     checks.response_schema_conformance,
+    checks.unsupported_method,  # 405 with Allow for a method a path does not serve
 ]
 POSITIVE_EXAMPLES = 40
 NEGATIVE_EXAMPLES = 30
@@ -84,8 +85,9 @@ class Ids:
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     # One key, one project: any other key must be refused (schemathesis probes that).
     data_dir = tmp_path_factory.mktemp("conformance")
-    with LocalServer(data_dir=data_dir, api_keys={KEY: {PROJECT}}, latency=0.05,
-                     concurrency=1) as server:
+    with LocalServer(
+        data_dir=data_dir, api_keys={KEY: {PROJECT}}, latency=0.05, concurrency=1
+    ) as server:
         yield server
 
 
@@ -101,8 +103,9 @@ def ids(srv: LocalServer) -> Ids:
             return str(r.json()["id"])
 
         def create(fid: str) -> httpx.Response:
-            return c.post("/v1/batches", json={"input_file_id": fid,
-                                               "endpoint": "/v1/chat/completions"})
+            return c.post(
+                "/v1/batches", json={"input_file_id": fid, "endpoint": "/v1/chat/completions"}
+            )
 
         srv.faults.fail_lines(code="internal_error", custom_ids="^bad$")
         good = upload(to_jsonl([chat_line("ok", "hello"), chat_line("bad", "fails")]))
@@ -241,7 +244,11 @@ def test_schema_violating_requests_get_documented_answers(
 
 
 def _fresh_file(srv: LocalServer) -> str:
-    r = httpx.post(srv.url + "/v1/files", headers=HEADERS,
-                   files={"file": ("d.jsonl", b"{}\n")}, data={"purpose": "batch"})
+    r = httpx.post(
+        srv.url + "/v1/files",
+        headers=HEADERS,
+        files={"file": ("d.jsonl", b"{}\n")},
+        data={"purpose": "batch"},
+    )
     assert r.status_code == 200, r.text
     return str(r.json()["id"])
