@@ -1,9 +1,9 @@
 """Showing a job's progress: a live widget in Jupyter, a tqdm bar in a terminal, or nothing.
 
 The choice is made once per job (like ``tqdm.auto``): ``progress=None`` picks the widget when
-the code runs in a Jupyter kernel and ipywidgets is installed, else a tqdm bar when stderr is
-a terminal, else nothing; ``True`` forces a display (widget or bar), ``False`` silence, and
-``"widget"`` / ``"tqdm"`` one of them. ipywidgets is imported only when a widget is shown, so
+the code runs in a Jupyter kernel (tqdm's text bar there if ipywidgets is not installed), a
+tqdm bar when stderr is a terminal, else nothing; ``True`` forces a display (widget or bar),
+``False`` silence, and ``"widget"`` / ``"tqdm"`` one of them. ipywidgets is imported only when a widget is shown, so
 a script never pays for it.
 
 Everything shown is rendered from a :class:`JobStatus` snapshot by pure functions
@@ -284,8 +284,9 @@ def make_progress(option: ProgressOption = None) -> Progress:
         return TqdmProgress()
     if option is not None and option is not True:
         raise ValueError(f"progress must be None, True, False, 'widget' or 'tqdm', not {option!r}")
-    if in_notebook() and _has_ipywidgets():
-        return WidgetProgress()
+    if in_notebook():
+        # without ipywidgets a notebook still shows tqdm's text bar
+        return WidgetProgress() if _has_ipywidgets() else TqdmProgress()
     if option is True or _stderr_is_tty():
         return TqdmProgress()
     return NullProgress()

@@ -487,3 +487,42 @@ def test_job_repr_and_html_never_show_the_key(client: Client) -> None:
     for text in (repr(job), job._repr_html_(), str(job.status())):
         assert KEY not in text
     assert "success" in repr(job)
+
+
+def test_a_real_sigint_during_a_blocking_call(start_server: Callable[..., LocalServer]) -> None:
+    import signal
+
+    srv = start_server(latency=0.05, concurrency=1)
+    code = (
+        "import pandas as pd, zgpu_pandas.accessor\n"
+        "from zgpu_pandas._client import Client\n"
+        f"c = Client(api_key={KEY!r}, project_id='p', base_url={srv.url!r}, poll_interval=0.05)\n"
+        "df = pd.DataFrame({'t': [f'q{i}' for i in range(200)]})\n"
+        f"df.zgpu.batch_chat('t', model={MODEL!r}, client=c, progress=False)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # wait until it polls: the blocking call is then in its wait loop
+        while not any(
+            r[0] == "GET" and r[1].startswith("/v1/batches/batch_") for r in srv.request_log
+        ):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err
+    assert "Nothing was cancelled" in err and "df.zgpu.last_job.cancel()" in err
+    assert KEY not in err
+    assert not any("/cancel" in r[1] for r in srv.request_log)
+    with Client(api_key=KEY, project_id="p", base_url=srv.url) as c:
+        batch = next(iter(c.batches.list()))
+        assert batch.id in err
+        assert batch.status in ("in_progress", "finalizing", "completed")
+        c.batches.cancel(batch.id)  # tidy up: the test server stops soon anyway
