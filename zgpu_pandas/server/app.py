@@ -348,8 +348,9 @@ async def upload_file(request: Request) -> Response:
     tmp = ctx.store.tmp_path()
     up = _Upload(tmp, cap)
     try:
-        parser = MultipartParser(boundary, up.callbacks())  # type: ignore[arg-type]
         try:
+            # Inside the try: the parser refuses some boundaries itself (over 256 bytes).
+            parser = MultipartParser(boundary, up.callbacks())  # type: ignore[arg-type]
             async for chunk in request.stream():
                 if chunk:
                     parser.write(chunk)

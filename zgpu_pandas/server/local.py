@@ -188,7 +188,7 @@ class LocalServer:
                 log_config=None,  # never reconfigure the host application's logging
                 access_log=False,
                 lifespan="on",
-                timeout_graceful_shutdown=2,
+                timeout_graceful_shutdown=1,  # in-flight requests get a second at stop()
             )
             server = _Server(uv_config)
             thread = threading.Thread(
