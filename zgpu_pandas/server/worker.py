@@ -7,7 +7,8 @@ time), append the result lines to the partial output/error files, then record th
 offsets and counts in ONE SQLite transaction. After a crash, partial files are truncated
 back to the recorded lengths and the batch resumes at the recorded line: no line is lost
 and no finished line runs again (lines of the chunk in flight at the crash run again, as
-their results were never recorded). Cancellation and expiry are checked between chunks.
+their results were never recorded). Cancellation and expiry are checked between chunks,
+and before each line starts when the engine is asynchronous.
 
 Example::
 
