@@ -339,3 +339,12 @@ def test_chat_url_accepts_base_with_or_without_v1():
 )
 def test_map_upstream_error(status, payload, code):
     assert map_upstream_error(status, payload, "text")[0] == code
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from zgpu_pandas.server import _schema_gen, engines
+
+    for module in (engines, _schema_gen):
+        assert doctest.testmod(module).failed == 0

@@ -10,7 +10,7 @@ so the same request always gets the same answer.
 Example::
 
     >>> generate({"type": "object", "properties": {"ok": {"type": "boolean"}}}, text="hi")
-    {'ok': False}
+    {'ok': True}
 """
 
 from __future__ import annotations

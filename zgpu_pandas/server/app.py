@@ -192,8 +192,24 @@ def _project(request: Request) -> str:
     return str(request.scope.get("zgpu.project", ""))
 
 
+# A create body is two ids and some metadata; a chat body is one request (1 MB at most as a
+# batch line). Capped, and read in chunks, so one request cannot fill the server's memory.
+_MAX_JSON_BODY = 16 << 20
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    too_large = ApiError(
+        413, f"Request body exceeds the maximum of {_MAX_JSON_BODY} bytes",
+        code="request_too_large",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > _MAX_JSON_BODY:
+        raise too_large
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > _MAX_JSON_BODY:
+            raise too_large
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
