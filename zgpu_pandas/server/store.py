@@ -177,13 +177,15 @@ class Store:
         """Lock the directory, create the layout and schema, drop stale uploads."""
         if self._open:
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # 0700 when created here: the files are users' prompts and answers (an existing
+        # directory keeps the permissions its owner gave it).
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock.acquire()
         try:
             for d in (self.files_dir, self.batches_dir):
-                d.mkdir(exist_ok=True)
+                d.mkdir(exist_ok=True, mode=0o700)
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
-            self.tmp_dir.mkdir(exist_ok=True)
+            self.tmp_dir.mkdir(exist_ok=True, mode=0o700)
             self.conn.executescript(_SCHEMA)
         except BaseException:
             self._lock.release()
