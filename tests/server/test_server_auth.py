@@ -121,3 +121,25 @@ def test_preflight_needs_no_auth(server):
 
 def test_healthz_needs_no_auth(server):
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+
+
+def test_keys_never_reach_disk_logs_or_admin(start_server, api_for, make_lines, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    upstream = start_server(api_keys={"sk-upstream-secret-42"})
+    srv = start_server(engine="upstream", upstream_url=upstream.url,
+                       upstream_api_key="sk-upstream-secret-42",
+                       upstream_headers={"x-project-id": "p"}, api_keys={"sk-client-secret-7"})
+    api = api_for(srv, x_api_key="sk-client-secret-7")
+    done = api.wait(api.submit(make_lines(3))["id"])
+    assert done["request_counts"]["completed"] == 3
+    api.get("/v1/files/file-nope")  # an error path too
+    admin = httpx.get(srv.url + "/_admin/config").text
+    blobs = [p.read_bytes() for d in (srv.data_dir, upstream.data_dir) for p in d.rglob("*")
+             if p.is_file()]
+    for secret in ("sk-upstream-secret-42", "sk-client-secret-7"):
+        assert secret not in admin
+        assert secret not in caplog.text
+        assert secret not in repr(srv) + repr(srv.config) + repr(srv.faults)
+        assert not any(secret.encode() in b for b in blobs)
