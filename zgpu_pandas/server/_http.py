@@ -128,6 +128,12 @@ class ServerMiddleware:
         rid = _ids.request_id().encode()
         is_api = not path.startswith("/_admin") and path != "/healthz"
         status_seen = [0]
+        logged = [not is_api]
+
+        def log(status: int) -> None:
+            if not logged[0]:
+                logged[0] = True
+                self.ctx.request_log.append((method, path, status))
 
         async def send_out(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -136,6 +142,10 @@ class ServerMiddleware:
                 headers.extend(_CORS)
                 message = {**message, "headers": headers}
                 status_seen[0] = message["status"]
+            elif not message.get("more_body", False):
+                # Logged before the last byte leaves, so a client that has its answer
+                # always finds the request in the log.
+                log(status_seen[0])
             await send(message)
 
         try:
@@ -150,11 +160,10 @@ class ServerMiddleware:
             else:
                 await self.app(scope, receive, send_out)
         except ConnectionDropped:
-            status_seen[0] = 0
+            log(0)
             raise
         finally:
-            if is_api:
-                self.ctx.request_log.append((method, path, status_seen[0]))
+            log(status_seen[0])
 
     async def _api(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
         faults = self.ctx.faults
