@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default %(default)s)")
     p.add_argument("--data-dir", default="./zgpu-data", help="where files and batches are kept (default %(default)s)")
-    p.add_argument("--engine", choices=["builtin", "upstream"], default="builtin")
+    p.add_argument("--engine", choices=["builtin", "upstream"], default="builtin",
+                   help="what answers the requests: the offline built-in engine (default) or an upstream server")
     p.add_argument("--upstream-url", help="OpenAI-compatible base URL for --engine upstream")
     p.add_argument("--upstream-header", action="append", default=[], metavar="NAME:VALUE",
                    help="extra header sent upstream (repeatable)")
