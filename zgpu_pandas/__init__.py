@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import accessor  # noqa: F401  (registers the df.zgpu accessor)
 from ._client import Client
 from ._errors import (
     APIConnectionError,

@@ -19,7 +19,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every sub-command registered."""
-    from . import __version__, _cli_resources
+    from . import __version__, _cli_resources, _cli_run
     from .server import _cli as server_cli
 
     parser = argparse.ArgumentParser(
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     server_cli.register(sub)
+    _cli_run.register(sub)
     _cli_resources.register(sub)
     return parser
 
