@@ -37,7 +37,11 @@ from ._errors import (
     WaitTimeoutError,
     ZgpuError,
 )
+from ._job import BatchJob, JobSubmitError, JobTimeoutError
 from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
+from ._progress import JobStatus
+from ._requests import OversizeRowsError, PromptError
+from ._results import ColumnClashError
 
 if TYPE_CHECKING:
     from .server import LocalServer
@@ -45,7 +49,6 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "TERMINAL_STATUSES",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
@@ -55,7 +58,9 @@ __all__ = [
     "BadRequestError",
     "Batch",
     "BatchError",
+    "BatchJob",
     "Client",
+    "ColumnClashError",
     "ConfigurationError",
     "ConflictError",
     "CreateOutcomeUnknownError",
@@ -63,12 +68,18 @@ __all__ = [
     "FileObject",
     "InsufficientQuotaError",
     "InternalServerError",
+    "JobStatus",
+    "JobSubmitError",
+    "JobTimeoutError",
     "LocalServer",
     "NotFoundError",
+    "OversizeRowsError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PromptError",
     "RateLimitError",
     "RequestCounts",
+    "TERMINAL_STATUSES",
     "TooManyRequestsError",
     "UploadNotRetryableError",
     "WaitTimeoutError",

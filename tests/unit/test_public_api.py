@@ -21,3 +21,7 @@ def test_import_does_not_load_the_server_or_widgets() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert list(zgpu_pandas.__all__) == sorted(set(zgpu_pandas.__all__))
