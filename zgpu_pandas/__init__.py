@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "TERMINAL_STATUSES",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
@@ -79,7 +80,6 @@ __all__ = [
     "PromptError",
     "RateLimitError",
     "RequestCounts",
-    "TERMINAL_STATUSES",
     "TooManyRequestsError",
     "UploadNotRetryableError",
     "WaitTimeoutError",

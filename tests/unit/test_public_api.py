@@ -23,5 +23,6 @@ def test_import_does_not_load_the_server_or_widgets() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_all_is_sorted_and_unique() -> None:
-    assert list(zgpu_pandas.__all__) == sorted(set(zgpu_pandas.__all__))
+def test_all_is_unique() -> None:
+    # (its order is kept by ruff's RUF022 rule: constants first, then classes, alphabetical)
+    assert len(zgpu_pandas.__all__) == len(set(zgpu_pandas.__all__))
