@@ -118,6 +118,15 @@ def _isolated_local_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         os.environ.pop(key, None)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own job journal (``ZGPU_STATE_DIR``) and no credentials from the
+    machine running the suite, so no test reads or writes the user's real journal or key."""
+    for key in ("ZGPU_API_KEY", "ZEROGPU_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ZGPU_STATE_DIR", str(tmp_path / "zgpu-state"))
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LocalServer]:
     """A fresh local server per test: admin endpoints on, strict auth, its own data dir."""
