@@ -22,8 +22,8 @@ QUICKSTART = [
         "To use ZeroGPU itself, set `ZGPU_API_KEY` (and `ZGPU_PROJECT_ID`) and drop `base_url`."
     ),
     new_code_cell(
-        "import pandas as pd\n"
-        "import zgpu_pandas  # registers the df.zgpu accessor\n\n"
+        "import pandas as pd\n\n"
+        "import zgpu_pandas  # noqa: F401  (registers the df.zgpu accessor)\n\n"
         "df = pd.DataFrame(\n"
         "    {\n"
         '        "review": ["Boils fast and looks great.", "", "Stopped working after a week.", None],\n'
