@@ -18,12 +18,13 @@ Example::
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,9 +76,37 @@ class JobTimeoutError(ZgpuError, TimeoutError):
         self.job = job
 
 
+#: Environment variable read by :func:`_checkpoint` (a test hook, see docs/resume.md).
+KILL_AT_ENV = "ZGPU_TEST_KILL_AT"
+CHECKPOINTS = ("before_upload", "after_upload", "after_create", "mid_poll", "mid_download")
+
+
+def _checkpoint(stage: str) -> None:
+    """Test hook: end the process at once (``os._exit(137)``, as a SIGKILL would) when
+    ``$ZGPU_TEST_KILL_AT`` equals ``stage``.
+
+    Lets the reliability tests kill a job at an exact point (``before_upload``,
+    ``after_upload``, ``after_create``, ``mid_poll``, ``mid_download``) and check that
+    re-running the call resumes without paying twice. The variable is read at call time;
+    nothing else depends on this function.
+    """
+    if os.environ.get(KILL_AT_ENV) == stage:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(137)
+
+
 def _new_job_id() -> str:
     # Sortable by creation time, unique without coordination (the journal's format).
     return f"job_{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}_{secrets.token_hex(4)}"
+
+
+def _killable(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """A download stream with the ``mid_download`` checkpoint after its first chunk."""
+    for k, chunk in enumerate(chunks):
+        yield chunk
+        if k == 0:
+            _checkpoint("mid_download")
 
 
 class _Slot:
@@ -211,12 +240,14 @@ class BatchJob:
                     if slot.batch is not None:
                         continue
                     if slot.file_id is None:
+                        _checkpoint("before_upload")
                         # a view, not a copy: a 100 MB chunk is not held twice while uploading
                         f = self.client.files.upload(
                             self.requests.chunk_view(slot.index),
                             filename=f"{self.job_id}-part{slot.index + 1}of{n}.jsonl",
                         )
                         slot.file_id = f.id
+                        _checkpoint("after_upload")
                     meta = {
                         **self.metadata,
                         JOB_METADATA_KEY: self.job_id,
@@ -225,6 +256,7 @@ class BatchJob:
                     slot.batch = self.client.batches.create(
                         input_file_id=slot.file_id, endpoint=BATCH_ENDPOINT, metadata=meta
                     )
+                    _checkpoint("after_create")
                     self._show(self._snapshot())
             except KeyboardInterrupt:
                 self._say_interrupted("submitting")
@@ -251,6 +283,7 @@ class BatchJob:
             for slot in self._slots:
                 if slot.batch is not None and not slot.terminal:
                     slot.batch = self.client.batches.retrieve(slot.batch.id)
+                    _checkpoint("mid_poll")
                 if slot.terminal and not slot.collected:
                     self._collect(slot)
                     if self.requests is None and all(s.collected for s in self._slots):
@@ -264,7 +297,7 @@ class BatchJob:
         for file_id, kind in ((b.output_file_id, "output"), (b.error_file_id, "error")):
             if file_id:
                 self._table.add_chunks(
-                    self.client.files.iter_bytes(file_id),
+                    _killable(self.client.files.iter_bytes(file_id)),
                     source=f"{kind} file {file_id} of {b.id}",
                 )
         if slot.positions is None:
