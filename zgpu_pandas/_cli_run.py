@@ -146,18 +146,11 @@ DEMO_SCHEMA: dict[str, Any] = {
 }
 
 
-def demo_reviews() -> pd.DataFrame:
-    """The bundled review data set (300 rows made by the project, some empty or odd)."""
-    from importlib import resources
-
-    with resources.files("zgpu_pandas").joinpath("data/reviews.csv").open("rb") as f:
-        return pd.read_csv(f, dtype={"review": str, "review_id": str, "product": str})
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from . import accessor  # noqa: F401  (registers df.zgpu)
+    from .datasets import load_reviews
 
-    df = demo_reviews()
+    df = load_reviews()
     kwargs: dict[str, Any] = {}
     server = None
     if args.remote:
