@@ -10,6 +10,8 @@ Layout (``state_dir()``, default ``<user cache dir>/zgpu_pandas/jobs``, or ``$ZG
     jobs/
       job_<id>/
         job.json          the record (never holds the API key)
+        layout.npz        which row each request line carries, skipped and shared rows
+        round-<n>.npy     the rows resubmitted in retry round n
         results/          local copies of downloaded output and error files
 
 Writes are atomic (temporary file, fsync, ``os.replace``), the directory is created ``0700``
@@ -38,6 +40,8 @@ from typing import Any
 
 import orjson
 
+from ._errors import ZgpuError
+
 __all__ = [
     "ChunkRecord",
     "JobRecord",
@@ -50,7 +54,7 @@ _RECORD = "job.json"
 _FORMAT = 1
 
 
-class JournalCorruptError(RuntimeError):
+class JournalCorruptError(ZgpuError, RuntimeError):
     """A journal file cannot be read. Nothing is resubmitted when this is raised: the
     message names the file and how to recover (inspect it, or move it away and pass
     ``fresh=True`` knowingly)."""
@@ -70,12 +74,16 @@ def state_dir() -> Path:
 class ChunkRecord:
     """One batch of a job: the lines it carries and what the service said about it."""
 
-    index: int
+    index: int  # the chunk's number within its round
     lines: int
     bytes: int
     sha256: str
     round: int = 0  # 0 for the first submission, 1.. for retry rounds
+    start: int = 0  # first line of the chunk within its round's lines
     file_id: str | None = None
+    # the create's idempotency token, written before the create is sent: a process that dies
+    # before it hears the answer finds the batch by it (``batches.find_by_token``)
+    token: str | None = None
     batch_id: str | None = None
     status: str | None = None
     output_file_id: str | None = None
@@ -83,11 +91,16 @@ class ChunkRecord:
     completed: int = 0
     failed: int = 0
     downloaded: bool = False  # output and error copies are complete under results/
+    batch: dict[str, Any] | None = None  # the batch as last seen (its wire form)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChunkRecord:
+        if not isinstance(data, dict):
+            raise TypeError("a chunk entry is not a JSON object")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        rec = cls(**{k: v for k, v in data.items() if k in known})
+        _check(rec, _CHUNK_TYPES, "chunk")
+        return rec
 
 
 @dataclass
@@ -103,9 +116,8 @@ class JobRecord:
     base_url: str
     provider: str = "zerogpu"
     project_id: str | None = None
-    status: str = (
-        "created"  # created | submitted | running | completed | partial | failed | cancelled
-    )
+    # created | submitted | running | completed | partial | failed | cancelled | stopped
+    status: str = "created"
     chunks: list[ChunkRecord] = field(default_factory=list)
     updated_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -123,8 +135,55 @@ class JobRecord:
     def from_dict(cls, data: dict[str, Any]) -> JobRecord:
         known = {f.name for f in fields(cls)} - {"chunks"}
         rec = cls(**{k: v for k, v in data.items() if k in known})
-        rec.chunks = [ChunkRecord.from_dict(c) for c in data.get("chunks", [])]
+        _check(rec, _JOB_TYPES, "job")
+        chunks = data.get("chunks", [])
+        if not isinstance(chunks, list):
+            raise TypeError("chunks is not a list")
+        rec.chunks = [ChunkRecord.from_dict(c) for c in chunks]
         return rec
+
+
+_OPT_STR = (str, type(None))
+_CHUNK_TYPES: dict[str, tuple[type, ...]] = {
+    "index": (int,),
+    "lines": (int,),
+    "bytes": (int,),
+    "sha256": (str,),
+    "round": (int,),
+    "start": (int,),
+    "file_id": _OPT_STR,
+    "token": _OPT_STR,
+    "batch_id": _OPT_STR,
+    "status": _OPT_STR,
+    "output_file_id": _OPT_STR,
+    "error_file_id": _OPT_STR,
+    "completed": (int,),
+    "failed": (int,),
+    "downloaded": (bool,),
+    "batch": (dict, type(None)),
+}
+_JOB_TYPES: dict[str, tuple[type, ...]] = {
+    "job_id": (str,),
+    "fingerprint": (str,),
+    "created_at": (int, float),
+    "model": (str,),
+    "rows": (int,),
+    "settings": (dict,),
+    "base_url": (str,),
+    "provider": (str,),
+    "project_id": _OPT_STR,
+    "status": (str,),
+    "updated_at": (int, float),
+    "extra": (dict,),
+}
+
+
+def _check(obj: object, types: dict[str, tuple[type, ...]], what: str) -> None:
+    """Refuse a record whose fields have the wrong JSON types (a hand edit gone wrong)."""
+    for name, allowed in types.items():
+        value = getattr(obj, name)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise TypeError(f"{what} field {name!r} is {value!r}")
 
 
 def _new_job_id() -> str:
@@ -187,12 +246,13 @@ class Journal:
         provider: str = "zerogpu",
         project_id: str | None = None,
         chunks: list[ChunkRecord] | None = None,
+        job_id: str | None = None,
     ) -> JobRecord:
         """Record a new job (status ``created``) and return it."""
         self._ensure_root()
         now = time.time()
         rec = JobRecord(
-            job_id=_new_job_id(),
+            job_id=job_id or _new_job_id(),
             fingerprint=fingerprint,
             created_at=now,
             updated_at=now,
@@ -204,7 +264,7 @@ class Journal:
             project_id=project_id,
             chunks=list(chunks or []),
         )
-        self.job_dir(rec.job_id).mkdir(mode=0o700)
+        self.job_dir(rec.job_id).mkdir(mode=0o700)  # an existing id fails here: never reused
         self.save(rec)
         return rec
 
@@ -214,6 +274,32 @@ class Journal:
         path = self.job_dir(rec.job_id) / _RECORD
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_atomic(path, orjson.dumps(rec.to_dict(), option=orjson.OPT_INDENT_2))
+
+    def write_blob(self, job_id: str, name: str, data: bytes) -> None:
+        """Store a side file of a job (atomically, ``0600``)."""
+        path = self._blob_path(job_id, name)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_atomic(path, data)
+
+    def read_blob(self, job_id: str, name: str) -> bytes:
+        """Read a side file written by :meth:`write_blob` (``FileNotFoundError`` if absent)."""
+        return self._blob_path(job_id, name).read_bytes()
+
+    def _blob_path(self, job_id: str, name: str) -> Path:
+        if not name or "/" in name or "\\" in name or name.startswith(".") or name == _RECORD:
+            raise ValueError(f"not a side file name: {name!r}")
+        return self.job_dir(job_id) / name
+
+    def corrupt(self, job_id: str, what: str, exc: BaseException | str) -> JournalCorruptError:
+        """The error for a damaged part of a job's journal entry (same wording as
+        :meth:`load`)."""
+        path = self.job_dir(job_id) / what
+        return JournalCorruptError(
+            f"The journal file {path} is damaged ({exc}). Nothing was resubmitted. "
+            f"Its batch ids may still be read from {path.parent / _RECORD} by hand; to start "
+            f"over anyway, move the folder {path.parent} away and run the call again with "
+            f"fresh=True."
+        )
 
     def load(self, job_id: str) -> JobRecord:
         """Read one record; a damaged file raises :class:`JournalCorruptError`."""
@@ -226,7 +312,10 @@ class Journal:
             data = orjson.loads(raw)
             if not isinstance(data, dict):
                 raise TypeError("not a JSON object")
-            return JobRecord.from_dict(data)
+            rec = JobRecord.from_dict(data)
+            if rec.job_id != job_id or not isinstance(rec.fingerprint, str):
+                raise ValueError(f"it names job {rec.job_id!r}, in the folder of {job_id!r}")
+            return rec
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
             raise JournalCorruptError(
                 f"The journal file {path} is damaged ({exc}). Nothing was resubmitted. "
@@ -254,7 +343,9 @@ class Journal:
         found: JobRecord | None = None
         for job_id in self.iter_ids():
             rec = self.load(job_id)
-            if rec.fingerprint == fingerprint and rec.status != "abandoned":
+            if rec.fingerprint != fingerprint or rec.status == "abandoned":
+                continue
+            if found is None or (rec.created_at, rec.job_id) > (found.created_at, found.job_id):
                 found = rec
         return found
 

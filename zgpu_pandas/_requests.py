@@ -9,7 +9,9 @@ answers back without looking at the index. The prompt comes from
 - or a column holding whole message lists (``messages="conversation"``).
 
 Rows whose prompt is missing (NaN/None/NA) or blank are not sent: they are listed as skipped,
-with a code and a reason. Numbers are turned into text deliberately: integers as integers,
+with a code and a reason. Rows whose request body is byte-for-byte the same as an earlier row's
+are not sent either (``dedup=True``, the default): the first such row carries the request and
+its answer is fanned out to the others (``duplicate_positions`` / ``duplicate_of``). Numbers are turned into text deliberately: integers as integers,
 floats as the shortest text that reads back to the same value with no trailing ``.0``
 (``4.0`` → ``4``, ``0.5`` → ``0.5``), booleans as ``true``/``false``; never ``"nan"``.
 
@@ -131,8 +133,10 @@ class RequestSet:
 
     ``positions[k]`` is the row position of line ``k``; ``line_sizes[k]`` its size in bytes
     without the newline. Rows that are not sent are in ``skipped_positions`` (ascending) with
-    ``skipped_codes`` and ``skipped_reasons``. ``chunks`` splits the lines into batches of at
-    most 50,000 lines and 100 MB.
+    ``skipped_codes`` and ``skipped_reasons``. Rows whose request is the same as an earlier
+    row's are in ``duplicate_positions`` (ascending); ``duplicate_of[k]`` is the position of
+    the row whose line carries it. ``chunks`` splits the lines into batches of at most 50,000
+    lines and 100 MB.
     """
 
     def __init__(
@@ -147,13 +151,20 @@ class RequestSet:
         settings: Mapping[str, Any],
         max_lines: int = MAX_LINES,
         max_bytes: int = MAX_UPLOAD_BYTES,
+        duplicate_positions: np.ndarray | None = None,
+        duplicate_of: np.ndarray | None = None,
     ) -> None:
         self.n_rows = n_rows
         self.positions = positions
         self.skipped_positions = skipped_positions
         self.skipped_codes = skipped_codes
         self.skipped_reasons = skipped_reasons
+        empty = np.empty(0, dtype=np.int64)
+        self.duplicate_positions = empty if duplicate_positions is None else duplicate_positions
+        self.duplicate_of = empty if duplicate_of is None else duplicate_of
         self.settings = dict(settings)
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
         # binary_join_element_wise gives a fresh array: offset 0, offsets start at 0.
         n = len(lines)
         bufs = lines.buffers()
@@ -170,7 +181,67 @@ class RequestSet:
     def __repr__(self) -> str:
         return (
             f"<RequestSet rows={self.n_rows} lines={len(self)} skipped={len(self.skipped_positions)}"
-            f" chunks={len(self.chunks)} bytes={self.total_bytes}>"
+            f" duplicates={len(self.duplicate_positions)} chunks={len(self.chunks)}"
+            f" bytes={self.total_bytes}>"
+        )
+
+    @classmethod
+    def from_lines(
+        cls,
+        n_rows: int,
+        lines: Sequence[bytes],
+        positions: Sequence[int] | np.ndarray,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        max_lines: int = MAX_LINES,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+    ) -> RequestSet:
+        """A request set from request lines already made (without their newlines), e.g.
+        read back from an input file to resubmit some of them."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if len(pos) != len(lines):
+            raise ValueError("one position per line is needed")
+        order = np.argsort(pos, kind="stable")
+        arr = pa.array([lines[int(k)] + b"\n" for k in order], _LB)
+        return cls(
+            n_rows=n_rows,
+            lines=arr,
+            positions=pos[order],
+            skipped_positions=np.empty(0, dtype=np.int64),
+            skipped_codes=[],
+            skipped_reasons=[],
+            settings=settings or {},
+            max_lines=max_lines,
+            max_bytes=max_bytes,
+        )
+
+    def subset(self, positions: Sequence[int] | np.ndarray) -> RequestSet:
+        """The lines of some rows only (row positions that have a line here), as a new
+        request set over the same frame, chunked by the same caps: a retry round.
+
+        Example::
+
+            again = reqs.subset([3, 17])     # the lines for rows 3 and 17, re-chunked
+        """
+        want = np.unique(np.asarray(positions, dtype=np.int64))
+        k = np.searchsorted(self.positions, want)
+        ok = k < len(self.positions)
+        ok[ok] = self.positions[k[ok]] == want[ok]
+        if not ok.all():
+            raise ValueError(
+                f"rows {want[~ok][:5].tolist()} have no request line in this request set"
+            )
+        lines = self._lines.take(pa.array(k)) if len(k) else self._lines.slice(0, 0)
+        return RequestSet(
+            n_rows=self.n_rows,
+            lines=lines,
+            positions=want,
+            skipped_positions=np.empty(0, dtype=np.int64),
+            skipped_codes=[],
+            skipped_reasons=[],
+            settings=self.settings,
+            max_lines=self.max_lines,
+            max_bytes=self.max_bytes,
         )
 
     @property
@@ -212,12 +283,16 @@ class RequestSet:
     def fingerprint(self) -> str:
         """A stable SHA-256 of everything that defines the job: the frame's row count, the
         skipped rows and why, and the exact request bytes (which carry model, settings and
-        every prompt). Same frame + same settings → same fingerprint, across processes."""
+        every prompt), and which rows share a line. Same frame + same settings → same
+        fingerprint, across processes."""
         if self._fingerprint is None:
-            h = hashlib.sha256(b"zgpu-requests/1\n")
+            h = hashlib.sha256(b"zgpu-requests/2\n")
             h.update(b"%d\n" % self.n_rows)
             h.update(np.ascontiguousarray(self.skipped_positions, dtype="<i8").tobytes())
             h.update(orjson.dumps(self.skipped_codes))
+            h.update(b"%d\n" % len(self.duplicate_positions))
+            h.update(np.ascontiguousarray(self.duplicate_positions, dtype="<i8").tobytes())
+            h.update(np.ascontiguousarray(self.duplicate_of, dtype="<i8").tobytes())
             if len(self):
                 lo, hi = int(self._offsets[0]), int(self._offsets[-1])
                 h.update(memoryview(self._data)[lo:hi])
@@ -609,6 +684,7 @@ def build_requests(
     messages: Any = None,
     system: str | None = None,
     on_oversize: Literal["raise", "skip"] = "raise",
+    dedup: bool = True,
     max_lines: int = MAX_LINES,
     max_bytes: int = MAX_UPLOAD_BYTES,
     **chat_params: Any,
@@ -619,7 +695,9 @@ def build_requests(
     column of message lists, or of their JSON text) is given. ``system`` adds a system
     message to every request; other keyword arguments go into every request body. A row
     whose line would exceed 1 MB raises :class:`OversizeRowsError` naming it
-    (``on_oversize="raise"``) or is skipped (``"skip"``). Nothing is sent anywhere.
+    (``on_oversize="raise"``) or is skipped (``"skip"``). With ``dedup`` (the default), rows
+    whose request body is identical to an earlier row's share that row's line. Nothing is sent
+    anywhere.
 
     Example::
 
@@ -688,6 +766,23 @@ def build_requests(
     positions = np.flatnonzero(send).astype(np.int64)
 
     sent_payload = payload.filter(pa.array(send)) if not send.all() else payload
+    if isinstance(sent_payload, pa.ChunkedArray):
+        sent_payload = sent_payload.combine_chunks()
+    dup_pos = np.empty(0, dtype=np.int64)
+    dup_of = np.empty(0, dtype=np.int64)
+    if dedup and len(positions) > 1:
+        # Everything but the custom_id is a constant around the payload, so equal payloads
+        # are equal request bodies: hash them in C++ and keep the first row of each.
+        codes_ = sent_payload.dictionary_encode().indices.to_numpy(zero_copy_only=False)
+        _, first = np.unique(codes_, return_index=True)
+        rep_line = first[codes_]
+        is_dup = rep_line != np.arange(len(codes_))
+        if is_dup.any():
+            dup_pos = positions[is_dup]
+            dup_of = positions[rep_line[is_dup]]
+            keep_lines = ~is_dup
+            sent_payload = sent_payload.filter(pa.array(keep_lines))
+            positions = positions[keep_lines]
     ids = pc.cast(pa.array(positions), _LS).cast(_LB)
     lines = pc.binary_join_element_wise(
         pa.scalar(b'{"custom_id":"row-', _LB),
@@ -715,7 +810,16 @@ def build_requests(
     if len(over):
         over_pos = positions[over]
         if on_oversize == "raise":
-            raise _oversize_error(df.index, over_pos, sizes[over])
+            # the rows sharing an oversize line are oversize too: name them all
+            shared = np.isin(dup_of, over_pos)
+            size_of = dict(zip(over_pos.tolist(), sizes[over].tolist(), strict=True))
+            all_pos = np.concatenate([over_pos, dup_pos[shared]])
+            all_sizes = np.array(
+                [size_of[int(p)] for p in over_pos] + [size_of[int(p)] for p in dup_of[shared]],
+                dtype=np.int64,
+            )
+            order = np.argsort(all_pos, kind="stable")
+            raise _oversize_error(df.index, all_pos[order], all_sizes[order])
         keep = np.ones(len(positions), dtype=bool)
         keep[over] = False
         lines = lines.filter(pa.array(keep))
@@ -726,6 +830,12 @@ def build_requests(
             for b in sizes[over]
         ]
         positions = positions[keep]
+        shared = np.isin(dup_of, over_pos)
+        if shared.any():
+            reason_of = dict(zip(over_pos.tolist(), extra_skip_reason, strict=True))
+            extra_skip_pos = np.concatenate([extra_skip_pos, dup_pos[shared]])
+            extra_skip_reason += [reason_of[int(p)] for p in dup_of[shared]]
+            dup_pos, dup_of = dup_pos[~shared], dup_of[~shared]
 
     skipped = np.flatnonzero(~send).astype(np.int64)
     sk_codes = [reasons[i][0] for i in code[skipped]]
@@ -744,6 +854,7 @@ def build_requests(
         "messages": messages if isinstance(messages, str) or messages is None else repr(messages),
         "chat_params": orjson.loads(b"{" + params[1:] + b"}") if params else {},
         "on_oversize": on_oversize,
+        "dedup": dedup,
     }
     reqs = RequestSet(
         n_rows=n,
@@ -755,6 +866,8 @@ def build_requests(
         settings=settings,
         max_lines=max_lines,
         max_bytes=max_bytes,
+        duplicate_positions=dup_pos,
+        duplicate_of=dup_of,
     )
     _self_check(reqs)
     return reqs

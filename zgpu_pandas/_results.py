@@ -171,6 +171,9 @@ class ResultsTable:
 
     ``custom_ids``: when the lines were not sent by this library (their custom_ids are not
     ``row-<i>``), the custom_id of each row position, to key the results by it instead.
+
+    Rows that shared another row's request (see :meth:`set_duplicates`) receive a copy of
+    every result recorded for that row, as it is recorded.
     """
 
     def __init__(self, n_rows: int, *, custom_ids: Sequence[str] | None = None) -> None:
@@ -179,6 +182,8 @@ class ResultsTable:
         self.problems: list[str] = []  # lines that could not be used, said in words
         self._parts: list[pa.Table] = []
         self._ids: pa.Array | None = None
+        self._dup_pos = np.empty(0, dtype=np.int64)
+        self._dup_src = np.empty(0, dtype=np.int64)
         if custom_ids is not None:
             if len(custom_ids) != n_rows:
                 raise ValueError("custom_ids must have one entry per row")
@@ -233,6 +238,51 @@ class ResultsTable:
             error_code=pa.array([code] * len(pos), pa.string()),
             error=pa.array([message] * len(pos), pa.large_string()),
         )
+
+    def set_duplicates(
+        self, positions: Sequence[int] | np.ndarray, source: Sequence[int] | np.ndarray
+    ) -> None:
+        """Rows ``positions[k]`` get whatever result row ``source[k]`` gets (a request sent
+        once for several identical rows). Call before feeding results."""
+        pos = np.asarray(positions, dtype=np.int64)
+        src = np.asarray(source, dtype=np.int64)
+        if pos.shape != src.shape:
+            raise ValueError("positions and source must have the same length")
+        if np.isin(src, pos).any():
+            raise ValueError("a source row cannot itself be a duplicate")
+        self._dup_pos, self._dup_src = pos, src
+
+    def mark(self) -> int:
+        """A marker for :meth:`positions_since`: results recorded from now on."""
+        return len(self._parts)
+
+    def positions_since(self, mark: int) -> np.ndarray:
+        """Positions that received a result since ``mark`` (unique, ascending)."""
+        got = [p.column("position").to_numpy() for p in self._parts[mark:]]
+        return np.unique(np.concatenate(got)) if got else np.empty(0, dtype=np.int64)
+
+    def error_codes_since(self, mark: int) -> dict[str, int]:
+        """Error codes (with row counts) among the results recorded since ``mark``."""
+        out: dict[str, int] = {}
+        for part in self._parts[mark:]:
+            codes = part.column("error_code").filter(
+                pc.equal(part.column("status"), pa.scalar(ERROR, pa.int8()))
+            )
+            for item in pc.value_counts(codes.drop_null()).to_pylist():
+                out[item["values"]] = out.get(item["values"], 0) + item["counts"]
+        return out
+
+    def error_codes(self) -> dict[str, int]:
+        """The current error code of every row in error, counted (later results replace
+        earlier ones, so a retried row counts with its latest outcome)."""
+        bad = np.flatnonzero(self.status == ERROR)
+        if not len(bad):
+            return {}
+        codes = self.columns()["error_code"].take(pa.array(bad))
+        return {
+            str(item["values"]): int(item["counts"])
+            for item in pc.value_counts(pc.fill_null(codes, "unknown")).to_pylist()
+        }
 
     def pending(self, positions: np.ndarray | None = None) -> np.ndarray:
         """Positions (among ``positions``, default all) with no result yet."""
@@ -292,8 +342,31 @@ class ResultsTable:
             keep = np.sort(k - 1 - first_in_rev)
             arrays = [a.take(pa.array(keep)) for a in arrays]
             pos, status = pos[keep], status[keep]
+        if len(self._dup_pos):
+            arrays, pos, status = self._fan_out(arrays, pos, status)
         self.status[pos] = status
         self._parts.append(pa.Table.from_arrays(arrays, schema=_PART))
+
+    def _fan_out(
+        self, arrays: list[pa.Array], pos: np.ndarray, status: np.ndarray
+    ) -> tuple[list[pa.Array], np.ndarray, np.ndarray]:
+        """Append a copy of each result row for the rows that share its request."""
+        order = np.argsort(pos, kind="stable")
+        sorted_pos = pos[order]
+        k = np.searchsorted(sorted_pos, self._dup_src)
+        hit = k < len(sorted_pos)
+        hit[hit] = sorted_pos[k[hit]] == self._dup_src[hit]
+        if not hit.any():
+            return arrays, pos, status
+        src_rows = order[k[hit]]
+        take = pa.array(src_rows)
+        extra_pos = self._dup_pos[hit]
+        arrays = [
+            pa.concat_arrays([arrays[0], pa.array(extra_pos, pa.int64())]),
+            pa.concat_arrays([arrays[1], arrays[1].take(take)]),
+            *(pa.concat_arrays([a, a.take(take)]) for a in arrays[2:]),
+        ]
+        return arrays, np.concatenate([pos, extra_pos]), np.concatenate([status, status[src_rows]])
 
     def _add_block(self, block: bytes, source: str) -> int:
         try:

@@ -25,14 +25,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pandas as pd
 
 __all__ = [
+    "PARSE_ERROR",
     "ParsedReplies",
     "SchemaSpec",
     "extract_json",
     "normalize_response_format",
+    "parse_into_frame",
     "parse_replies",
 ]
+
+#: ``<output>_status`` (and ``_error_code``) of a row whose reply does not parse or validate.
+PARSE_ERROR = "parse_error"
 
 
 @dataclass(frozen=True)
@@ -195,3 +201,75 @@ def parse_replies(texts: Sequence[str | None], spec: SchemaSpec) -> ParsedReplie
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return " ".join(t.strip() for t in text[:3]) if text else type(exc).__name__
+
+
+def _column_values(values: list[Any]) -> Any:
+    """A pandas array for one field: nullable ints/floats/booleans, arrow strings, else
+    objects (lists, dicts, mixed)."""
+    arr = pd.array(values)
+    if isinstance(arr.dtype, pd.StringDtype):
+        return pd.array(values, dtype=pd.StringDtype("pyarrow"))
+    return arr
+
+
+def parse_into_frame(
+    out: pd.DataFrame, spec: SchemaSpec, *, output: str = "response", overwrite: bool = False
+) -> pd.DataFrame:
+    """Parse the answers in ``out[output]`` (rows with status ``ok``) and add one column per
+    field. A reply that does not parse or validate gets status and error code
+    ``parse_error`` and a message in ``{output}_error``; its raw text stays in ``{output}``.
+
+    A field named like a column the frame already has replaces it only with ``overwrite``
+    (else :class:`~zgpu_pandas._results.ColumnClashError`); a field named like one of the
+    answer columns is always refused (choose another ``output=`` prefix).
+
+    Example::
+
+        out = parse_into_frame(out, spec, output="response")
+        out[["sentiment", "topics", "response_status"]]
+    """
+    from ._results import ColumnClashError, result_columns
+
+    status_col, code_col, err_col = f"{output}_status", f"{output}_error_code", f"{output}_error"
+    ok = (out[status_col] == "ok").fillna(False).to_numpy(dtype=bool)
+    raw = out[output].astype(object).where(out[output].notna(), None).to_numpy()
+    texts: list[str | None] = [t if good else None for t, good in zip(raw, ok, strict=True)]
+    parsed = parse_replies(texts, spec)
+    own = set(result_columns(output))
+    clash_own = [n for n in parsed.fields if n in own]
+    if clash_own:
+        raise ColumnClashError(
+            f"The reply field(s) {', '.join(map(repr, clash_own))} would replace the answer "
+            f"columns; pass output='<other prefix>' so that the answers go elsewhere."
+        )
+    if not overwrite:
+        clash = [n for n in parsed.fields if _has_column(out, n)]
+        if clash:
+            raise ColumnClashError(
+                f"The reply field(s) {', '.join(map(repr, clash))} are also columns of the "
+                f"frame. The answers are kept (in the journal, for a job run by batch_chat): "
+                f"run the same call again with overwrite=True to replace the columns."
+            )
+    res = out.copy(deep=False)
+    bad = [i for i, e in enumerate(parsed.errors) if e is not None]
+    if bad:
+        status, codes, errors = (
+            res[c].astype(object).where(res[c].notna(), None).to_numpy()
+            for c in (status_col, code_col, err_col)
+        )
+        for i in bad:
+            status[i] = PARSE_ERROR
+            codes[i] = PARSE_ERROR
+            errors[i] = f"the reply is not valid structured output: {parsed.errors[i]}"
+        for name, values in ((status_col, status), (code_col, codes), (err_col, errors)):
+            res[name] = pd.array(values, dtype=res[name].dtype)
+    for name, values in parsed.fields.items():
+        res[name] = _column_values(values)
+    return res
+
+
+def _has_column(df: pd.DataFrame, name: str) -> bool:
+    try:
+        return name in df.columns
+    except TypeError:
+        return False

@@ -302,10 +302,19 @@ def test_non_blocking_job_picked_up_later(server: LocalServer, client: Client) -
     pd.testing.assert_frame_equal(out, out2)
 
 
-def test_attach_marks_rows_in_no_batch_as_not_sent(client: Client) -> None:
+def test_attach_marks_rows_in_no_batch_as_not_sent(
+    client: Client, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     df = pd.DataFrame({"t": ["a", None, "c"]})
     job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
     job.wait()
+    # the journal knows why row 1 was not sent
+    out = df.zgpu.attach(job.batch_ids[0], client=client, progress=False).result()
+    assert out["response_status"].tolist() == ["ok", "skipped", "ok"]
+    assert out["response_error_code"].iloc[1] == "missing_prompt"
+    check_rows(out, {0: body("a"), 2: body("c")})
+    # without the journal (another machine), the batches alone say only that it was not sent
+    monkeypatch.setenv("ZGPU_STATE_DIR", str(tmp_path / "elsewhere"))
     out = df.zgpu.attach(job.batch_ids[0], client=client, progress=False).result()
     assert out["response_status"].tolist() == ["ok", "skipped", "ok"]
     assert out["response_error_code"].iloc[1] == "not_sent"
@@ -322,7 +331,10 @@ def test_attach_marks_rows_in_no_batch_as_not_sent(client: Client) -> None:
         ({"prompt": "nope"}, PromptError, "no column 'nope'"),
         ({"model": None}, PromptError, "model= is required"),
         ({"output": "taken"}, ColumnClashError, "'taken'.*overwrite=True"),
-        ({"retries": 2}, PromptError, "retries= is an option of the job"),
+        ({"retries": -1}, PromptError, "retries= must be a whole number"),
+        ({"fresh": "yes"}, PromptError, "fresh= must be True or False"),
+        ({"parse": "xml"}, PromptError, "parse= must be 'json'"),
+        ({"response_format": 3}, PromptError, "response_format: response_format must be"),
     ],
 )
 def test_bad_calls_fail_before_any_request(
@@ -395,7 +407,7 @@ def test_ctrl_c_while_waiting_cancels_nothing_and_says_how_to_resume(
         assert "Nothing was cancelled" in err
         assert job.batch_ids[0] in err
         assert "df.zgpu.last_job.wait()" in err and "df.zgpu.last_job.cancel()" in err
-        assert f"df.zgpu.attach(['{job.batch_ids[0]}']" in err
+        assert "run the same call again" in err and f"df.zgpu.attach('{job.job_id}')" in err
         assert KEY not in err
         # nothing was cancelled: the batch runs to completion and the job resumes
         assert not any("/cancel" in r[1] for r in srv.request_log)

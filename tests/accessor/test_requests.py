@@ -322,7 +322,7 @@ def test_chunks_split_by_line_count_evenly_and_in_order() -> None:
 def test_chunks_respect_the_byte_cap() -> None:
     df = pd.DataFrame({"p": ["y" * 400_000] * 7})
     cap = 1_300_000
-    reqs = build_requests(df, prompt="p", model=MODEL, max_bytes=cap)
+    reqs = build_requests(df, prompt="p", model=MODEL, max_bytes=cap, dedup=False)
     assert all(c.bytes <= cap for c in reqs.chunks)
     assert [c.lines for c in reqs.chunks] == [3, 2, 2]  # 3 needed by bytes, then balanced
     assert b"".join(reqs.chunk_bytes(c) for c in reqs.chunks).count(b"\n") == 7
@@ -370,6 +370,10 @@ def test_every_built_line_carries_its_rows_text(values: list[Any]) -> None:
     df = pd.DataFrame({"p": pd.Series(values, dtype=object)})
     reqs = build_requests(df, prompt="p", model=MODEL)
     texts = user_texts(reqs)
+    # a row whose request repeats an earlier row's is carried by that row's line
+    texts.update(
+        {int(p): texts[int(s)] for p, s in zip(reqs.duplicate_positions, reqs.duplicate_of)}
+    )
     for pos, v in enumerate(values):
         if v is None or (isinstance(v, str) and not v.strip()):
             assert pos in reqs.skipped_positions.tolist()

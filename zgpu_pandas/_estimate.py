@@ -1,0 +1,201 @@
+"""What a job would send and cost, worked out locally before anything is spent.
+
+:func:`estimate_requests` reads a :class:`~zgpu_pandas._requests.RequestSet` (no network
+call) and counts the lines to send, the rows skipped or answered by another row's line, the
+batches and bytes, and estimates the prompt tokens:
+
+    tokens(line) = 3 + sum over its messages of (3 + ceil(characters(content) / 4))
+
+that is about four characters per token (a common rule of thumb for English text with
+today's tokenizers) plus a small overhead per message and per request, the same rule the
+local server uses to report usage. Real tokenizers differ by model and language, so this is
+an estimate, not a quote. The cost uses the public catalog's list prices per million tokens;
+batch jobs are billed at a discount to these, so the figure is an upper bound for the prompt
+part. The completion part is unknown before the answers exist: it is bounded only when
+``max_tokens`` (or ``max_completion_tokens``) caps it.
+
+Example::
+
+    >>> import pandas as pd
+    >>> from zgpu_pandas._requests import build_requests
+    >>> reqs = build_requests(pd.DataFrame({"q": ["abcd", "abcd", None]}), prompt="q",
+    ...                       model="LFM2.5-1.2B-Instruct")
+    >>> est = estimate_requests(reqs)
+    >>> est.rows_to_send, est.rows_deduplicated, est.rows_skipped, est.prompt_tokens
+    (1, 1, 1, 7)
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from ._catalog import get_model
+from ._requests import RequestSet
+
+__all__ = ["ChatEstimate", "estimate_requests"]
+
+_PER_MESSAGE = 3
+_PER_REQUEST = 3
+_CHARS_PER_TOKEN = 4
+
+_SCHEMA = pa.schema(
+    [
+        (
+            "body",
+            pa.struct(
+                [
+                    (
+                        "messages",
+                        pa.list_(pa.struct([("content", pa.large_string())])),
+                    )
+                ]
+            ),
+        )
+    ]
+)
+_PARSE = pajson.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore")
+
+
+@dataclass(frozen=True)
+class ChatEstimate:
+    """The size and list-price cost of a chat job, before it is sent.
+
+    ``rows_to_send`` request lines go out in ``batches`` batches of ``bytes`` bytes in all;
+    ``rows_skipped`` rows have nothing to send; ``rows_deduplicated`` rows get the answer of
+    an identical request of another row. ``prompt_tokens`` is an estimate (see the module
+    notes); ``prompt_cost_usd`` prices it at the catalog's list price (``None`` when the
+    model has no listed price); ``max_completion_cost_usd`` bounds the answers' cost when
+    ``max_tokens`` is set (else ``None``).
+    """
+
+    model: str
+    rows: int
+    rows_to_send: int
+    rows_skipped: int
+    rows_deduplicated: int
+    batches: int
+    bytes: int
+    prompt_tokens: int
+    max_completion_tokens: int | None
+    input_price_per_million: float | None
+    output_price_per_million: float | None
+    prompt_cost_usd: float | None
+    max_completion_cost_usd: float | None
+
+    def to_series(self) -> pd.Series:
+        """The figures as a pandas Series (one entry per field)."""
+        return pd.Series(asdict(self), dtype=object)
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.rows:,} rows: {self.rows_to_send:,} to send, {self.rows_skipped:,} skipped, "
+            f"{self.rows_deduplicated:,} answered by an identical row",
+            f"{self.batches} batch(es), {self.bytes:,} bytes",
+            f"about {self.prompt_tokens:,} prompt tokens (~4 characters per token)",
+        ]
+        if self.prompt_cost_usd is not None:
+            lines.append(
+                f"prompt: at most ${self.prompt_cost_usd:,.4f} at list price "
+                f"(${self.input_price_per_million}/1M tokens for {self.model}; batches cost less)"
+            )
+        else:
+            lines.append(f"no list price for {self.model!r} in the catalog")
+        if self.max_completion_cost_usd is not None:
+            lines.append(
+                f"answers: at most ${self.max_completion_cost_usd:,.4f} "
+                f"({self.max_completion_tokens:,} tokens at most)"
+            )
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + html.escape(str(self)) + "</pre>"
+
+
+def _content_chars(content: Any) -> int:
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):  # content parts: the text ones
+        return sum(
+            len(p["text"])
+            for p in content
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return len(orjson.dumps(content).decode())
+
+
+def _line_tokens_slow(reqs: RequestSet) -> np.ndarray:
+    out = np.zeros(len(reqs), dtype=np.int64)
+    for k, raw in enumerate(reqs.iter_lines()):
+        msgs = orjson.loads(raw)["body"]["messages"]
+        out[k] = _PER_REQUEST + sum(
+            _PER_MESSAGE + math.ceil(_content_chars(m.get("content")) / _CHARS_PER_TOKEN)
+            for m in msgs
+        )
+    return out
+
+
+def _line_tokens(reqs: RequestSet) -> np.ndarray:
+    """Estimated prompt tokens of each line, computed column-wise."""
+    if len(reqs) == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = int(reqs._offsets[0]), int(reqs._offsets[-1])
+    data = reqs._data[lo:hi]
+    try:
+        table = pajson.read_json(
+            io.BytesIO(data.to_pybytes()),
+            read_options=pajson.ReadOptions(block_size=max(hi - lo, 1 << 20) + 1),
+            parse_options=_PARSE,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        # message content given as a list of parts (messages= columns): line by line
+        return _line_tokens_slow(reqs)
+    msgs = table.column("body").combine_chunks().field("messages")
+    flat = pc.list_flatten(msgs)
+    parents = pc.list_parent_indices(msgs).to_numpy()
+    chars = pc.fill_null(pc.utf8_length(flat.field("content")), 0).to_numpy()
+    per_msg = _PER_MESSAGE + (chars + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN
+    return _PER_REQUEST + np.bincount(parents, weights=per_msg, minlength=len(reqs)).astype(
+        np.int64
+    )
+
+
+def estimate_requests(reqs: RequestSet) -> ChatEstimate:
+    """Count and price a request set without sending anything (see the module notes)."""
+    model = str(reqs.settings.get("model", ""))
+    params = reqs.settings.get("chat_params") or {}
+    tokens = int(_line_tokens(reqs).sum())
+    cap = params.get("max_completion_tokens", params.get("max_tokens"))
+    max_out = int(cap) * len(reqs) if isinstance(cap, int) and not isinstance(cap, bool) else None
+    info = get_model(model)
+    p_in = info.input_per_million if info else None
+    p_out = info.output_per_million if info else None
+    return ChatEstimate(
+        model=model,
+        rows=reqs.n_rows,
+        rows_to_send=len(reqs),
+        rows_skipped=len(reqs.skipped_positions),
+        rows_deduplicated=len(reqs.duplicate_positions),
+        batches=len(reqs.chunks),
+        bytes=reqs.total_bytes,
+        prompt_tokens=tokens,
+        max_completion_tokens=max_out,
+        input_price_per_million=p_in,
+        output_price_per_million=p_out,
+        prompt_cost_usd=None if p_in is None else tokens * p_in / 1e6,
+        max_completion_cost_usd=None
+        if (p_out is None or max_out is None)
+        else max_out * p_out / 1e6,
+    )

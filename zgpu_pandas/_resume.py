@@ -1,0 +1,262 @@
+"""Finding jobs again: the journal fingerprint, ``zgpu_pandas.jobs()`` and
+``zgpu_pandas.attach()``.
+
+A job is found again by a fingerprint of what it buys and where: the request set's
+fingerprint (every request byte, so model, prompts and chat parameters; which rows were
+skipped or share a line) plus the *configured* service (``"local"`` or the URL given, not the
+port a local server happened to get), the provider and the project. Never the key. The output
+prefix and the parse settings are left out on purpose: they change what is done with the
+answers, not what is bought, so a re-run that only renames the columns reuses the answers.
+
+Example::
+
+    import zgpu_pandas
+    zgpu_pandas.jobs()                                   # every job in the journal
+    job = zgpu_pandas.attach("job_20250101-120000_ab12cd34")
+    out = job.result()                                   # indexed by row position
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pandas as pd
+
+from ._errors import ZgpuError
+from ._job import BatchJob
+from ._journal import JobRecord, Journal, JournalCorruptError
+from ._progress import ProgressOption
+
+if TYPE_CHECKING:
+    from ._client import Client
+    from ._structured import SchemaSpec
+
+__all__ = ["attach", "configured_base_url", "job_fingerprint", "jobs"]
+
+
+def job_fingerprint(
+    requests_fingerprint: str, *, base_url: str, provider: str, project_id: str | None
+) -> str:
+    """The journal key of a job: what it sends, and to which service, provider and project."""
+    h = hashlib.sha256(b"zgpu-job/1\n")
+    h.update(
+        orjson.dumps(
+            {
+                "requests": requests_fingerprint,
+                "base_url": base_url,
+                "provider": provider,
+                "project_id": project_id,
+            },
+            option=orjson.OPT_SORT_KEYS,
+        )
+    )
+    return h.hexdigest()
+
+
+def configured_base_url(client: Client, base_url: str | None = None) -> str:
+    """How the service was named: ``"local"`` for the shared local server (whose port
+    changes with every process), else the client's base URL."""
+    if base_url is not None and base_url.strip().lower() == "local":
+        return "local"
+    local = sys.modules.get("zgpu_pandas.server.local")
+    shared = getattr(local, "_shared", None) if local is not None else None
+    if shared is not None and shared.running and shared.url == client.base_url:
+        return "local"
+    return client.base_url
+
+
+def connection_of(client: Client, base_url: str | None = None) -> dict[str, Any]:
+    """The service identity recorded with a job (no secret in it)."""
+    return {
+        "base_url": configured_base_url(client, base_url),
+        "provider": client.provider,
+        "project_id": client.project_id,
+    }
+
+
+def jobs(*, state_dir: str | None = None) -> pd.DataFrame:
+    """Every job in the journal, newest first: ``id``, ``created`` (UTC), ``model``,
+    ``rows``, ``status``, ``batches`` (their ids) and ``base_url``.
+
+    A damaged entry is listed with status ``damaged`` (and a warning naming it) rather than
+    hiding the others. Example::
+
+        >>> import tempfile, zgpu_pandas
+        >>> zgpu_pandas.jobs(state_dir=tempfile.mkdtemp()).columns.tolist()
+        ['id', 'created', 'model', 'rows', 'status', 'batches', 'base_url']
+    """
+    journal = Journal(state_dir)
+    rows: list[dict[str, Any]] = []
+    for job_id in journal.iter_ids():
+        try:
+            rec = journal.load(job_id)
+        except JournalCorruptError as exc:
+            warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+            rows.append({"id": job_id, "status": "damaged", "batches": []})
+            continue
+        rows.append(
+            {
+                "id": rec.job_id,
+                "created": pd.Timestamp(rec.created_at, unit="s", tz="UTC"),
+                "model": rec.model,
+                "rows": rec.rows,
+                "status": rec.status,
+                "batches": rec.batch_ids,
+                "base_url": rec.base_url,
+            }
+        )
+    cols = ["id", "created", "model", "rows", "status", "batches", "base_url"]
+    out = pd.DataFrame(rows, columns=cols)
+    out["created"] = pd.to_datetime(out["created"], utc=True)
+    out["rows"] = out["rows"].astype("Int64")
+    return out.sort_values(["created", "id"], ascending=False, na_position="first").reset_index(
+        drop=True
+    )
+
+
+def parse_spec_of(record: JobRecord) -> SchemaSpec | None:
+    """The structured-output parsing a recorded job asked for (``None`` when none)."""
+    if record.settings.get("parse") != "json":
+        return None
+    from ._structured import SchemaSpec
+
+    rf = (record.settings.get("chat_params") or {}).get("response_format")
+    inner = rf.get("json_schema") if isinstance(rf, dict) else None
+    schema = inner.get("schema") if isinstance(inner, dict) else None
+    return SchemaSpec(schema=schema if isinstance(schema, dict) else None)
+
+
+def attach(
+    job_or_batch_id: str,
+    *,
+    frame: pd.DataFrame | None = None,
+    output: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressOption = None,
+    poll_interval: float | None = None,
+    client: Client | None = None,
+    api_key: str | None = None,
+    project_id: str | None = None,
+    base_url: str | None = None,
+    state_dir: str | None = None,
+) -> BatchJob:
+    """A :class:`BatchJob` for a job of the journal (by job id, or by the id of one of its
+    batches), or for a batch made elsewhere. Nothing is submitted.
+
+    - A journal job is picked up where it stopped: running batches are waited on, finished
+      ones read from the local copies (no network call for a finished job). Its service,
+      provider and project come from the journal unless given. The result is indexed by row
+      position (``0..rows-1``) and holds the answer columns, or is ``frame`` plus them when
+      the frame the job was made from is passed.
+    - A batch id the journal does not know: its results keyed by ``custom_id`` (a frame
+      indexed by custom_id, read from the batch's input file).
+
+    Example::
+
+        job = zgpu_pandas.attach("job_20250101-120000_ab12cd34")
+        out = job.result()
+        other = zgpu_pandas.attach("batch_abc123", base_url="local").result()
+    """
+    if not isinstance(job_or_batch_id, str) or not job_or_batch_id:
+        raise ValueError(f"give a job id (job_...) or a batch id, not {job_or_batch_id!r}")
+    journal = Journal(state_dir)
+    record: JobRecord | None = None
+    if job_or_batch_id.startswith("job_"):
+        try:
+            record = journal.load(job_or_batch_id)
+        except KeyError:
+            raise ZgpuError(
+                f"There is no job {job_or_batch_id!r} in the journal at {journal.root}; "
+                f"zgpu_pandas.jobs() lists the jobs there (ZGPU_STATE_DIR chooses the folder)."
+            ) from None
+    else:
+        record = journal.find_by_batch(job_or_batch_id)
+    if (client is not None) and (
+        api_key is not None or project_id is not None or base_url is not None
+    ):
+        raise ValueError(
+            "Pass either client= or api_key=/project_id=/base_url=, not both: a client "
+            "already carries its settings."
+        )
+    hint = "job"
+    if record is not None:
+        factory = _factory(record, api_key=api_key, project_id=project_id, base_url=base_url)
+        job = BatchJob.from_record(
+            record,
+            journal,
+            frame=frame,
+            client=client,
+            client_factory=None if client is not None else factory,
+            output=output,
+            overwrite=overwrite,
+            poll_interval=poll_interval,
+            progress=progress,
+            resume_hint=hint,
+            parse=parse_spec_of(record),
+        )
+        job.watch_in_background()
+        return job
+    from ._client import Client
+
+    owned = client is None
+    the_client = client or Client(api_key=api_key, project_id=project_id, base_url=base_url)
+    batch = the_client.batches.retrieve(job_or_batch_id)
+    custom_ids: list[str] = []
+    if batch.input_file_id:
+        for raw in the_client.files.iter_lines(batch.input_file_id):
+            try:
+                cid = orjson.loads(raw).get("custom_id")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(cid, str):
+                custom_ids.append(cid)
+    if not custom_ids:
+        raise ZgpuError(
+            f"Batch {batch.id} has no readable input file, so its lines cannot be listed by "
+            f"custom_id; read its output file directly (client.files.iter_lines("
+            f"{batch.output_file_id!r}))."
+        )
+    index = pd.Index(custom_ids, name="custom_id")
+    base = pd.DataFrame(index=index) if frame is None else frame
+    if len(base) != len(custom_ids):
+        raise ValueError(
+            f"batch {batch.id} has {len(custom_ids):,} lines; the frame has {len(base):,} rows"
+        )
+    job = BatchJob.from_batch_ids(
+        base,
+        [batch.id],
+        client=the_client,
+        output=output or "response",
+        overwrite=overwrite,
+        poll_interval=poll_interval,
+        progress=progress,
+        owns_client=owned,
+        resume_hint=hint,
+        custom_ids=custom_ids,
+    )
+    import numpy as np
+
+    job._slots[0].positions = np.arange(len(custom_ids), dtype=np.int64)
+    job.watch_in_background()
+    return job
+
+
+def _factory(
+    record: JobRecord, *, api_key: str | None, project_id: str | None, base_url: str | None
+) -> Callable[[], Client]:
+    def make() -> Client:
+        from ._client import Client
+
+        return Client(
+            api_key=api_key,
+            project_id=project_id if project_id is not None else record.project_id,
+            base_url=base_url if base_url is not None else record.base_url,
+            provider=record.provider,
+        )
+
+    return make
