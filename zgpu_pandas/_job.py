@@ -1204,7 +1204,11 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 
 
 def _npy_load(data: bytes) -> np.ndarray:
-    arr = np.load(io.BytesIO(data), allow_pickle=False)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+    """Row positions stored by :func:`_npy_bytes`; anything else raises ``ValueError``."""
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as exc:  # a damaged file fails in many ways
+        raise ValueError(f"not a list of row positions ({type(exc).__name__}: {exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype.kind not in "iu":
         raise ValueError("not a list of row positions")
     return np.asarray(arr, dtype=np.int64)

@@ -92,8 +92,8 @@ class JobLayout:
                 kinds = np.asarray(z["skipped_kind"], dtype=np.int64)
                 codes = [str(c) for c in z["kind_code"]]
                 reasons = [str(r) for r in z["kind_reason"]]
-        except (OSError, KeyError, IndexError, TypeError, ValueError, EOFError) as exc:
-            raise ValueError(f"not a job layout ({exc})") from None
+        except Exception as exc:  # a damaged archive fails in many ways (zip, zlib, npy)
+            raise ValueError(f"not a job layout ({type(exc).__name__}: {exc})") from None
         everything = np.concatenate([arrays["sent"], arrays["skipped"], arrays["dup_pos"]])
         if (
             len(kinds) != len(arrays["skipped"])
