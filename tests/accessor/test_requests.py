@@ -372,7 +372,7 @@ def test_every_built_line_carries_its_rows_text(values: list[Any]) -> None:
     texts = user_texts(reqs)
     # a row whose request repeats an earlier row's is carried by that row's line
     texts.update(
-        {int(p): texts[int(s)] for p, s in zip(reqs.duplicate_positions, reqs.duplicate_of)}
+        {int(p): texts[int(s)] for p, s in zip(reqs.duplicate_positions, reqs.duplicate_of, strict=True)}
     )
     for pos, v in enumerate(values):
         if v is None or (isinstance(v, str) and not v.strip()):

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from resume_support import KEY
 
 from zgpu_pandas._client import Client
@@ -30,4 +29,3 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def client(server: LocalServer) -> Iterator[Client]:
     with Client(api_key=KEY, project_id="proj", base_url=server.url, poll_interval=0.02) as c:
         yield c
-

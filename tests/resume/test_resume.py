@@ -194,7 +194,7 @@ def test_corrupted_journal_is_a_clear_error_not_a_resubmission(
     # a damaged side file is refused the same way
     record.write_bytes(good)
     (state_dir / job_id / "layout.npz").write_bytes(b"PK\x03\x04 not really")
-    with pytest.raises(JournalCorruptError, match="layout.npz"):
+    with pytest.raises(JournalCorruptError, match=r"layout\.npz"):
         attach(job_id, client=client, progress=False)
 
     # the way out the message gives: a fresh job
