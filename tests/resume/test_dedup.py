@@ -1,0 +1,105 @@
+"""Identical requests within a job are sent once and fanned out to every row that asked."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pandas as pd
+from resume_support import MODEL, api_calls, body
+
+from zgpu_pandas._client import Client
+from zgpu_pandas._requests import build_requests
+from zgpu_pandas._results import ResultsTable, merge_results
+from zgpu_pandas.server import LocalServer
+from zgpu_pandas.server.engines import builtin_reply
+
+
+def sent_lines(client: Client, batch_id: str) -> list[dict]:
+    f = client.batches.retrieve(batch_id).input_file_id
+    assert f is not None
+    return [orjson.loads(x) for x in client.files.iter_lines(f)]
+
+
+def test_n_identical_prompts_make_one_request_line_and_n_filled_rows(
+    server: LocalServer, client: Client
+) -> None:
+    n = 40
+    texts = ["Is this spam?"] * n + ["other", None, "Is this spam?", ""]
+    df = pd.DataFrame({"q": texts}, index=[f"id{i % 7}" for i in range(len(texts))])
+    out = df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
+    (bid,) = df.zgpu.last_job.batch_ids
+    lines = sent_lines(client, bid)
+    # one line for the 41 identical rows (carried by the first of them), one for "other"
+    assert [x["custom_id"] for x in lines] == ["row-0", f"row-{n}"]
+    assert [x["body"] for x in lines] == [body("Is this spam?"), body("other")]
+    same = out.iloc[[*range(n), n + 2]]
+    assert (same["response_status"] == "ok").all()
+    assert (same["response"] == builtin_reply(body("Is this spam?"))).all()
+    assert (same["response_finish_reason"] == "stop").all()
+    assert (
+        same["response_total_tokens"].nunique() == 1 and same["response_total_tokens"].iloc[0] > 0
+    )
+    assert out["response_status"].tolist()[n:] == ["ok", "skipped", "ok", "skipped"]
+    assert out.index.equals(df.index)
+    st = df.zgpu.last_job.status()
+    assert st.outcome == "success" and st.sent == 2 and st.answered == n + 2
+
+
+def test_rows_built_from_different_columns_with_the_same_request_share_it(
+    server: LocalServer, client: Client
+) -> None:
+    # rows 0 and 2 render to "x y" from different cells; row 3 to "x  y"
+    df = pd.DataFrame({"a": ["x", "x", "x y", "x "], "b": ["y", "", "", "y"]})
+    df["b"] = df["b"].replace("", None)
+    out = df.zgpu.batch_chat("{a} {b}", model=MODEL, client=client, progress=False)
+    assert out["response_status"].tolist() == ["ok", "skipped", "skipped", "ok"]
+    df2 = pd.DataFrame({"a": ["x", "x y"], "b": ["y z", "z"]})
+    out2 = df2.zgpu.batch_chat("{a} {b}", model=MODEL, client=client, progress=False)
+    assert out2["response"][0] == out2["response"][1] == builtin_reply(body("x y z"))
+    assert len(sent_lines(client, df2.zgpu.last_job.batch_ids[0])) == 1
+    assert len(sent_lines(client, df.zgpu.last_job.batch_ids[0])) == 2
+
+
+def test_dedup_false_sends_every_row(server: LocalServer, client: Client) -> None:
+    df = pd.DataFrame({"q": ["same"] * 5})
+    out = df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False, dedup=False)
+    assert len(sent_lines(client, df.zgpu.last_job.batch_ids[0])) == 5
+    assert (out["response"] == builtin_reply(body("same"))).all()
+
+
+def test_a_failed_shared_line_fails_every_row_and_its_retry_fixes_them_all(
+    server: LocalServer, client: Client
+) -> None:
+    server.faults.fail_lines(code="internal_error", custom_ids=r"^row-1$", count=1)
+    df = pd.DataFrame({"q": ["a", "b", "b", "c", "b"]})
+    out = df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
+    assert out["response_status"].tolist() == ["ok", "error", "error", "ok", "error"]
+    assert out["response_error_code"].tolist()[1::3] == ["internal_error", "internal_error"]
+    job = df.zgpu.last_job
+    job.retry()
+    assert [x["custom_id"] for x in sent_lines(client, job.batch_ids[-1])] == ["row-1"]
+    fixed = job.result()
+    assert (fixed["response_status"] == "ok").all()
+    assert fixed["response"].tolist()[1:3] == [builtin_reply(body("b"))] * 2
+    assert api_calls(server, "POST", "/v1/batches") == 2
+
+
+def test_results_table_fans_out_every_result_including_later_ones() -> None:
+    df = pd.DataFrame({"q": ["a", "b", "a", "a"]})
+    reqs = build_requests(df, prompt="q", model=MODEL)
+    assert reqs.positions.tolist() == [0, 1]
+    assert reqs.duplicate_positions.tolist() == [2, 3]
+    assert reqs.duplicate_of.tolist() == [0, 0]
+    table = ResultsTable(4)
+    table.set_duplicates(reqs.duplicate_positions, reqs.duplicate_of)
+    table.add_errors(np.array([0]), code="internal_error", message="try again")
+    assert table.counts() == {"pending": 1, "ok": 0, "error": 3, "skipped": 0}
+    ok = (
+        b'{"custom_id":"row-0","response":{"status_code":200,"body":{"choices":'
+        b'[{"message":{"content":"A"},"finish_reason":"stop"}]}}}'
+    )
+    table.add_lines([ok])
+    out = merge_results(df, table)
+    assert out["response"].tolist()[::2] == ["A", "A"] and out["response"][3] == "A"
+    assert out["response_status"].tolist() == ["ok", "pending", "ok", "ok"]
+    assert table.error_codes() == {}
