@@ -124,6 +124,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress=False if args.quiet else None,
         base_url=args.base_url,
         project_id=args.project_id,
+        fresh=args.fresh,
+        retries=args.retries,
         **params,
     )
     path = write_table(result, args.output)
@@ -225,6 +227,12 @@ def register(sub: Any) -> None:
     p.add_argument("--output-prefix", default="response", help="prefix of the answer columns")
     p.add_argument("--overwrite", action="store_true", help="replace existing answer columns")
     p.add_argument("--on-oversize", choices=["raise", "skip"], default="raise")
+    p.add_argument(
+        "--retries", type=int, default=0, help="rounds of resubmitting transiently failed rows"
+    )
+    p.add_argument(
+        "--fresh", action="store_true", help="start a new job even if this one ran before"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_connection_options(p)
     p.set_defaults(func=_cmd_run)

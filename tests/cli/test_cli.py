@@ -98,9 +98,28 @@ def test_run_jsonl_template_and_exit_code_on_failure(
 
     server.faults.fail_lines(code="internal_error", rate=1.0)
     out2 = tmp_path / "failed.csv"
-    assert main([*args[:-3], "-o", str(out2), "-q", "--output-prefix", "r2", *conn(server)]) == 1
+    # --fresh: the same requests ran before, and would otherwise come back from the journal
+    rerun = [*args[:-3], "-o", str(out2), "-q", "--output-prefix", "r2", "--fresh"]
+    assert main([*rerun, *conn(server)]) == 1
     res = pd.read_csv(out2)
     assert set(res["r2_status"]) == {"error"} and set(res["r2_error_code"]) == {"internal_error"}
+
+
+def test_run_again_resumes_instead_of_paying_twice(
+    server: LocalServer, env_key: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"q": [f"question {i}" for i in range(30)]}).to_csv(src, index=False)
+    args = ["run", str(src), "--prompt-col", "q", "--model", MODEL, "-q", *conn(server)]
+    assert main([*args, "-o", str(tmp_path / "a.csv")]) == 0
+    assert main([*args, "-o", str(tmp_path / "b.csv")]) == 0  # same job: from the journal
+    creates = [r for r in server.request_log if r[0] == "POST" and r[1] == "/v1/batches"]
+    assert len(creates) == 1
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert main([*args, "--fresh", "-o", str(tmp_path / "c.csv")]) == 0
+    creates = [r for r in server.request_log if r[0] == "POST" and r[1] == "/v1/batches"]
+    assert len(creates) == 2
 
 
 def test_resource_commands(
