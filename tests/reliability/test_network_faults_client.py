@@ -35,8 +35,8 @@ from zgpu_pandas._errors import NotFoundError
 from zgpu_pandas.server import LocalServer
 
 KEY = "zk-netfault-5c1e9a7b3d"
-SLOW_TIMEOUT = 0.5  # the client's read timeout in the "slower than the timeout" case
-SLOW_DELAY = 1.0  # seconds the server holds that answer
+SLOW_TIMEOUT = 0.4  # the client's read timeout in the "slower than the timeout" case
+SLOW_DELAY = 0.8  # seconds the server holds that answer
 
 
 @pytest.fixture
