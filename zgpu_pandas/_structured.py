@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -254,7 +255,7 @@ def parse_into_frame(
     bad = [i for i, e in enumerate(parsed.errors) if e is not None]
     if bad:
         status, codes, errors = (
-            res[c].astype(object).where(res[c].notna(), None).to_numpy()
+            np.array(res[c].astype(object).where(res[c].notna(), None), dtype=object)
             for c in (status_col, code_col, err_col)
         )
         for i in bad:
