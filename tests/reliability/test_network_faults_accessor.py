@@ -59,9 +59,10 @@ def _arm_everywhere(srv: LocalServer, arm: Callable[[str, str], None]) -> None:
 
 
 def _status_bursts(s: LocalServer, m: str, p: str) -> None:
-    # rules are used in order: two 500s, then two 503s, then two 429s on each route
-    for status in (500, 503, 429):
-        s.faults.fail_requests(status=status, count=2, method=m, path=p)
+    # rules are used in order: 500, 500, 503, 429, 429 on each route, five failures in a
+    # row, which the client's five retries outlast
+    for status, count in ((500, 2), (503, 1), (429, 2)):
+        s.faults.fail_requests(status=status, count=count, method=m, path=p)
 
 
 def _drops(s: LocalServer, m: str, p: str) -> None:
@@ -71,7 +72,7 @@ def _drops(s: LocalServer, m: str, p: str) -> None:
 
 # Several faults per run, on every route: each run is a real two-batch job (~2 s).
 FAULTS: dict[str, Callable[[LocalServer, str, str], None]] = {
-    "bursts of 500, 503 and 429": _status_bursts,
+    "a burst of 500, 503 and 429": _status_bursts,
     "connections dropped before and after the handler": _drops,
     "slow answers": lambda s, m, p: s.faults.delay_requests(
         seconds=0.3, count=1, method=m, path=p, after_handler=True
