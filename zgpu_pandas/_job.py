@@ -812,7 +812,10 @@ class BatchJob:
                     out, self.parse, output=self.output, overwrite=self.overwrite
                 )
         if self._owns_client and self._client is not None and self._snapshot().done:
+            # done: free the connections; a later retry() makes a new client if it can
             self._client.close()
+            if self._client_factory is not None:
+                self._client = None
         return out
 
     def retry(self, codes: Iterable[str] | None = None) -> BatchJob:

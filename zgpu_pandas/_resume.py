@@ -22,8 +22,10 @@ import hashlib
 import sys
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -204,7 +206,8 @@ def attach(
     from ._client import Client
 
     owned = client is None
-    the_client = client or Client(api_key=api_key, project_id=project_id, base_url=base_url)
+    factory = partial(Client, api_key=api_key, project_id=project_id, base_url=base_url)
+    the_client = client or factory()
     batch = the_client.batches.retrieve(job_or_batch_id)
     custom_ids: list[str] = []
     if batch.input_file_id:
@@ -239,8 +242,8 @@ def attach(
         resume_hint=hint,
         custom_ids=custom_ids,
     )
-    import numpy as np
-
+    if owned:
+        job._client_factory = factory
     job._slots[0].positions = np.arange(len(custom_ids), dtype=np.int64)
     job.watch_in_background()
     return job

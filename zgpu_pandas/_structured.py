@@ -262,8 +262,8 @@ def parse_into_frame(
             status[i] = PARSE_ERROR
             codes[i] = PARSE_ERROR
             errors[i] = f"the reply is not valid structured output: {parsed.errors[i]}"
-        for name, values in ((status_col, status), (code_col, codes), (err_col, errors)):
-            res[name] = pd.array(values, dtype=res[name].dtype)
+        for name, fixed in ((status_col, status), (code_col, codes), (err_col, errors)):
+            res[name] = pd.array(fixed, dtype=res[name].dtype)
     for name, values in parsed.fields.items():
         res[name] = _column_values(values)
     return res

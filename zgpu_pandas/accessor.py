@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -67,18 +68,20 @@ def _recall(df: pd.DataFrame) -> BatchJob | None:
 
 def _client_for(
     client: Client | None, api_key: str | None, project_id: str | None, base_url: str | None
-) -> tuple[Client, bool]:
-    """The client to use and whether the job owns it (and so closes it when done)."""
+) -> tuple[Client, Callable[[], Client] | None]:
+    """The client to use and, when the job owns it (and so closes it when done), how to
+    make it again (a job may be retried after its result closed the first one)."""
     if client is not None:
         if api_key is not None or project_id is not None or base_url is not None:
             raise ValueError(
                 "Pass either client= or api_key=/project_id=/base_url=, not both: a client "
                 "already carries its settings."
             )
-        return client, False
+        return client, None
     from ._client import Client
 
-    return Client(api_key=api_key, project_id=project_id, base_url=base_url), True
+    factory = partial(Client, api_key=api_key, project_id=project_id, base_url=base_url)
+    return factory(), factory
 
 
 def _structured(
@@ -403,7 +406,7 @@ class ZgpuAccessor:
             job.resume_hint = _RESUME_HINT
             _remember(self._df, job)
             return job
-        the_client, owned = _client_for(client, api_key, project_id, base_url)
+        the_client, factory = _client_for(client, api_key, project_id, base_url)
         job = BatchJob.from_batch_ids(
             self._df,
             ids,
@@ -412,12 +415,14 @@ class ZgpuAccessor:
             overwrite=overwrite,
             poll_interval=poll_interval,
             progress=progress,
-            owns_client=owned,
+            owns_client=factory is not None,
             resume_hint=_RESUME_HINT,
         )
+        job._client_factory = factory
         journaled = self._journaled(job, ids)
         if journaled is not None:
-            journaled._owns_client = owned
+            journaled._owns_client = factory is not None
+            journaled._client_factory = factory
             job = journaled
         _remember(self._df, job)
         job.watch_in_background()
@@ -533,7 +538,8 @@ class ZgpuAccessor:
         )
         from ._resume import connection_of, job_fingerprint
 
-        the_client, owned = _client_for(client, api_key, project_id, base_url)
+        the_client, factory = _client_for(client, api_key, project_id, base_url)
+        owned = factory is not None
         conn = connection_of(the_client, base_url)
         fingerprint = job_fingerprint(requests.fingerprint, **conn)
         journal = Journal()
@@ -546,6 +552,7 @@ class ZgpuAccessor:
                 frame=self._df,
                 requests=requests,
                 client=the_client,
+                client_factory=factory,
                 output=output,
                 overwrite=overwrite,
                 poll_interval=poll_interval,
@@ -558,6 +565,7 @@ class ZgpuAccessor:
         else:
             job = BatchJob(
                 client=the_client,
+                client_factory=factory,
                 frame=self._df,
                 requests=requests,
                 model=model or "",

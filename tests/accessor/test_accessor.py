@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,12 @@ from zgpu_pandas.server.engines import builtin_reply
 
 MODEL = "LFM2.5-1.2B-Instruct"
 KEY = "sk-test-accessor-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _own_job_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own job journal, so jobs never resume across tests."""
+    monkeypatch.setenv("ZGPU_STATE_DIR", str(tmp_path / "zgpu-state"))
 
 
 @pytest.fixture

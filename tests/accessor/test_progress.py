@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -24,6 +25,13 @@ from zgpu_pandas._progress import (
 from zgpu_pandas.server import LocalServer
 
 MODEL = "LFM2.5-1.2B-Instruct"
+
+
+
+@pytest.fixture(autouse=True)
+def _own_job_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own job journal, so jobs never resume across tests."""
+    monkeypatch.setenv("ZGPU_STATE_DIR", str(tmp_path / "zgpu-state"))
 
 
 def status(outcome: str, **kw: object) -> JobStatus:
@@ -127,7 +135,8 @@ def test_in_a_jupyter_kernel_a_widget_is_shown_and_updates_while_the_kernel_is_f
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "import sys, pandas as pd, zgpu_pandas.accessor\n"
+            "import os, sys, pandas as pd, zgpu_pandas.accessor\n"
+            f"os.environ['ZGPU_STATE_DIR'] = {str(tmp_path / 'kernel-state')!r}\n"
             "from zgpu_pandas._client import Client\n"
             f"c = Client(api_key='k', project_id='p', base_url={server.url!r}, poll_interval=0.02)\n"
             "df = pd.DataFrame({'t': ['a', 'b', None]})\n"

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests in this folder (imported as ``resume_support``)."""
+"""Helpers shared by the tests in this folder."""
 
 from __future__ import annotations
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pandas as pd
-from resume_support import MODEL, api_calls, body
 
 from zgpu_pandas._client import Client
 from zgpu_pandas._requests import build_requests
 from zgpu_pandas._results import ResultsTable, merge_results
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply
+
+from .resume_support import MODEL, api_calls, body
 
 
 def sent_lines(client: Client, batch_id: str) -> list[dict]:

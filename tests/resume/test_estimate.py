@@ -8,13 +8,14 @@ from functools import partial
 import httpx
 import pandas as pd
 import pytest
-from resume_support import MODEL
 
 import zgpu_pandas.accessor as accessor_module
 from zgpu_pandas._client import Client
 from zgpu_pandas._estimate import ChatEstimate
 from zgpu_pandas._requests import build_requests
 from zgpu_pandas.server import LocalServer
+
+from .resume_support import MODEL
 
 
 @pytest.fixture

@@ -20,11 +20,12 @@ import httpx
 import orjson
 import pandas as pd
 import pytest
-from resume_support import KEY, MODEL, api_calls, assert_all_answered
 
 from zgpu_pandas._job import KILL_AT_ENV
 from zgpu_pandas._journal import Journal
 from zgpu_pandas.server import LocalServer
+
+from .resume_support import KEY, MODEL, api_calls, assert_all_answered
 
 N_ROWS = 30
 

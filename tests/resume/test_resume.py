@@ -17,7 +17,6 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pytest
-from resume_support import KEY, MODEL, api_calls, assert_all_answered
 
 import zgpu_pandas._job as job_module
 import zgpu_pandas.accessor as accessor_module
@@ -28,6 +27,8 @@ from zgpu_pandas._journal import Journal, JournalCorruptError
 from zgpu_pandas._requests import build_requests
 from zgpu_pandas._resume import attach, jobs
 from zgpu_pandas.server import LocalServer
+
+from .resume_support import KEY, MODEL, api_calls, assert_all_answered
 
 
 class Crash(BaseException):

@@ -9,7 +9,6 @@ from functools import partial
 import orjson
 import pandas as pd
 import pytest
-from resume_support import KEY, MODEL, api_calls, assert_all_answered, body
 
 import zgpu_pandas._job as job_module
 import zgpu_pandas.accessor as accessor_module
@@ -20,6 +19,8 @@ from zgpu_pandas._requests import build_requests
 from zgpu_pandas._resume import attach
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply
+
+from .resume_support import KEY, MODEL, api_calls, assert_all_answered, body
 
 TEXTS = [f"question {i}" for i in range(12)]
 
@@ -173,3 +174,16 @@ def test_retry_of_a_job_attached_without_its_frame(server: LocalServer, client: 
     out = job.result()
     assert out["response"].tolist() == [builtin_reply(body(t)) for t in TEXTS[:4]]
     assert [x["custom_id"] for x in input_lines(client, job.batch_ids[-1])] == ["row-1", "row-2"]
+
+
+def test_retry_after_the_result_closed_the_jobs_own_client(server: LocalServer) -> None:
+    """A job that made its own client closes it with the result; a later retry makes a new
+    one with the same settings."""
+    server.faults.fail_lines(code="internal_error", custom_ids=r"^row-0$", count=1)
+    df = pd.DataFrame({"q": TEXTS[:2]})
+    conn = {"base_url": server.url, "api_key": KEY, "project_id": "p"}
+    first = df.zgpu.batch_chat("q", model=MODEL, progress=False, **conn)
+    assert first["response_status"].tolist() == ["error", "ok"]
+    job = df.zgpu.last_job
+    job.retry()
+    assert_all_answered(job.result(), TEXTS[:2])

@@ -9,12 +9,13 @@ import orjson
 import pandas as pd
 import pydantic
 import pytest
-from resume_support import MODEL, api_calls
 
 from zgpu_pandas._client import Client
 from zgpu_pandas._results import ColumnClashError
 from zgpu_pandas._resume import attach
 from zgpu_pandas.server import LocalServer
+
+from .resume_support import MODEL, api_calls
 
 SCHEMA = {
     "type": "object",

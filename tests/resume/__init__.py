@@ -1,0 +1,1 @@
+"""Resume, retry, dedup, structured-output and estimate tests."""
