@@ -47,6 +47,7 @@ __all__ = [
     "JobRecord",
     "Journal",
     "JournalCorruptError",
+    "JournalWriteError",
     "state_dir",
 ]
 
@@ -58,6 +59,11 @@ class JournalCorruptError(ZgpuError, RuntimeError):
     """A journal file cannot be read. Nothing is resubmitted when this is raised: the
     message names the file and how to recover (inspect it, or move it away and pass
     ``fresh=True`` knowingly)."""
+
+
+class JournalWriteError(ZgpuError, OSError):
+    """The journal folder cannot be written. Raised before anything is uploaded for a new
+    job: a job that could not be recorded could not be resumed."""
 
 
 def state_dir() -> Path:
@@ -248,7 +254,42 @@ class Journal:
         chunks: list[ChunkRecord] | None = None,
         job_id: str | None = None,
     ) -> JobRecord:
-        """Record a new job (status ``created``) and return it."""
+        """Record a new job (status ``created``) and return it. A folder that cannot be
+        written raises :class:`JournalWriteError`."""
+        try:
+            return self._create(
+                fingerprint=fingerprint,
+                model=model,
+                rows=rows,
+                settings=settings,
+                base_url=base_url,
+                provider=provider,
+                project_id=project_id,
+                chunks=chunks,
+                job_id=job_id,
+            )
+        except FileExistsError:  # a job id used twice: a bug, not the folder's fault
+            raise
+        except OSError as exc:
+            raise JournalWriteError(
+                f"Cannot write the job journal in {self.root} ({exc.strerror or exc}), so the "
+                f"job was not started (nothing was uploaded): without a record it could not be "
+                f"resumed. Point the environment variable ZGPU_STATE_DIR at a writable folder."
+            ) from exc
+
+    def _create(
+        self,
+        *,
+        fingerprint: str,
+        model: str,
+        rows: int,
+        settings: dict[str, Any],
+        base_url: str,
+        provider: str,
+        project_id: str | None,
+        chunks: list[ChunkRecord] | None,
+        job_id: str | None,
+    ) -> JobRecord:
         self._ensure_root()
         now = time.time()
         rec = JobRecord(

@@ -22,8 +22,8 @@ import zgpu_pandas._job as job_module
 import zgpu_pandas.accessor as accessor_module
 from zgpu_pandas._client import Client
 from zgpu_pandas._errors import APIConnectionError
-from zgpu_pandas._job import CHECKPOINTS, JobNotFoundOnServiceError
-from zgpu_pandas._journal import Journal, JournalCorruptError
+from zgpu_pandas._job import CHECKPOINTS, JobNotFoundOnServiceError, JobTimeoutError
+from zgpu_pandas._journal import Journal, JournalCorruptError, JournalWriteError
 from zgpu_pandas._requests import build_requests
 from zgpu_pandas._resume import attach, jobs
 from zgpu_pandas.server import LocalServer
@@ -286,3 +286,42 @@ def test_attach_a_batch_made_elsewhere_is_keyed_by_custom_id(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert jobs().empty  # nothing was journaled for a foreign batch
+
+
+def test_timeout_leaves_the_job_running_and_the_same_call_picks_it_up(
+    start_server: Callable[..., LocalServer],
+) -> None:
+    srv = start_server(latency=0.1, concurrency=1)
+    df = pd.DataFrame({"q": TEXTS[:5]})
+    with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
+        with pytest.raises(JobTimeoutError, match="keeps running"):
+            df.zgpu.batch_chat("q", model=MODEL, client=c, progress=False, timeout=0.05)
+        out = df.zgpu.batch_chat("q", model=MODEL, client=c, progress=False)
+    assert_all_answered(out, TEXTS[:5])
+    assert api_calls(srv, "POST", "/v1/batches") == 1
+
+
+def test_a_cancelled_job_is_recorded_as_cancelled(
+    start_server: Callable[..., LocalServer],
+) -> None:
+    srv = start_server(latency=0.1, concurrency=1)
+    df = pd.DataFrame({"q": TEXTS})
+    with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
+        job = df.zgpu.submit_chat("q", model=MODEL, client=c, progress=False)
+        job.cancel()
+        out = job.result()
+    assert "batch_cancelled" in set(out["response_error_code"].dropna())
+    (rec,) = Journal().list()
+    assert rec.status == "cancelled" and rec.chunks[0].status == "cancelled"
+
+
+def test_an_unwritable_journal_stops_before_anything_is_uploaded(
+    server: LocalServer, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("ZGPU_STATE_DIR", str(blocker / "jobs"))
+    with pytest.raises(JournalWriteError, match="ZGPU_STATE_DIR") as info:
+        pd.DataFrame({"q": ["a"]}).zgpu.batch_chat("q", model=MODEL, client=client)
+    assert "nothing was uploaded" in str(info.value)
+    assert server.request_log == []

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from zgpu_pandas._journal import ChunkRecord, Journal, JournalCorruptError, state_dir
+from zgpu_pandas._journal import (
+    ChunkRecord,
+    Journal,
+    JournalCorruptError,
+    JournalWriteError,
+    state_dir,
+)
 
 
 def test_round_trip_and_find_by_fingerprint(tmp_path: Path) -> None:
@@ -67,3 +73,61 @@ def test_state_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert state_dir() == tmp_path / "s"
     monkeypatch.delenv("ZGPU_STATE_DIR")
     assert "zgpu_pandas" in str(state_dir())
+
+
+def test_side_files_are_private_and_their_names_cannot_escape(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "jobs")
+    rec = j.create(fingerprint="abc", model="m", rows=1, settings={}, base_url="local")
+    j.write_blob(rec.job_id, "layout.npz", b"data")
+    assert j.read_blob(rec.job_id, "layout.npz") == b"data"
+    path = j.job_dir(rec.job_id) / "layout.npz"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    for bad in ("../x", ".hidden", "", "job.json", "a/b"):
+        with pytest.raises(ValueError):
+            j.write_blob(rec.job_id, bad, b"")
+    with pytest.raises(FileNotFoundError):
+        j.read_blob(rec.job_id, "round-1.npy")
+
+
+def test_find_takes_the_newest_job_and_skips_abandoned_ones(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "jobs")
+    old = j.create(fingerprint="f", model="m", rows=1, settings={}, base_url="local")
+    new = j.create(fingerprint="f", model="m", rows=1, settings={}, base_url="local")
+    old.created_at = new.created_at + 10  # ids need not sort by time: created_at decides
+    j.save(old)
+    assert j.find("f").job_id == old.job_id  # type: ignore[union-attr]
+    old.status = "abandoned"
+    j.save(old)
+    assert j.find("f").job_id == new.job_id  # type: ignore[union-attr]
+    with pytest.raises(FileExistsError):
+        j.create(fingerprint="g", model="m", rows=1, settings={}, base_url="l", job_id=new.job_id)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"rows": "ten"},
+        {"fingerprint": None},
+        {"chunks": "no"},
+        {"chunks": [{"index": 0, "lines": 1, "bytes": 1, "sha256": "x", "downloaded": "yes"}]},
+        {"chunks": [{"index": 0, "lines": True, "bytes": 1, "sha256": "x"}]},
+        {"job_id": "job_someone_else"},
+    ],
+)
+def test_a_record_with_wrong_types_is_corrupt(tmp_path: Path, change: dict) -> None:
+    import orjson
+
+    j = Journal(tmp_path / "jobs")
+    rec = j.create(fingerprint="abc", model="m", rows=1, settings={}, base_url="local")
+    path = j.job_dir(rec.job_id) / "job.json"
+    path.write_bytes(orjson.dumps({**orjson.loads(path.read_bytes()), **change}))
+    with pytest.raises(JournalCorruptError, match="Nothing was resubmitted"):
+        j.load(rec.job_id)
+
+
+def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(JournalWriteError, match="ZGPU_STATE_DIR"):
+        Journal(tmp_path / "file" / "jobs").create(
+            fingerprint="f", model="m", rows=1, settings={}, base_url="local"
+        )
