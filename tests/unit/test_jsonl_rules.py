@@ -133,3 +133,21 @@ def test_exactly_the_limits_is_valid() -> None:
     exact = line("b", body={"model": "m", "messages": [{"role": "user", "content": pad}]})
     assert len(exact) == MAX_LINE_BYTES
     assert first_error(exact) is None
+
+
+def test_one_byte_over_the_line_limit_is_rejected() -> None:
+    base = line("b", body={"model": "m", "messages": [{"role": "user", "content": ""}]})
+    pad = "x" * (MAX_LINE_BYTES - len(base) + 1)
+    over = line("b", body={"model": "m", "messages": [{"role": "user", "content": pad}]})
+    assert len(over) == MAX_LINE_BYTES + 1
+    err = first_error(over)
+    assert err is not None and err.code == "line_too_large" and err.line == 1
+
+
+def test_one_line_over_the_line_count_is_the_first_rejected_count() -> None:
+    v = Validator()
+    for i in range(_jsonl.MAX_LINES - 1):
+        v.feed(line(f"r{i}"))
+    v.feed(b"")  # blank lines do not count
+    v.feed(line("last"))
+    assert v.finish().ok
