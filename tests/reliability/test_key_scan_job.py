@@ -51,7 +51,7 @@ def test_the_key_never_reaches_job_state_widget_journal_logs_or_output(
     )  # fmt: skip
     out = job.result()
     assert out["response_status"].tolist() == ["ok", "error", "ok"]
-    widget = job._display.widget  # type: ignore[attr-defined]
+    widget = job._display.widget
     seen += [
         ("job repr", repr(job)),
         ("job html", job._repr_html_()),
@@ -64,8 +64,8 @@ def test_the_key_never_reaches_job_state_widget_journal_logs_or_output(
     ]
     try:
         seen.append(("pickled job", repr(pickle.dumps(job))))
-    except Exception as exc:  # refusing to pickle is fine; saying the key while refusing is not
-        seen.append(("pickle refusal", repr(exc)))
+    except Exception as refusal:  # refusing is fine; saying the key while refusing is not
+        seen.append(("pickle refusal", repr(refusal)))
 
     with pytest.raises(PermissionDeniedError) as info:
         df.zgpu.batch_chat(

@@ -239,19 +239,23 @@ class Fault:
     client_timeout: float | None = None
 
 
+def _fail_in_turn(
+    s: LocalServer, method: str, path: str, plan: list[tuple[int, int, int | None]]
+) -> None:
+    """Arm failures used in order: ``(status, count, retry_after)`` each."""
+    for status, count, retry_after in plan:
+        s.faults.fail_requests(
+            status=status, count=count, method=method, path=path, retry_after=retry_after
+        )
+
+
 FAULTS: dict[str, Fault] = {
     # five failures in a row at most: the client's five retries outlast them
     "burst of 500, 502 and 503s": Fault(
-        lambda s, m, p: [
-            s.faults.fail_requests(status=status, count=count, method=m, path=p)
-            for status, count in ((500, 2), (502, 1), (503, 2))
-        ]
+        lambda s, m, p: _fail_in_turn(s, m, p, [(500, 2, None), (502, 1, None), (503, 2, None)])
     ),
     "burst of 429s, the last with Retry-After": Fault(
-        lambda s, m, p: (
-            s.faults.fail_requests(status=429, count=2, method=m, path=p),
-            s.faults.fail_requests(status=429, count=1, method=m, path=p, retry_after=7),
-        )
+        lambda s, m, p: _fail_in_turn(s, m, p, [(429, 2, None), (429, 1, 7)])
     ),
     "dropped before the handler": Fault(
         lambda s, m, p: s.faults.drop_connections(count=2, method=m, path=p)
@@ -342,7 +346,7 @@ def test_download_cut_part_way_resumes_without_losing_or_repeating_a_line(
     with Client(api_key=KEY, project_id="p", base_url=srv.url) as client:
         f = client.files.upload(_lines(3000))
         batch = client.batches.wait(client.batches.create(input_file_id=f.id).id)
-        size = client.files.retrieve(batch.output_file_id or "").bytes
+        size = client.files.retrieve(batch.output_file_id or "").bytes or 0
         for after in (1, size // 3, size // 2, size - 1):
             srv.faults.truncate_downloads(after_bytes=after)
         sleeps.clear()

@@ -129,7 +129,7 @@ def ids(srv: LocalServer) -> Ids:
 
 
 def _operations() -> list[Any]:
-    return [result.ok() for result in SCHEMA.get_all_operations()]
+    return [result.ok() for result in SCHEMA.get_all_operations()]  # type: ignore[union-attr]
 
 
 OPERATIONS = {f"{op.method.upper()} {op.path}": op for op in _operations()}
