@@ -325,3 +325,21 @@ def test_an_unwritable_journal_stops_before_anything_is_uploaded(
         pd.DataFrame({"q": ["a"]}).zgpu.batch_chat("q", model=MODEL, client=client)
     assert "nothing was uploaded" in str(info.value)
     assert server.request_log == []
+
+
+def test_a_recorded_upload_the_service_lost_is_uploaded_again_once(
+    server: LocalServer, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    df = pd.DataFrame({"q": TEXTS[:3]})
+    monkeypatch.setattr(job_module, "_checkpoint", crash_at("after_upload"))
+    with pytest.raises(Crash):
+        df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
+    monkeypatch.setattr(job_module, "_checkpoint", lambda s: None)
+    (rec,) = Journal().list()
+    assert rec.chunks[0].file_id is not None
+    client.files.delete(rec.chunks[0].file_id)  # expired, or deleted by hand
+    out = df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
+    assert_all_answered(out, TEXTS[:3])
+    assert api_calls(server, "POST", "/v1/files") == 2
+    assert api_calls(server, "POST", "/v1/batches") == 2  # the refused create, then the batch
+    assert len(list(client.batches.list())) == 1
