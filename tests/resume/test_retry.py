@@ -93,10 +93,10 @@ def test_manual_retry_with_codes(server: LocalServer, client: Client) -> None:
     assert_all_answered(job2.result(), TEXTS[4:8])
 
 
-@pytest.mark.parametrize("code", ["insufficient_quota", "authentication_error"])
 def test_account_wide_failure_stops_the_job_without_resubmitting(
-    start_server: Callable[..., LocalServer], monkeypatch: pytest.MonkeyPatch, code: str
+    start_server: Callable[..., LocalServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    code = "insufficient_quota"
     # two batches: the first fails at once (injected failures skip the latency), the second
     # takes two slow steps of the server's worker and is still running when that is seen
     monkeypatch.setattr(accessor_module, "build_requests", partial(build_requests, max_lines=6))
@@ -138,6 +138,19 @@ def test_account_wide_failure_stops_the_job_without_resubmitting(
         job.retry(codes=["batch_cancelled"])
         assert_all_answered(job.result(), TEXTS)
         assert Journal().list()[0].status == "completed"
+
+
+def test_an_authentication_error_on_some_rows_stops_the_job_too(
+    server: LocalServer, client: Client
+) -> None:
+    server.faults.fail_lines(code="authentication_error", custom_ids=r"^row-1$")
+    df = pd.DataFrame({"q": TEXTS[:3]})
+    with pytest.raises(JobStoppedError, match="1 row\\(s\\) with authentication_error"):
+        df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False, retries=5)
+    assert api_calls(server, "POST", "/v1/batches") == 1
+    with pytest.raises(JobStoppedError):  # a default retry would not help either
+        df.zgpu.last_job.retry()
+    assert api_calls(server, "POST", "/v1/batches") == 1
 
 
 def test_a_crash_inside_a_retry_round_resumes_that_round(
