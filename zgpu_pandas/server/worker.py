@@ -4,7 +4,9 @@ One background thread with its own event loop serves all batches round-robin, on
 per turn, so a huge batch does not starve a small one. A chunk is: read up to N lines from
 the input at the recorded byte offset, run them through the engine (``concurrency`` at a
 time), append the result lines to the partial output/error files, then record the new
-offsets and counts in ONE SQLite transaction. After a crash, partial files are truncated
+offsets and counts in ONE SQLite transaction. The lines of a chunk are written in a
+shuffled order (deterministic: seeded from the batch id and the chunk's input offset),
+because the spec promises no order and clients must not come to rely on one. After a crash, partial files are truncated
 back to the recorded lengths and the batch resumes at the recorded line: no line is lost
 and no finished line runs again (lines of the chunk in flight at the crash run again, as
 their results were never recorded). Cancellation and expiry are checked between chunks,
@@ -23,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import os
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -207,6 +211,9 @@ class Worker:
         else:
             code = "batch_cancelled" if mode == "cancel" else "batch_expired"
             out, err = [], _drain_lines(lines, code)
+        seed = f"{bid}@{row['next_offset']}"
+        _shuffle_chunk(out, seed + "/out")
+        _shuffle_chunk(err, seed + "/err")
         batch_dir = store.batches_dir / bid
         out_bytes = _append(batch_dir / "output.jsonl", row["out_bytes"], out)
         err_bytes = _append(batch_dir / "errors.jsonl", row["err_bytes"], err)
@@ -323,6 +330,23 @@ def _error_line(cid: str, code: str, message: str) -> bytes:
 def _drain_lines(lines: list[bytes], code: str) -> list[bytes]:
     message = _CANCELLED_MSG if code == "batch_cancelled" else _EXPIRED_MSG
     return [_error_line(orjson.loads(raw)["custom_id"], code, message) for raw in lines]
+
+
+def _shuffle_chunk(lines: list[bytes], seed: str) -> None:
+    """Put one chunk's result lines in a deterministic order other than input order.
+
+    The spec says output lines come in any order; writing them in input order would let
+    a client that relies on order pass every test here and break on the real service.
+    Seeded with a string (hashed the same way in every process), so a chunk run again
+    after a restart is written in the same order. Any order but the input's own: a
+    shuffle that happens to keep it is rotated by one, so even a two-line chunk moves.
+    """
+    if len(lines) < 2:
+        return
+    before = list(lines)
+    random.Random(seed).shuffle(lines)
+    if all(map(operator.is_, lines, before)):
+        lines.append(lines.pop(0))
 
 
 def _read_lines(path: Path, offset: int, limit: int) -> tuple[list[bytes], int]:
