@@ -193,10 +193,11 @@ def test_multiindex_is_kept_and_each_row_gets_its_own_answer(
 def test_categorical_column_values_are_sent_as_their_text(
     server: LocalServer, client: Client
 ) -> None:
-    col = pd.Categorical(["good", "bad", None, "meh"], categories=["meh", "bad", "good"])
-    df = pd.DataFrame({"review": col, "stars": pd.Categorical([5, 1, 3, 2])})
+    col = pd.Categorical(["good", "bad", None, "meh", "good"], categories=["meh", "bad", "good"])
+    df = pd.DataFrame({"review": col, "stars": pd.Categorical([5, 1, 3, 2, 5])})
     out = chat(df, client, "{review} ({stars} stars)")
-    assert_answers(out, {0: "good (5 stars)", 1: "bad (1 stars)", 3: "meh (2 stars)"})
+    expected = {0: "good (5 stars)", 1: "bad (1 stars)", 3: "meh (2 stars)", 4: "good (5 stars)"}
+    assert_answers(out, expected)  # a repeated category is answered on every row
     # a missing category is a missing value: the template cannot be filled
     assert out["response_status"].iloc[2] == "skipped"
     plain = chat(df, client, "review", output="plain")
