@@ -521,8 +521,13 @@ class ZgpuAccessor:
             raise PromptError(f"timeout= must be a positive number of seconds, not {timeout!r}.")
         if not isinstance(fresh, bool):
             raise PromptError(f"fresh= must be True or False, not {fresh!r}.")
-        if metadata is not None and JOB_METADATA_KEY in metadata:
-            raise PromptError(f"metadata key {JOB_METADATA_KEY!r} is reserved for the job id.")
+        reserved = [k for k in (metadata or {}) if str(k).startswith("zgpu_")]
+        if reserved:
+            raise PromptError(
+                f"metadata key(s) {', '.join(map(repr, reserved))}: keys starting with 'zgpu_' "
+                f"are reserved for the job's own bookkeeping (e.g. {JOB_METADATA_KEY!r}); "
+                f"rename them."
+            )
         requests, spec = self._build(
             prompt=prompt,
             model=model,

@@ -340,6 +340,7 @@ def test_attach_marks_rows_in_no_batch_as_not_sent(
         ({"output": "taken"}, ColumnClashError, "'taken'.*overwrite=True"),
         ({"retries": -1}, PromptError, "retries= must be a whole number"),
         ({"fresh": "yes"}, PromptError, "fresh= must be True or False"),
+        ({"metadata": {"zgpu_job": "x"}}, PromptError, "reserved"),
         ({"parse": "xml"}, PromptError, "parse= must be 'json'"),
         ({"response_format": 3}, PromptError, "response_format: response_format must be"),
     ],
