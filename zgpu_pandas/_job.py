@@ -288,6 +288,8 @@ class BatchJob:
         self._table = ResultsTable(len(frame))
         self._slots: list[_Slot] = []
         self._round_sources: dict[int, RequestSet] = {}
+        # (round, chunk) whose recorded checksum was computed from the bytes in hand
+        self._verified: set[tuple[int, int]] = set()
         if requests is not None:
             if requests.n_rows != len(frame):
                 raise ValueError("the request set was built from a frame of another length")
@@ -396,6 +398,7 @@ class BatchJob:
         self.journal.write_blob(rec.job_id, "layout.npz", self.layout.to_bytes())
         for slot, crec in zip(self._slots, rec.chunks, strict=True):
             slot.rec = crec
+            self._verified.add((0, crec.index))
         self.record = rec
 
     def _note_batch(self, slot: _Slot, batch: Batch) -> bool:
@@ -505,7 +508,11 @@ class BatchJob:
     def _upload(self, slot: _Slot, n: int) -> None:
         src = self._source(slot.round)
         chunk = src.chunks[slot.chunk]
-        if slot.rec is not None and src.chunk_sha256(chunk) != slot.rec.sha256:
+        if (
+            slot.rec is not None
+            and (slot.round, slot.chunk) not in self._verified
+            and src.chunk_sha256(chunk) != slot.rec.sha256
+        ):
             raise self._corrupt(
                 f"chunk {slot.chunk + 1} of round {slot.round} no longer matches its recorded "
                 f"checksum"
@@ -888,6 +895,7 @@ class BatchJob:
                     )
                 )
             self._save("running")
+            self._verified.update((round_, c.index) for c in src.chunks)
             recs: list[ChunkRecord | None] = list(self.record.chunks[-len(src.chunks) :])
         else:
             recs = [None] * len(src.chunks)

@@ -343,3 +343,19 @@ def test_a_recorded_upload_the_service_lost_is_uploaded_again_once(
     assert api_calls(server, "POST", "/v1/files") == 2
     assert api_calls(server, "POST", "/v1/batches") == 2  # the refused create, then the batch
     assert len(list(client.batches.list())) == 1
+
+
+def test_a_chunk_whose_bytes_do_not_match_the_record_is_not_uploaded(
+    server: LocalServer, client: Client, monkeypatch: pytest.MonkeyPatch, state_dir: Path
+) -> None:
+    df = pd.DataFrame({"q": TEXTS[:3]})
+    monkeypatch.setattr(job_module, "_checkpoint", crash_at("before_upload"))
+    with pytest.raises(Crash):
+        df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
+    monkeypatch.setattr(job_module, "_checkpoint", lambda s: None)
+    (rec,) = Journal().list()
+    rec.chunks[0].sha256 = "0" * 64  # a record edited by hand, or for other bytes
+    Journal().save(rec)
+    with pytest.raises(JournalCorruptError, match="no longer matches its recorded checksum"):
+        df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
+    assert server.request_log == []
