@@ -171,3 +171,44 @@ def test_create_app_is_a_working_asgi_app(tmp_path, make_lines):
 def test_create_app_rejects_mixed_arguments():
     with pytest.raises(TypeError):
         create_app(ServerConfig(), latency=1.0)
+
+
+# --------------------------------------------------------------- quiet shutdown
+@pytest.mark.parametrize("after_handler", [False, True])
+def test_stop_with_a_request_in_flight_is_quiet(tmp_path, caplog, capfd, after_handler):
+    import logging
+    import threading
+    import time
+
+    caplog.set_level(logging.DEBUG)
+    srv = LocalServer(data_dir=tmp_path / "d", admin=True).start()
+    srv.faults.delay_requests(seconds=30, method="GET", path="^/v1/files$",
+                              after_handler=after_handler)
+    answers: list[object] = []
+
+    def call() -> None:
+        try:
+            answers.append(httpx.get(srv.url + "/v1/files", headers=API_HEADERS, timeout=60))
+        except httpx.TransportError as exc:  # pragma: no cover - the 503 is expected
+            answers.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while srv.faults.describe() and time.monotonic() < deadline:  # the delay rule is taken
+        time.sleep(0.01)
+    assert not srv.faults.describe()
+    srv.stop()  # cancels the sleeping request after the one-second grace period
+    thread.join(30)
+    assert not thread.is_alive()
+    noisy = [r for r in caplog.records if r.exc_info or "Exception in ASGI" in r.getMessage()]
+    assert noisy == []
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "CancelledError" not in err
+    # The client is told the server is going away, in the spec's envelope (and retries).
+    (answer,) = answers
+    assert isinstance(answer, httpx.Response)
+    assert answer.status_code == 503
+    assert answer.json()["error"]["type"] == "internal_error"
+    assert answer.json()["error"]["code"] == "internal_error"
+    assert "shutting down" in answer.json()["error"]["message"]

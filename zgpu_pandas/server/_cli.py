@@ -53,7 +53,7 @@ def serve(args: argparse.Namespace) -> int:
     from .app import ServerContext, build_app
     from .config import ServerConfig
     from .faults import Faults
-    from .local import _bind
+    from .local import _bind, _Server
     from .store import DataDirLocked
 
     headers = {}
@@ -103,9 +103,10 @@ def serve(args: argparse.Namespace) -> int:
         f"(engine {config.engine}, data dir {ctx.data_dir})",
         flush=True,
     )
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(build_app(ctx), log_level=args.log_level, lifespan="on",
-                       timeout_graceful_shutdown=5)
+                       timeout_graceful_shutdown=5),
+        ctx=ctx,
     )
     try:
         server.run(sockets=[sock])

@@ -162,6 +162,18 @@ class ServerMiddleware:
         except ConnectionDropped:
             log(0)
             raise
+        except asyncio.CancelledError:
+            if not self.ctx.shutting_down:
+                raise
+            # The server is stopping and cancelled this request after its grace period.
+            # That is no error of the app: tell a client still waiting that the server
+            # is going away (a 503 it retries), or cut a response already under way,
+            # without the traceback uvicorn logs for an exception from the app.
+            if status_seen[0]:
+                log(0)
+                raise ConnectionDropped() from None
+            await _send_error(send_out, 503, "The server is shutting down; retry the request",
+                              "internal_error", [(b"connection", b"close")])
         finally:
             log(status_seen[0])
 

@@ -104,6 +104,10 @@ class ServerContext:
         self._sync_engine: Engine | None = None
         self._lock = threading.Lock()
         self._started = False
+        # Set by the HTTP server once it gives up on requests in flight and cancels them,
+        # so the middleware answers those quietly (503) instead of letting the
+        # cancellation surface as an "Exception in ASGI application" traceback.
+        self.shutting_down = False
 
     def new_engine(self) -> Engine:
         cfg = self.config
@@ -129,6 +133,7 @@ class ServerContext:
         with self._lock:
             if self._started:
                 return
+            self.shutting_down = False
             self.store.open()
             try:
                 self.worker.start()

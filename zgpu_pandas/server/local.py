@@ -61,6 +61,10 @@ class _Server(uvicorn.Server):
     _exit: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
+    def __init__(self, config: uvicorn.Config, *, ctx: ServerContext | None = None) -> None:
+        super().__init__(config)
+        self._ctx = ctx
+
     async def main_loop(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._exit = asyncio.Event()
@@ -87,6 +91,10 @@ class _Server(uvicorn.Server):
         deadline = loop.time() + float(self.config.timeout_graceful_shutdown or 0)
         while (state.connections or state.tasks) and loop.time() < deadline:
             await asyncio.sleep(0.005)
+        if self._ctx is not None:
+            # Requests still running past the grace period are cancelled next; the
+            # middleware sees this flag and ends them quietly (see ServerMiddleware).
+            self._ctx.shutting_down = True
         for task in list(state.tasks):
             task.cancel()
         if not self.force_exit:
@@ -190,7 +198,7 @@ class LocalServer:
                 lifespan="on",
                 timeout_graceful_shutdown=1,  # in-flight requests get a second at stop()
             )
-            server = _Server(uv_config)
+            server = _Server(uv_config, ctx=ctx)
             thread = threading.Thread(
                 target=server.run, kwargs={"sockets": [sock]}, name="zgpu-local-server",
                 daemon=True,
