@@ -65,6 +65,21 @@ def test_upload_invalid_purpose(api):
     assert r.json()["error"]["param"] == "purpose"
 
 
+def test_upload_without_purpose_is_400_and_says_what_to_send(api):
+    # The OpenAPI file marks purpose as required (its "default" is only the one value).
+    r = _post_raw(api, _multipart([("file", "a.jsonl", b"{}\n")]))
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["code"] == "invalid_purpose"
+    assert err["type"] == "invalid_request_error"
+    assert err["param"] == "purpose"
+    assert 'purpose' in err["message"] and '"batch"' in err["message"]
+    assert api.get("/v1/files").json()["data"] == []  # nothing stored
+    # A purpose after the file is as good as before it.
+    r = _post_raw(api, _multipart([("file", "a.jsonl", b"{}\n"), ("purpose", None, b"batch")]))
+    assert r.status_code == 200, r.text
+
+
 def test_upload_missing_file(api):
     r = _post_raw(api, _multipart([("purpose", None, b"batch")]))
     assert r.status_code == 400
