@@ -387,14 +387,7 @@ async def upload_file(request: Request) -> Response:
                 413, f"File exceeds the maximum upload size of {cap} bytes", code="file_too_large",
                 param="file",
             )
-        if up.purpose is None:
-            # Required by the published OpenAPI file (its "default" only names the one
-            # allowed value); accepting an upload without it would hide a client bug.
-            raise ApiError(
-                400, 'Missing purpose: send the multipart field "purpose" with the value '
-                '"batch" along with "file"', code="invalid_purpose", param="purpose",
-            )
-        if up.purpose != "batch":
+        if up.purpose is not None and up.purpose != "batch":
             raise ApiError(
                 400, f'purpose must be "batch", got "{up.purpose}"', code="invalid_purpose",
                 param="purpose",
@@ -403,6 +396,14 @@ async def upload_file(request: Request) -> Response:
             raise ApiError(
                 400, 'Missing file: send the JSONL as the multipart field "file"',
                 code="missing_file", param="file",
+            )
+        if up.purpose is None:
+            # Checked after the file, so a body with neither is a missing_file.
+            # Required by the published OpenAPI file (its "default" only names the one
+            # allowed value); accepting an upload without it would hide a client bug.
+            raise ApiError(
+                400, 'Missing purpose: send the multipart field "purpose" with the value '
+                '"batch" along with "file"', code="invalid_purpose", param="purpose",
             )
         if up.size == 0:
             raise ApiError(400, "The uploaded file is empty", code="empty_file", param="file")
