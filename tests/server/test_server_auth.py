@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from conftest import to_jsonl
@@ -117,6 +119,41 @@ def test_preflight_needs_no_auth(server):
     assert "POST" in r.headers["access-control-allow-methods"]
     assert "x-api-key" in r.headers["access-control-allow-headers"]
     assert "x-project-id" in r.headers["access-control-allow-headers"]
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
+
+
+def _allowed_headers(r: httpx.Response) -> list[str]:
+    value = r.headers["access-control-allow-headers"]
+    items = [h.strip() for h in value.split(",")]
+    # A list of real header names: no wildcard inside a list, every item a header token.
+    assert "*" not in value
+    assert all(_TOKEN.match(h) for h in items), items
+    return items
+
+
+def test_preflight_allow_headers_are_real_names(server):
+    url = server.url + "/v1/files"
+    plain = httpx.options(url, headers={"origin": "http://localhost:8888",
+                                        "access-control-request-method": "POST"})
+    allowed = _allowed_headers(plain)
+    # The ZeroGPU headers, and those the official openai SDK sends, by their names.
+    for name in ("x-api-key", "x-project-id", "content-type", "authorization",
+                 "x-stainless-retry-count", "x-stainless-lang", "x-stainless-timeout"):
+        assert name in allowed
+    # Whatever a browser says it will send is allowed by name (reflected), if it is a
+    # header name at all; anything else is left out.
+    asked = httpx.options(url, headers={
+        "origin": "http://localhost:8888", "access-control-request-method": "POST",
+        "access-control-request-headers": "X-Api-Key,x-stainless-new-thing, x-my-tracing,"
+                                          " not a header, <b>",
+    })
+    allowed = _allowed_headers(asked)
+    assert {"x-api-key", "x-stainless-new-thing", "x-my-tracing"} <= set(allowed)
+    assert "not a header" not in allowed and "<b>" not in allowed
+    assert len(allowed) == len(set(allowed))
+    assert "access-control-request-headers" in asked.headers["vary"].lower()
 
 
 def test_healthz_needs_no_auth(server):

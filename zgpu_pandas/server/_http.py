@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -33,15 +34,37 @@ _CORS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"x-request-id, retry-after"),
 ]
+# Headers a browser may send, by name: a wildcard is only valid as the whole value (and
+# not for authorization), never inside a list. The ZeroGPU pair, the usual ones, and what
+# the official openai SDK sends. A preflight's Access-Control-Request-Headers are added
+# (reflected) on top, so a client with other headers is not refused either.
+_ALLOWED_HEADERS = (
+    "x-api-key", "x-project-id", "content-type", "authorization", "accept",
+    "idempotency-key", "openai-organization", "openai-project", "openai-beta",
+    "x-stainless-arch", "x-stainless-async", "x-stainless-custom-event-handler",
+    "x-stainless-custom-poll-interval", "x-stainless-helper-method", "x-stainless-lang",
+    "x-stainless-os", "x-stainless-package-version", "x-stainless-poll-helper",
+    "x-stainless-raw-response", "x-stainless-read-timeout", "x-stainless-retry-count",
+    "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-stream-helper",
+    "x-stainless-timeout",
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")  # an RFC 9110 token, lower case
 _PREFLIGHT = [  # send_out adds the allow-origin header to every response
     (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
-    (
-        b"access-control-allow-headers",
-        b"x-api-key, x-project-id, content-type, authorization, openai-organization, "
-        b"openai-project, x-stainless-*",
-    ),
     (b"access-control-max-age", b"600"),
+    (b"vary", b"Access-Control-Request-Headers"),
 ]
+
+
+def _allow_headers(requested: str | None) -> bytes:
+    """The Access-Control-Allow-Headers value: the known names plus each requested name
+    that is a valid header name (others are left out)."""
+    names = dict.fromkeys(_ALLOWED_HEADERS)
+    for item in (requested or "").split(","):
+        name = item.strip().lower()
+        if _HEADER_NAME.fullmatch(name) and len(names) < 200:
+            names.setdefault(name)
+    return ", ".join(names).encode("latin-1")
 
 _DEFAULT_MESSAGES = {
     400: "Bad request",
@@ -151,8 +174,10 @@ class ServerMiddleware:
         try:
             if method == "OPTIONS":
                 # CORS preflight: 204 with the allow headers, no auth (browsers send none).
+                requested = _header(scope, b"access-control-request-headers")
+                headers = [*_PREFLIGHT, (b"access-control-allow-headers", _allow_headers(requested))]
                 await send_out({"type": "http.response.start", "status": 204,
-                                "headers": list(_PREFLIGHT)})
+                                "headers": headers})
                 await send_out({"type": "http.response.body", "body": b""})
                 return
             if is_api:
