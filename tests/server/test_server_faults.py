@@ -25,6 +25,29 @@ def test_fail_requests_matches_method_path_and_count(server, api):
     assert api.get("/v1/batches").status_code == 200  # count used up
 
 
+@pytest.mark.parametrize(
+    ("status", "type_", "code"),
+    [
+        (500, "internal_error", "internal_error"),
+        (502, "internal_error", "internal_error"),
+        (503, "internal_error", "internal_error"),
+        (504, "internal_error", "internal_error"),
+        (400, "invalid_request_error", "invalid_request_error"),
+        (422, "invalid_request_error", "invalid_request_error"),
+        (401, "authentication_error", "missing_authentication"),
+        (403, "authentication_error", "invalid_credentials"),
+        (413, "invalid_request_error", "file_too_large"),
+    ],
+)
+def test_fail_requests_use_the_spec_codes(server, api, status, type_, code):
+    server.faults.fail_requests(status=status)
+    r = api.get("/v1/files")
+    assert r.status_code == status
+    err = r.json()["error"]
+    assert (err["type"], err["code"]) == (type_, code)
+    assert err["message"]
+
+
 def test_fail_requests_429_kinds_and_retry_after(server, api):
     server.faults.fail_requests(status=429, retry_after=3)
     r = api.get("/v1/files")

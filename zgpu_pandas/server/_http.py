@@ -90,6 +90,15 @@ _DEFAULT_CODES = {
 }
 
 
+def _default_code(status: int) -> str:
+    """The spec's code for an injected failure with this status and no chosen code."""
+    if status == 429:
+        return "rate_limit_exceeded"
+    if status in _DEFAULT_CODES:
+        return _DEFAULT_CODES[status]
+    return "internal_error" if status >= 500 else "invalid_request_error"
+
+
 class ConnectionDropped(Exception):
     """Raised inside the ASGI app to make the server close the connection mid-response."""
 
@@ -260,7 +269,7 @@ class ServerMiddleware:
         status = rule["status"]
         code = rule.get("code")
         if code is None:
-            code = "rate_limit_exceeded" if status == 429 else _DEFAULT_CODES.get(status, "error")
+            code = _default_code(status)
         message = rule.get("message") or _DEFAULT_MESSAGES.get(status, "Injected failure")
         extra = []
         if rule.get("retry_after") is not None:

@@ -123,7 +123,9 @@ class Faults:
     ) -> None:
         """Answer the next ``count`` matching API requests with ``status`` and the spec's
         error envelope, without running the handler. ``path`` is a regex searched in the
-        URL path. A 429 uses ``rate_limit_exceeded`` unless ``code="insufficient_quota"``;
+        URL path. Without ``code`` the spec's code for the status is used (5xx
+        ``internal_error``, other 4xx ``invalid_request_error`` unless more specific); a
+        429 uses ``rate_limit_exceeded`` unless ``code="insufficient_quota"``;
         ``retry_after`` adds a ``Retry-After`` header (seconds)."""
         _check_count(count)
         if not 400 <= int(status) <= 599:
