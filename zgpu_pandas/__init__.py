@@ -37,11 +37,22 @@ from ._errors import (
     WaitTimeoutError,
     ZgpuError,
 )
-from ._job import BatchJob, JobSubmitError, JobTimeoutError
+from ._estimate import ChatEstimate
+from ._job import (
+    ACCOUNT_CODES,
+    TRANSIENT_CODES,
+    BatchJob,
+    JobNotFoundOnServiceError,
+    JobStoppedError,
+    JobSubmitError,
+    JobTimeoutError,
+)
+from ._journal import JournalCorruptError, JournalWriteError
 from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
 from ._progress import JobStatus
 from ._requests import OversizeRowsError, PromptError
 from ._results import ColumnClashError
+from ._resume import attach, jobs
 
 if TYPE_CHECKING:
     from .server import LocalServer
@@ -49,7 +60,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ACCOUNT_CODES",
     "TERMINAL_STATUSES",
+    "TRANSIENT_CODES",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
@@ -60,6 +73,7 @@ __all__ = [
     "Batch",
     "BatchError",
     "BatchJob",
+    "ChatEstimate",
     "Client",
     "ColumnClashError",
     "ConfigurationError",
@@ -69,9 +83,13 @@ __all__ = [
     "FileObject",
     "InsufficientQuotaError",
     "InternalServerError",
+    "JobNotFoundOnServiceError",
     "JobStatus",
+    "JobStoppedError",
     "JobSubmitError",
     "JobTimeoutError",
+    "JournalCorruptError",
+    "JournalWriteError",
     "LocalServer",
     "NotFoundError",
     "OversizeRowsError",
@@ -85,6 +103,8 @@ __all__ = [
     "WaitTimeoutError",
     "ZgpuError",
     "__version__",
+    "attach",
+    "jobs",
 ]
 
 
