@@ -54,7 +54,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ._client import CLIENT_TOKEN_KEY
-from ._errors import ConflictError, NotFoundError, ZgpuError
+from ._errors import APIStatusError, ConflictError, NotFoundError, ZgpuError
 from ._journal import ChunkRecord, JobRecord, Journal
 from ._jsonl import BATCH_ENDPOINT
 from ._layout import JobLayout
@@ -180,6 +180,7 @@ class _Slot:
         "positions",
         "rec",
         "round",
+        "token",
     )
 
     def __init__(
@@ -201,6 +202,8 @@ class _Slot:
         self.file_id: str | None = None
         self.batch: Batch | None = None
         self.collected = False
+        # the create token sent for this slot (kept in memory too, for a job without journal)
+        self.token: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -477,6 +480,7 @@ class BatchJob:
         if slot.file_id is None:
             self._upload(slot, n)
         token = f"{self.job_id}:{slot.chunk}:{slot.round}"
+        slot.token = token
         if rec is not None:
             rec.token = token
             self._save()  # before the create is sent
@@ -490,17 +494,23 @@ class BatchJob:
             meta[ROUND_METADATA_KEY] = str(slot.round)
         assert slot.file_id is not None
         try:
-            batch = self.client.batches.create(
-                input_file_id=slot.file_id, endpoint=BATCH_ENDPOINT, metadata=meta
-            )
-        except NotFoundError:
-            if not reused:
-                raise
-            # the recorded upload is gone (expired or deleted): upload it again, once
-            self._upload(slot, n)
-            batch = self.client.batches.create(
-                input_file_id=slot.file_id, endpoint=BATCH_ENDPOINT, metadata=meta
-            )
+            try:
+                batch = self.client.batches.create(
+                    input_file_id=slot.file_id, endpoint=BATCH_ENDPOINT, metadata=meta
+                )
+            except NotFoundError:
+                if not reused:
+                    raise
+                # the recorded upload is gone (expired or deleted): upload it again, once
+                self._upload(slot, n)
+                batch = self.client.batches.create(
+                    input_file_id=slot.file_id, endpoint=BATCH_ENDPOINT, metadata=meta
+                )
+        except APIStatusError:
+            # the service answered (the client already looked for a lost create by its
+            # token): nothing was created, so no create is in doubt
+            slot.token = None
+            raise
         _checkpoint("after_create")  # the batch exists, its id is not recorded yet
         self._note_batch(slot, batch)
         self._save()
@@ -1035,9 +1045,34 @@ class BatchJob:
                 lines.append(
                     f"  {left} more chunk(s) were not submitted yet: {h}.submit() submits them."
                 )
-        else:
+        elif not self._unanswered_creates():
             lines = [f"Interrupted while {doing}: no batch was created, nothing is running."]
+        else:
+            lines = [f"Interrupted while {doing}."]
+        lines += self._unknown_create_lines()
         print("\n".join(lines), file=sys.stderr, flush=True)
+
+    def _unanswered_creates(self) -> list[_Slot]:
+        """Slots whose create was sent (token set) but whose batch is not known: the create
+        may have gone through, so its outcome is unknown until looked up by token."""
+        return [s for s in self._slots if s.batch is None and s.token is not None]
+
+    def _unknown_create_lines(self) -> list[str]:
+        slots = self._unanswered_creates()
+        if not slots:
+            return []
+        h = self.resume_hint
+        tokens = ", ".join(repr(s.token) for s in slots)
+        again = (
+            "run the same call again (it resumes from the journal), or " if self.record else ""
+        )
+        return [
+            f"  A batch create was in flight: its outcome is unknown. The batch may exist and "
+            f"be running on the service (token {tokens}, in metadata {CLIENT_TOKEN_KEY!r}).",
+            f"  to pick it up:   {again}{h}.submit(): it looks the batch up by its token "
+            f"and does not create a second one.",
+            f"  to stop it:      {h}.submit() then {h}.cancel()",
+        ]
 
     # ---- attach / resume ---------------------------------------------------------------
 
@@ -1183,6 +1218,7 @@ class BatchJob:
                 rec=crec,
             )
             slot.file_id = crec.file_id
+            slot.token = crec.token
             if crec.batch is not None:
                 try:
                     slot.batch = Batch.from_dict(crec.batch)
