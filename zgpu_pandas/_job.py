@@ -309,6 +309,7 @@ class BatchJob:
                 _Slot(c.index, c.lines, requests.chunk_positions(c)) for c in requests.chunks
             ]
         self._started = time.monotonic()
+        self._created_at = time.time()  # bounds a search by create token (service clock)
         self._rate_base: tuple[float, int] | None = None
         self._submitted = False
         self._display: Progress = (
@@ -456,7 +457,8 @@ class BatchJob:
                     f"Submitting job {self.job_id} stopped after {len(self.batch_ids)} of {n} "
                     f"batches ({exc}). The batches created keep running: "
                     f"{', '.join(self.batch_ids)}. Call {self.resume_hint}.submit() to submit the "
-                    f"rest, or {self.resume_hint}.cancel() to stop them.",
+                    f"rest (a create whose answer was lost is first looked up by its token, so "
+                    f"no batch is made twice), or {self.resume_hint}.cancel() to stop them.",
                     job=self,
                 ) from exc
             self._submitted = True
@@ -465,11 +467,13 @@ class BatchJob:
 
     def _submit_slot(self, slot: _Slot) -> None:
         rec = slot.rec
-        if rec is not None and rec.token and self.record is not None:
-            # A create was sent by a process that died before it recorded the answer: look
-            # for the batch it made before making another.
+        sent = slot.token or (rec.token if rec is not None else None)
+        if sent:
+            # A create was sent whose answer never arrived (lost, interrupted, or the process
+            # that sent it died): look for the batch it made before making another.
+            since = self.record.created_at if self.record is not None else self._created_at
             found = self.client.batches.find_by_token(
-                rec.token, created_after=int(self.record.created_at) - _TOKEN_LOOKBACK
+                sent, created_after=int(since) - _TOKEN_LOOKBACK
             )
             if found is not None:
                 self._note_batch(slot, found)
@@ -1063,9 +1067,7 @@ class BatchJob:
             return []
         h = self.resume_hint
         tokens = ", ".join(repr(s.token) for s in slots)
-        again = (
-            "run the same call again (it resumes from the journal), or " if self.record else ""
-        )
+        again = "run the same call again (it resumes from the journal), or " if self.record else ""
         return [
             f"  A batch create was in flight: its outcome is unknown. The batch may exist and "
             f"be running on the service (token {tokens}, in metadata {CLIENT_TOKEN_KEY!r}).",

@@ -43,9 +43,7 @@ def test_ctrl_c_during_create_says_the_outcome_is_unknown_and_rerun_finds_the_ba
 ) -> None:
     texts = ["one", "two", "three"]
     df = pd.DataFrame({"q": texts})
-    server.faults.delay_requests(
-        seconds=3, method="POST", path="^/v1/batches$", after_handler=True
-    )
+    server.faults.delay_requests(seconds=3, method="POST", path="^/v1/batches$", after_handler=True)
     call = dict(model=MODEL, api_key=KEY, project_id="proj", base_url=server.url, progress=False)
     watcher = _interrupt_once_a_batch_exists(server)
     with pytest.raises(KeyboardInterrupt):
