@@ -4,6 +4,9 @@ instance behind ``base_url="local"``), and the ASGI app."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import warnings
 
 import httpx
@@ -212,3 +215,104 @@ def test_stop_with_a_request_in_flight_is_quiet(tmp_path, caplog, capfd, after_h
     assert answer.json()["error"]["type"] == "internal_error"
     assert answer.json()["error"]["code"] == "internal_error"
     assert "shutting down" in answer.json()["error"]["message"]
+
+
+# ------------------------------------------------------- accepted keys without argv
+def _serve_process(tmp_path, *argv, env=None):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zgpu_pandas", "serve", "--port", "0", "--data-dir",
+         str(tmp_path / "d"), "--log-level", "warning", *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )
+    first = proc.stdout.readline() if proc.stdout else ""
+    if "http://" not in first:
+        proc.kill()
+        pytest.fail(f"serve did not start: {first!r} {proc.stderr.read() if proc.stderr else ''}")
+    return proc, first.split(" on ", 1)[1].split()[0]
+
+
+def test_serve_takes_keys_from_env_and_file_not_argv(tmp_path):
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text("# accepted keys\nsk-file-one\n\n  sk-file-two  \n")
+    keys_file.chmod(0o600)
+    proc, url = _serve_process(
+        tmp_path, "--api-keys-file", str(keys_file),
+        env={"ZGPU_SERVER_API_KEYS": "sk-env-one, sk-env-two,"},
+    )
+    try:
+        # No key is on the command line other users can read.
+        if sys.platform.startswith("linux"):
+            with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+                assert b"sk-" not in f.read()
+        for key in ("sk-file-one", "sk-file-two", "sk-env-one", "sk-env-two"):
+            r = httpx.get(url + "/v1/files", headers={**API_HEADERS, "x-api-key": key})
+            assert r.status_code == 200, (key, r.text)
+        for key in ("sk-other", "# accepted keys", "sk-env-one, sk-env-two"):
+            r = httpx.get(url + "/v1/files", headers={**API_HEADERS, "x-api-key": key})
+            assert r.status_code == 403, key
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    for key in ("sk-file-one", "sk-env-one"):
+        assert key not in err
+
+
+def test_serve_env_keys_alone_restrict_access(tmp_path):
+    proc, url = _serve_process(tmp_path, env={"ZGPU_SERVER_API_KEYS": "sk-only"})
+    try:
+        ok = httpx.get(url + "/v1/files", headers={**API_HEADERS, "x-api-key": "sk-only"})
+        bad = httpx.get(url + "/v1/files", headers=API_HEADERS)
+        assert (ok.status_code, bad.status_code) == (200, 403)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "cannot read --api-keys-file"),
+        ("empty", "holds no keys"),
+        ("env-commas", "ZGPU_SERVER_API_KEYS holds no keys"),
+    ],
+)
+def test_serve_key_sources_that_hold_nothing_exit_2(tmp_path, capsys, monkeypatch, setup,
+                                                    message):
+    argv = ["serve", "--port", "0", "--data-dir", str(tmp_path / "d")]
+    if setup == "missing":
+        argv += ["--api-keys-file", str(tmp_path / "nope.txt")]
+    elif setup == "empty":
+        (tmp_path / "keys.txt").write_text("# no keys yet\n\n")
+        argv += ["--api-keys-file", str(tmp_path / "keys.txt")]
+    else:
+        monkeypatch.setenv("ZGPU_SERVER_API_KEYS", " , ,")
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    # A key source that holds nothing must not quietly mean "any key": nothing served.
+    assert not (tmp_path / "d" / "meta.sqlite3").exists()
+
+
+def test_serve_help_warns_that_api_key_is_visible(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--api-keys-file" in text and "ZGPU_SERVER_API_KEYS" in text
+    assert "visible to other users" in text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_keys_file_readable_by_others_is_warned_about(tmp_path, capsys):
+    from zgpu_pandas.server._cli import accepted_keys
+
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text("sk-shared\n")
+    keys_file.chmod(0o644)
+    assert accepted_keys(["sk-argv"], str(keys_file), None) == {"sk-argv", "sk-shared"}
+    err = capsys.readouterr().err
+    assert "can be read by other users" in err and "chmod 600" in err
+    assert "sk-shared" not in err
+    keys_file.chmod(0o600)
+    assert accepted_keys(None, str(keys_file), "") == {"sk-shared"}  # empty env = unset
+    assert capsys.readouterr().err == ""
+    assert accepted_keys(None, None, None) is None  # nothing given: any key
