@@ -180,3 +180,39 @@ def test_keys_never_reach_disk_logs_or_admin(start_server, api_for, make_lines, 
         assert secret not in caplog.text
         assert secret not in repr(srv) + repr(srv.config) + repr(srv.faults)
         assert not any(secret.encode() in b for b in blobs)
+
+
+# ------------------------------------------------------------- accept_bearer option
+def test_bearer_is_ignored_by_default(server):
+    r = httpx.get(server.url + "/v1/files",
+                  headers={"authorization": "Bearer k", "x-project-id": "p"})
+    assert r.status_code == 401
+
+
+def test_accept_bearer_reads_authorization_and_openai_project(start_server):
+    srv = start_server(accept_bearer=True, api_keys={"sk-good"})
+    url = srv.url + "/v1/files"
+
+    def status(**headers: str) -> int:
+        return httpx.get(url, headers={k.replace("_", "-"): v for k, v in headers.items()}).status_code
+
+    assert status(authorization="Bearer sk-good", openai_project="p") == 200
+    assert status(authorization="bearer   sk-good", x_project_id="p") == 200
+    assert status(authorization="Bearer sk-bad", openai_project="p") == 403
+    assert status(authorization="Bearer sk-good") == 401  # still needs a project
+    assert status(authorization="Basic sk-good", openai_project="p") == 401
+    assert status(authorization="Bearer", openai_project="p") == 401
+    # The ZeroGPU header, when present, is the key; the Bearer token is then not used.
+    assert status(x_api_key="sk-bad", authorization="Bearer sk-good", x_project_id="p") == 403
+    assert status(x_api_key="sk-good", authorization="Bearer sk-bad", x_project_id="p") == 200
+    # x-project-id wins over OpenAI-Project, and both scope resources alike.
+    up = httpx.post(url, headers={"authorization": "Bearer sk-good", "openai-project": "a",
+                                  "x-project-id": "b"},
+                    files={"file": ("a.jsonl", b"{}\n")}, data={"purpose": "batch"})
+    assert up.status_code == 200
+    fid = up.json()["id"]
+    assert httpx.get(f"{url}/{fid}", headers={"x-api-key": "sk-good", "x-project-id": "b"}
+                     ).status_code == 200
+    assert httpx.get(f"{url}/{fid}", headers={"authorization": "Bearer sk-good",
+                                              "openai-project": "a"}).status_code == 404
+    assert httpx.get(srv.url + "/_admin/config").json()["accept_bearer"] is True

@@ -30,7 +30,9 @@ def test_serve_flags_parse():
         "serve", "--host", "0.0.0.0", "--port", "9999", "--data-dir", "d", "--engine", "upstream",
         "--upstream-url", "http://u", "--latency", "0.5", "--concurrency", "3", "--relaxed-auth",
         "--api-key", "a", "--api-key", "b", "--completion-window-seconds", "60", "--admin",
+        "--accept-bearer",
     ])
+    assert args.accept_bearer
     assert args.func.__name__ == "serve"
     assert (args.host, args.port, args.data_dir, args.engine) == ("0.0.0.0", 9999, "d", "upstream")
     assert args.api_keys == ["a", "b"]

@@ -39,6 +39,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--latency", type=float, default=0.0, help="seconds spent per line (demos)")
     p.add_argument("--concurrency", type=int, default=8, help="lines run at once (default %(default)s)")
     p.add_argument("--relaxed-auth", action="store_true", help="make x-project-id optional")
+    p.add_argument("--accept-bearer", action="store_true",
+                   help="also take the key from 'Authorization: Bearer <key>' and the project "
+                   "from OpenAI-Project when x-api-key/x-project-id are absent (OpenAI-style "
+                   "clients)")
     p.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
                    help="accept this key (repeatable). A command-line value is visible to "
                    "other users of this machine (ps); prefer --api-keys-file or "
@@ -147,6 +151,7 @@ def serve(args: argparse.Namespace) -> int:
             latency=args.latency,
             concurrency=args.concurrency,
             require_project_id=not args.relaxed_auth,
+            accept_bearer=args.accept_bearer,
             api_keys=api_keys,
             completion_window_seconds=args.completion_window_seconds,
             admin=args.admin,

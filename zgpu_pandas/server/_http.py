@@ -136,6 +136,16 @@ def _json_response(
     )
 
 
+def _bearer_token(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (scheme case-insensitive)."""
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for k, v in scope.get("headers", ()):
         if k.lower() == name:
@@ -246,6 +256,10 @@ class ServerMiddleware:
         cfg = self.ctx.config
         key = _header(scope, b"x-api-key")
         project = _header(scope, b"x-project-id")
+        if cfg.accept_bearer:
+            # OpenAI-style credentials, used only where the ZeroGPU header is absent.
+            key = key or _bearer_token(_header(scope, b"authorization"))
+            project = project or _header(scope, b"openai-project")
         if not key or (cfg.require_project_id and not project):
             await _send_error(send, 401, "Missing authentication headers",
                               "missing_authentication")

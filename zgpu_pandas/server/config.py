@@ -27,6 +27,10 @@ class ServerConfig:
     mapping ``{key: projects}`` also limits each key to the given project ids (``None`` =
     any project). ``require_project_id=False`` is the relaxed rule where ``x-project-id``
     is optional (requests without it use the default project ``""``).
+    ``accept_bearer=True`` also takes the key from ``Authorization: Bearer <key>`` and the
+    project from ``OpenAI-Project`` when the ZeroGPU headers are absent (the headers of
+    ``Client(provider="openai")`` and of OpenAI-style clients); off by default, as the
+    quickstart only knows ``x-api-key``.
     ``completion_window_seconds`` is how long a batch may run before it expires (the
     public value is 24 h; shorten it in tests). Secrets never appear in the repr.
     """
@@ -39,6 +43,7 @@ class ServerConfig:
     latency: float = 0.0
     concurrency: int = 8
     require_project_id: bool = True
+    accept_bearer: bool = False
     api_keys: Iterable[str] | Mapping[str, Iterable[str] | None] | None = field(
         default=None, repr=False
     )
@@ -86,6 +91,7 @@ class ServerConfig:
             "latency": self.latency,
             "concurrency": self.concurrency,
             "require_project_id": self.require_project_id,
+            "accept_bearer": self.accept_bearer,
             "api_keys": "any" if self.api_keys is None else "restricted",
             "completion_window_seconds": self.completion_window_seconds,
             "admin": self.admin,
