@@ -10,8 +10,11 @@ answers back without looking at the index. The prompt comes from
 
 Rows whose prompt is missing (NaN/None/NA) or blank are not sent: they are listed as skipped,
 with a code and a reason. Rows whose request body is byte-for-byte the same as an earlier row's
-are not sent either (``dedup=True``, the default): the first such row carries the request and
-its answer is fanned out to the others (``duplicate_positions`` / ``duplicate_of``). Numbers are turned into text deliberately: integers as integers,
+are not sent either (``dedup``): the first such row carries the request and its answer is
+fanned out to the others (``duplicate_positions`` / ``duplicate_of``). By default this is done
+for deterministic requests only: when the body asks for sampling (``temperature`` > 0, ``n`` > 1
+or ``top_p`` < 1, see :func:`asks_for_sampling`) identical prompts are meant to give
+independent samples, so each row is sent. Numbers are turned into text deliberately: integers as integers,
 floats as the shortest text that reads back to the same value with no trailing ``.0``
 (``4.0`` → ``4``, ``0.5`` → ``0.5``), booleans as ``true``/``false``; never ``"nan"``.
 
@@ -62,6 +65,7 @@ __all__ = [
     "OversizeRowsError",
     "PromptError",
     "RequestSet",
+    "asks_for_sampling",
     "build_requests",
     "row_label",
 ]
@@ -676,6 +680,25 @@ def _params_json(chat_params: Mapping[str, Any]) -> bytes:
     return b"," + data[1:-1]
 
 
+def asks_for_sampling(chat_params: Mapping[str, Any]) -> bool:
+    """Whether a request body asks for random samples: ``temperature`` > 0 set explicitly,
+    ``n`` > 1 or ``top_p`` < 1. Identical prompts then are meant to give independent
+    answers, so they are not merged by default. Example::
+
+        >>> asks_for_sampling({"temperature": 1.0}), asks_for_sampling({"temperature": 0})
+        (True, False)
+    """
+
+    def num(key: str) -> float | None:
+        v = chat_params.get(key)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return None  # absent, or a value the line rules will refuse anyway
+        return float(v)
+
+    t, n, p = num("temperature"), num("n"), num("top_p")
+    return (t is not None and t > 0) or (n is not None and n > 1) or (p is not None and p < 1)
+
+
 def build_requests(
     df: pd.DataFrame,
     *,
@@ -684,7 +707,7 @@ def build_requests(
     messages: Any = None,
     system: str | None = None,
     on_oversize: Literal["raise", "skip"] = "raise",
-    dedup: bool = True,
+    dedup: bool | None = None,
     max_lines: int = MAX_LINES,
     max_bytes: int = MAX_UPLOAD_BYTES,
     **chat_params: Any,
@@ -695,8 +718,9 @@ def build_requests(
     column of message lists, or of their JSON text) is given. ``system`` adds a system
     message to every request; other keyword arguments go into every request body. A row
     whose line would exceed 1 MB raises :class:`OversizeRowsError` naming it
-    (``on_oversize="raise"``) or is skipped (``"skip"``). With ``dedup`` (the default), rows
-    whose request body is identical to an earlier row's share that row's line. Nothing is sent
+    (``on_oversize="raise"``) or is skipped (``"skip"``). With ``dedup``, rows whose request
+    body is identical to an earlier row's share that row's line; ``dedup=None`` (the default)
+    means on unless the body asks for sampling (:func:`asks_for_sampling`). Nothing is sent
     anywhere.
 
     Example::
@@ -720,6 +744,8 @@ def build_requests(
     if max_lines < 1 or max_bytes < MAX_LINE_BYTES + 1:
         raise PromptError("max_lines must be >= 1 and max_bytes above the 1 MB line limit.")
     params = _params_json(chat_params)
+    if dedup is None:
+        dedup = not asks_for_sampling(chat_params)
     n = len(df)
 
     head = b'","method":"POST","url":"' + BATCH_ENDPOINT.encode() + b'","body":{"model":'

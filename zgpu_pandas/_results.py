@@ -135,6 +135,7 @@ def result_columns(output: str = "response") -> list[str]:
         f"{output}_prompt_tokens",
         f"{output}_completion_tokens",
         f"{output}_total_tokens",
+        f"{output}_shared",
     ]
 
 
@@ -251,6 +252,13 @@ class ResultsTable:
         if np.isin(src, pos).any():
             raise ValueError("a source row cannot itself be a duplicate")
         self._dup_pos, self._dup_src = pos, src
+
+    def shared(self) -> np.ndarray:
+        """Per row: ``True`` when its result came from another row's request (a duplicate
+        set by :meth:`set_duplicates`), so its token counts are that request's too."""
+        out = np.zeros(self.n_rows, dtype=bool)
+        out[self._dup_pos] = True
+        return out
 
     def mark(self) -> int:
         """A marker for :meth:`positions_since`: results recorded from now on."""
@@ -676,8 +684,10 @@ def merge_results(
 
     Columns: ``{output}`` (the answer text), ``{output}_status`` (ok / error / skipped),
     ``{output}_error_code``, ``{output}_error``, ``{output}_finish_reason`` and the token
-    counts ``{output}_prompt_tokens`` / ``_completion_tokens`` / ``_total_tokens``. Text
-    columns are pyarrow-backed strings, counts nullable integers.
+    counts ``{output}_prompt_tokens`` / ``_completion_tokens`` / ``_total_tokens``, and
+    ``{output}_shared`` (``True`` on rows whose result came from another row's identical
+    request: their token counts repeat that request's, so sum usage over ``~shared`` rows).
+    Text columns are pyarrow-backed strings, counts nullable integers, ``_shared`` bool.
 
     Example::
 
@@ -698,6 +708,7 @@ def merge_results(
         _int_column(cols["prompt_tokens"]),
         _int_column(cols["completion_tokens"]),
         _int_column(cols["total_tokens"]),
+        table.shared(),
     ]
     # A shallow copy plus new columns: the caller's frame is never touched, and its data
     # is not copied (copy-on-write in pandas >= 3; new column arrays in any case).

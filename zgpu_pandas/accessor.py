@@ -163,7 +163,7 @@ class ZgpuAccessor:
         retries: int = 0,
         timeout: float | None = None,
         fresh: bool = False,
-        dedup: bool = True,
+        dedup: bool | None = None,
         progress: ProgressOption = None,
         poll_interval: float | None = None,
         client: Client | None = None,
@@ -183,10 +183,14 @@ class ZgpuAccessor:
         Returns a new DataFrame (the input is not modified) with the same index and order,
         plus ``{output}`` (the answer), ``{output}_status`` (``ok``/``error``/``skipped``,
         ``parse_error``), ``{output}_error_code``, ``{output}_error``,
-        ``{output}_finish_reason`` and the token counts. Rows with a missing or empty prompt
-        are not sent (``skipped``); rows whose request is identical to an earlier row's are
-        sent once and get its answer (``dedup=False`` sends each). More than 50,000 rows (or
-        100 MB) are split into several batches and merged back.
+        ``{output}_finish_reason``, the token counts and ``{output}_shared``. Rows with a
+        missing or empty prompt are not sent (``skipped``). Rows whose request is identical
+        to an earlier row's are sent once and get its answer, marked ``{output}_shared``
+        (so ``out.loc[~out.response_shared, "response_total_tokens"].sum()`` is the usage);
+        this is on by default for deterministic requests and off when the body asks for
+        sampling (``temperature`` > 0, ``n`` > 1 or ``top_p`` < 1), where identical prompts
+        are meant to give independent samples; ``dedup=True``/``False`` decides it. More
+        than 50,000 rows (or 100 MB) are split into several batches and merged back.
 
         Never lose, never pay twice: the job is recorded in a journal on disk
         (``$ZGPU_STATE_DIR``, default the user cache dir) before anything is uploaded.
@@ -261,7 +265,7 @@ class ZgpuAccessor:
         parse: ParseOption = None,
         retries: int = 0,
         fresh: bool = False,
-        dedup: bool = True,
+        dedup: bool | None = None,
         progress: ProgressOption = None,
         poll_interval: float | None = None,
         client: Client | None = None,
@@ -324,7 +328,7 @@ class ZgpuAccessor:
         retries: int = 0,
         timeout: float | None = None,
         fresh: bool = False,
-        dedup: bool = True,
+        dedup: bool | None = None,
         progress: ProgressOption = None,
         poll_interval: float | None = None,
         client: Client | None = None,
@@ -465,7 +469,7 @@ class ZgpuAccessor:
         on_oversize: Literal["raise", "skip"],
         response_format: Any,
         parse: ParseOption,
-        dedup: bool,
+        dedup: bool | None,
         chat_params: dict[str, Any],
     ) -> tuple[RequestSet, SchemaSpec | None]:
         """Everything that can be wrong with the input is found here, before any network
@@ -476,8 +480,8 @@ class ZgpuAccessor:
         spec = _structured(response_format, parse, chat_params)
         check_columns(self._df, output, overwrite=overwrite)
         _check_fields(self._df, spec, output, overwrite)
-        if not isinstance(dedup, bool):
-            raise PromptError(f"dedup= must be True or False, not {dedup!r}.")
+        if dedup is not None and not isinstance(dedup, bool):
+            raise PromptError(f"dedup= must be True, False or None (automatic), not {dedup!r}.")
         requests = build_requests(
             self._df,
             model=model or "",
@@ -504,7 +508,7 @@ class ZgpuAccessor:
         parse: ParseOption,
         retries: int,
         fresh: bool,
-        dedup: bool,
+        dedup: bool | None,
         progress: ProgressOption,
         poll_interval: float | None,
         client: Client | None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import orjson
 import pandas as pd
@@ -104,3 +106,43 @@ def test_results_table_fans_out_every_result_including_later_ones() -> None:
     assert out["response"].tolist()[::2] == ["A", "A"] and out["response"][3] == "A"
     assert out["response_status"].tolist() == ["ok", "pending", "ok", "ok"]
     assert table.error_codes() == {}
+
+
+def test_sampling_requests_are_not_merged_by_default(server: LocalServer, client: Client) -> None:
+    df = pd.DataFrame({"q": ["same", "same", "same"]})
+    sampling: list[dict[str, Any]] = [
+        {"temperature": 1.0},
+        {"n": 2},
+        {"top_p": 0.9},
+        {"temperature": 0.7, "top_p": 1},
+    ]
+    for params in sampling:
+        out = df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False, **params)
+        assert len(sent_lines(client, df.zgpu.last_job.batch_ids[0])) == 3, params
+        assert not out["response_shared"].any()
+        assert (out["response"] == builtin_reply(body("same", **params))).all()
+    # deterministic requests (no sampling asked for) are merged, unless dedup=False
+    plain: list[dict[str, Any]] = [{}, {"temperature": 0}, {"temperature": 0, "top_p": 1, "n": 1}]
+    for params in plain:
+        df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False, **params)
+        assert len(sent_lines(client, df.zgpu.last_job.batch_ids[0])) == 1, params
+    # and dedup=True merges sampling requests when asked for explicitly
+    df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False, temperature=1.0, dedup=True)
+    assert len(sent_lines(client, df.zgpu.last_job.batch_ids[0])) == 1
+
+
+def test_shared_column_marks_rows_answered_by_another_rows_request(
+    server: LocalServer, client: Client
+) -> None:
+    df = pd.DataFrame({"q": ["a", "b", "a", None, "a", "b"]})
+    out = df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
+    assert out["response_shared"].tolist() == [False, False, True, False, True, True]
+    assert out["response_shared"].dtype == bool
+    # the true usage: the tokens of the requests actually sent
+    sent = out.loc[~out.response_shared, "response_total_tokens"].sum()
+    assert sent == out.loc[[0, 1], "response_total_tokens"].sum()
+    assert out.loc[~out.response_shared & (out.response_status == "ok")].shape[0] == 2
+    undup = df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False, dedup=False)
+    assert not undup["response_shared"].any()
+    est = df.zgpu.estimate_chat("q", model=MODEL, temperature=1.0)
+    assert est.rows_deduplicated == 0 and est.rows_to_send == 5
