@@ -146,3 +146,20 @@ def test_shared_column_marks_rows_answered_by_another_rows_request(
     assert not undup["response_shared"].any()
     est = df.zgpu.estimate_chat("q", model=MODEL, temperature=1.0)
     assert est.rows_deduplicated == 0 and est.rows_to_send == 5
+
+
+def test_two_different_duplicated_prompts_each_get_their_own_answer(
+    server: LocalServer, client: Client
+) -> None:
+    # two prompts repeated, interleaved, plus a single one: a fan-out that mixes up which
+    # source a duplicate follows gives some row another prompt's answer
+    # (not symmetric: reversing the duplicates' order sends "a" to a "b" row)
+    texts = ["a", "b", "a", "b", "c", "a", "b"]
+    df = pd.DataFrame({"q": texts}, index=[10, 3, 7, 0, 99, 5, 1])
+    out = df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
+    lines = sent_lines(client, df.zgpu.last_job.batch_ids[0])
+    assert sorted(x["custom_id"] for x in lines) == ["row-0", "row-1", "row-4"]
+    for k, t in enumerate(texts):
+        assert out["response"].iloc[k] == builtin_reply(body(t)), (k, t)
+    assert builtin_reply(body("a")) != builtin_reply(body("b"))  # the check can tell them apart
+    assert out["response_shared"].tolist() == [False, False, True, True, False, True, True]
