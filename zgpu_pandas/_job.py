@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import secrets
 import sys
@@ -85,6 +86,8 @@ __all__ = [
     "JobSubmitError",
     "JobTimeoutError",
 ]
+
+logger = logging.getLogger("zgpu_pandas.job")
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 JOB_METADATA_KEY = "zgpu_job"
@@ -319,6 +322,8 @@ class BatchJob:
         self._warned = False
         self._stop_codes: dict[str, int] = {}
         self._cancelled = False
+        #: creates actually sent by this object (a batch found by its token is not one)
+        self.creates_sent = 0
 
     # ---- identity ----------------------------------------------------------------------
 
@@ -497,6 +502,7 @@ class BatchJob:
         if slot.round:
             meta[ROUND_METADATA_KEY] = str(slot.round)
         assert slot.file_id is not None
+        self.creates_sent += 1
         try:
             try:
                 batch = self.client.batches.create(
@@ -832,6 +838,8 @@ class BatchJob:
                 out = parse_into_frame(
                     out, self.parse, output=self.output, overwrite=self.overwrite
                 )
+        if self._snapshot().done:
+            self._note_transient()
         if self._owns_client and self._client is not None and self._snapshot().done:
             # done: free the connections; a later retry() makes a new client if it can
             self._client.close()
@@ -988,6 +996,33 @@ class BatchJob:
             return self.status()
 
     # ---- display -----------------------------------------------------------------------
+
+    def note(self, text: str) -> None:
+        """Say one line about the job: logged (``zgpu_pandas`` logger, INFO) and shown by
+        the progress display (the widget keeps it above the status; the tqdm bar writes it;
+        with no display it is printed to stderr unless ``progress=False``)."""
+        logger.info("%s", text)
+        show = getattr(self._display, "note", None)
+        if show is None:
+            return
+        try:
+            show(text)
+        except Exception:  # a broken display must never cost a paid-for job
+            self._display = NullProgress(quiet=True)
+
+    def _note_transient(self) -> None:
+        """Rows whose latest result is a transient error: how many, and how to retry."""
+        codes = {c: n for c, n in self._table.error_codes().items() if c in TRANSIENT_CODES}
+        total = sum(codes.values())
+        if not total:
+            return
+        what = ", ".join(f"{c}: {n:,}" for c, n in sorted(codes.items()))
+        h = self.resume_hint
+        self.note(
+            f"Job {self.job_id}: {total:,} row(s) failed with a transient error ({what}). "
+            f"{h}.retry() resubmits only those rows (then {h}.result()), or pass retries=N "
+            f"to the call to do it on its own."
+        )
 
     def _show(self, st: JobStatus) -> None:
         try:

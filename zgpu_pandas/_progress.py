@@ -183,15 +183,23 @@ class Progress(Protocol):
 
 
 class NullProgress:
-    """Shows nothing."""
+    """Shows no progress. A note (:meth:`note`) is printed to stderr unless ``quiet``
+    (``progress=False``), so a one-line message about the job is never lost."""
 
     background = False
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
 
     def update(self, status: JobStatus) -> None:
         pass
 
     def close(self, status: JobStatus | None) -> None:
         pass
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
 
 
 class TqdmProgress:
@@ -223,6 +231,12 @@ class TqdmProgress:
         statuses = ",".join(b.status for b in st.batches)
         bar.set_postfix_str(f"ok={st.completed:,} failed={st.failed:,} batches={statuses}")
 
+    def note(self, text: str) -> None:
+        """A line of text above the bar (or alone, before the bar exists)."""
+        from tqdm import tqdm
+
+        tqdm.write(text, file=self._file or sys.stderr)
+
     def close(self, st: JobStatus | None) -> None:
         if self._bar is None:
             return
@@ -246,9 +260,24 @@ class WidgetProgress:
         self.widget = ipywidgets.HTML()
         self._shown = False
         self._display = display
+        self._notes: list[str] = []
+        self._last: JobStatus | None = None
+
+    def _render(self) -> str:
+        notes = "".join(f"<div>{html.escape(n)}</div>" for n in self._notes)
+        return notes + (render_html(self._last) if self._last is not None else "")
 
     def update(self, st: JobStatus) -> None:
-        self.widget.value = render_html(st)
+        self._last = st
+        self.widget.value = self._render()
+        if not self._shown:
+            self._display(self.widget)
+            self._shown = True
+
+    def note(self, text: str) -> None:
+        """A line shown above the job's status, kept there."""
+        self._notes.append(text)
+        self.widget.value = self._render()
         if not self._shown:
             self._display(self.widget)
             self._shown = True
@@ -277,7 +306,7 @@ def _has_ipywidgets() -> bool:
 def make_progress(option: ProgressOption = None) -> Progress:
     """The display for ``option`` (see the module docstring)."""
     if option is False:
-        return NullProgress()
+        return NullProgress(quiet=True)
     if option == "widget":
         return WidgetProgress()
     if option == "tqdm":

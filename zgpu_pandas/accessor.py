@@ -594,4 +594,14 @@ class ZgpuAccessor:
         job.retries = retries
         _remember(self._df, job)
         job.submit()
+        if record is not None:
+            # a re-run that quietly returned old answers (or old errors) would look like a
+            # new job: say it is not
+            n = len(job.batch_ids)
+            made = (
+                "no new batch was created"
+                if job.creates_sent == 0
+                else f"{job.creates_sent} batch(es) it had not created yet were created now"
+            )
+            job.note(f"Resumed job {job.job_id} from the journal ({n} batches); {made}")
         return job
