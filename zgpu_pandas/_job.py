@@ -55,7 +55,15 @@ import pandas as pd
 import pyarrow as pa
 
 from ._client import CLIENT_TOKEN_KEY
-from ._errors import APIStatusError, ConflictError, NotFoundError, ZgpuError
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    RateLimitError,
+    ZgpuError,
+)
 from ._journal import ChunkRecord, JobRecord, Journal
 from ._jsonl import BATCH_ENDPOINT
 from ._layout import JobLayout
@@ -85,6 +93,7 @@ __all__ = [
     "JobStoppedError",
     "JobSubmitError",
     "JobTimeoutError",
+    "JobUnreachableError",
 ]
 
 logger = logging.getLogger("zgpu_pandas.job")
@@ -98,6 +107,14 @@ ROUND_METADATA_KEY = "zgpu_round"
 TRANSIENT_CODES = ("internal_error", "rate_limit_exceeded", "batch_expired")
 #: Error codes that say the account, not the row, is the problem: resubmitting cannot help.
 ACCOUNT_CODES = ("insufficient_quota", "authentication_error")
+
+# How long waiting rides out a service it cannot reach (each poll already retried on its own),
+# as client.batches.wait does: a loopback server is either back soon or gone; a remote outage
+# of minutes must not end a wait on batches that run for hours.
+OUTAGE_GRACE_LOCAL = 30.0
+OUTAGE_GRACE_REMOTE = 600.0
+# Polls during an outage back off from the poll interval up to this (seconds).
+_OUTAGE_MAX_DELAY = 30.0
 
 # How far before a job's creation a token search looks (clock skew between us and the service).
 _TOKEN_LOOKBACK = 600
@@ -137,6 +154,17 @@ class JobTimeoutError(ZgpuError, TimeoutError):
 
     def __init__(self, message: str, *, job: BatchJob) -> None:
         super().__init__(message)
+        self.job = job
+
+
+class JobUnreachableError(APIConnectionError):
+    """Waiting gave up: the service could not be reached for longer than the outage grace
+    (``wait(outage_grace=...)``). The batches keep running on the service; ``job.wait()``,
+    ``job.result()`` or the same call run again (it resumes from the journal) pick the job
+    up once the service answers."""
+
+    def __init__(self, message: str, *, job: BatchJob, method: str = "", url: str = "") -> None:
+        super().__init__(message, method=method, url=url, request_sent=True)
         self.job = job
 
 
@@ -751,24 +779,55 @@ class BatchJob:
 
     # ---- wait / result / retry / cancel ------------------------------------------------
 
-    def wait(self, *, timeout: float | None = None) -> JobStatus:
+    def wait(self, *, timeout: float | None = None, outage_grace: float | None = None) -> JobStatus:
         """Poll until every batch is finished and its results are in; returns the final
         status. Never cancels anything on its own, except that rows failing for an
         account-wide reason stop the job: the batches still running are cancelled and
-        :class:`JobStoppedError` is raised. On Ctrl-C it says how to resume and re-raises."""
+        :class:`JobStoppedError` is raised. On Ctrl-C it says how to resume and re-raises.
+
+        A service that cannot be reached (each poll already retried) does not end the wait:
+        polling goes on with backoff for ``outage_grace`` seconds (default 30 s for a
+        loopback server, 10 min for a remote one), then :class:`JobUnreachableError` says
+        the batches keep running and how to pick the job up."""
         if not self._submitted:
             self.submit()
         deadline = None if timeout is None else time.monotonic() + timeout
+        grace = self._outage_grace(outage_grace)
+        outage_since: float | None = None
+        failures = 0
         st: JobStatus | None = None
         try:
             while True:
-                st = self.status()
+                base = self.poll_interval or self.client.poll_interval
+                try:
+                    st = self.status()
+                except (APIConnectionError, RateLimitError, InternalServerError) as exc:
+                    now = time.monotonic()
+                    outage_since = now if outage_since is None else outage_since
+                    gone = now - outage_since
+                    if gone >= grace or (deadline is not None and now >= deadline):
+                        raise self._unreachable(exc, gone) from exc
+                    failures += 1
+                    delay = min(base * 2**failures, max(base, _OUTAGE_MAX_DELAY))
+                    delay = min(delay, grace - gone)
+                    if deadline is not None:
+                        delay = min(delay, max(deadline - now, 0.0))
+                    logger.warning(
+                        "job %s: polling failed (%s); the batches keep running, still "
+                        "waiting (next poll in %.1f s)",
+                        self.job_id,
+                        exc,
+                        delay,
+                    )
+                    time.sleep(delay)
+                    continue
+                outage_since, failures = None, 0
                 self._show(st)
                 if st.done:
                     self._display.close(st)
                     self._raise_if_stopped(st)
                     return st
-                delay = self.poll_interval or self.client.poll_interval
+                delay = base
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -784,6 +843,36 @@ class BatchJob:
             self._display.close(None)
             self._say_interrupted("waiting")
             raise
+
+    def _outage_grace(self, given: float | None) -> float:
+        if given is not None:
+            if not given >= 0:
+                raise ValueError(f"outage_grace must be a number of seconds >= 0, not {given!r}")
+            return float(given)
+        return OUTAGE_GRACE_LOCAL if self.client.is_local else OUTAGE_GRACE_REMOTE
+
+    def _unreachable(self, exc: Exception, gone: float) -> JobUnreachableError:
+        h = self.resume_hint
+        batches = ", ".join(
+            f"{s.batch.id} ({s.batch.status} when last seen)"
+            for s in self._slots
+            if s.batch is not None
+        )
+        again = (
+            "run the same call again (it resumes from the journal and buys nothing twice), or "
+            if self.record is not None
+            else ""
+        )
+        self._display.close(None)
+        return JobUnreachableError(
+            f"Job {self.job_id}: the service at {self.client.base_url} could not be reached "
+            f"for {gone:.0f} s ({exc}); stopped waiting. Nothing was cancelled: the batches "
+            f"are still running on the service and keep what they do: {batches or 'none'}. "
+            f"Once it answers again, {again}{h}.result() picks the job up.",
+            job=self,
+            method=getattr(exc, "method", ""),
+            url=getattr(exc, "url", ""),
+        )
 
     def _raise_if_stopped(self, st: JobStatus) -> None:
         codes = self._stop_codes_now()
@@ -801,23 +890,26 @@ class BatchJob:
             codes=codes,
         )
 
-    def result(self, *, wait: bool = True, timeout: float | None = None) -> pd.DataFrame:
+    def result(
+        self, *, wait: bool = True, timeout: float | None = None, outage_grace: float | None = None
+    ) -> pd.DataFrame:
         """The frame with the answer columns (see ``merge_results``): same index and order.
 
         Waits for the job first unless ``wait=False``, in which case rows still running
         show ``pending``; while waiting, it resubmits transient failures up to ``retries``
         rounds (see :meth:`retry`). With structured output (``parse``), the reply's fields become
-        columns and a reply that does not parse is marked ``parse_error``."""
+        columns and a reply that does not parse is marked ``parse_error``. ``outage_grace``:
+        see :meth:`wait`."""
         if wait:
             deadline = None if timeout is None else time.monotonic() + timeout
-            self.wait(timeout=timeout)
+            self.wait(timeout=timeout, outage_grace=outage_grace)
             while self.rounds < self.retries:
                 before = self.rounds
                 self.retry()
                 if self.rounds == before:  # nothing left to resubmit
                     break
                 left = None if deadline is None else max(deadline - time.monotonic(), 1e-3)
-                self.wait(timeout=left)
+                self.wait(timeout=left, outage_grace=outage_grace)
         else:
             self.status()
         with self._lock:
