@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pandas as pd
@@ -25,7 +26,6 @@ from zgpu_pandas._progress import (
 from zgpu_pandas.server import LocalServer
 
 MODEL = "LFM2.5-1.2B-Instruct"
-
 
 
 @pytest.fixture(autouse=True)
@@ -110,12 +110,41 @@ def test_choice_of_display_outside_a_notebook() -> None:
         make_progress("fancy")  # type: ignore[arg-type]
 
 
+def test_notes_reach_every_display_except_a_silenced_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    NullProgress(quiet=True).note("hidden <note>")
+    make_progress(False).note("hidden <note>")  # type: ignore[attr-defined]
+    assert capsys.readouterr().err == ""
+    NullProgress().note("printed <note>")  # no display chosen: stderr still says it
+    bar = TqdmProgress()
+    bar.update(status("running"))
+    bar.note("above the bar <note>")
+    bar.close(None)
+    err = capsys.readouterr().err
+    assert "printed <note>" in err and "above the bar <note>" in err
+    pytest.importorskip("ipywidgets")
+    from zgpu_pandas._progress import WidgetProgress
+
+    widget = WidgetProgress()
+
+    def no_frontend(*objs: Any, **kw: Any) -> None:  # no notebook here to show it in
+        pass
+
+    widget._display = no_frontend
+    widget.note("Resumed job <x>")
+    widget.update(status("running"))
+    widget.close(status("success"))
+    value = widget.widget.value
+    assert "Resumed job &lt;x&gt;" in value and "Done:" in value  # kept above the status
+
+
 def test_background_widget_keeps_updating_without_any_call(server: LocalServer) -> None:
     pytest.importorskip("ipywidgets")
     df = pd.DataFrame({"t": ["a", "b"]})
     with Client(api_key="k", project_id="p", base_url=server.url, poll_interval=0.02) as c:
         job = df.zgpu.submit_chat("t", model=MODEL, client=c, progress="widget")
-        widget = job._display.widget  # type: ignore[attr-defined]
+        widget = job._display.widget
         deadline = time.monotonic() + 30
         while "Done:" not in widget.value:  # nobody calls the job: its thread does the work
             assert time.monotonic() < deadline, widget.value
@@ -127,7 +156,7 @@ def test_background_widget_keeps_updating_without_any_call(server: LocalServer) 
 
 
 def test_in_a_jupyter_kernel_a_widget_is_shown_and_updates_while_the_kernel_is_free(
-    server: LocalServer, tmp_path: object
+    server: LocalServer, tmp_path: Path
 ) -> None:
     pytest.importorskip("ipywidgets")
     from nbclient import NotebookClient
