@@ -46,6 +46,7 @@ from ._job import (
     JobStoppedError,
     JobSubmitError,
     JobTimeoutError,
+    JobUnreachableError,
 )
 from ._journal import JournalCorruptError, JournalWriteError
 from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
@@ -88,6 +89,7 @@ __all__ = [
     "JobStoppedError",
     "JobSubmitError",
     "JobTimeoutError",
+    "JobUnreachableError",
     "JournalCorruptError",
     "JournalWriteError",
     "LocalServer",
