@@ -35,13 +35,11 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 import secrets
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -64,7 +62,7 @@ from ._errors import (
     RateLimitError,
     ZgpuError,
 )
-from ._journal import ChunkRecord, JobRecord, Journal
+from ._journal import ChunkRecord, JobRecord, Journal, write_atomic
 from ._jsonl import BATCH_ENDPOINT
 from ._layout import JobLayout
 from ._models import Batch
@@ -682,19 +680,8 @@ class BatchJob:
             self._table.add_file(fh, source=source)
 
     def _download(self, file_id: str, path: Path) -> None:
-        # mkstemp makes the file 0600: answers are the user's data from the first byte
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in _killable(self.client.files.iter_bytes(file_id)):
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        # The copy appears under its name only when complete (a re-run never reads half).
+        write_atomic(path, _killable(self.client.files.iter_bytes(file_id)))
 
     def _stop_running(self) -> None:
         """Account-wide failures: the other batches would fail the same way; stop them."""

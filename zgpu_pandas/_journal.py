@@ -33,7 +33,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -197,12 +197,18 @@ def _new_job_id() -> str:
     return f"job_{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}_{secrets.token_hex(4)}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` (bytes, or chunks as they arrive) to ``path`` so that a reader sees the
+    old file or the whole new one, never part: a temporary file beside it, ``fsync``, rename.
+    The file is ``0600`` from its first byte (``mkstemp``): it holds the user's data."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        # mkstemp creates the file 0600 already: the record is private from its first byte.
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes | bytearray | memoryview):
+                f.write(data)
+            else:
+                for chunk in data:
+                    f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -314,13 +320,13 @@ class Journal:
         rec.updated_at = time.time()
         path = self.job_dir(rec.job_id) / _RECORD
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_atomic(path, orjson.dumps(rec.to_dict(), option=orjson.OPT_INDENT_2))
+        write_atomic(path, orjson.dumps(rec.to_dict(), option=orjson.OPT_INDENT_2))
 
     def write_blob(self, job_id: str, name: str, data: bytes) -> None:
         """Store a side file of a job (atomically, ``0600``)."""
         path = self._blob_path(job_id, name)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_atomic(path, data)
+        write_atomic(path, data)
 
     def read_blob(self, job_id: str, name: str) -> bytes:
         """Read a side file written by :meth:`write_blob` (``FileNotFoundError`` if absent)."""
