@@ -214,3 +214,30 @@ def test_demo_console_script_runs_offline(tmp_path: Path) -> None:
     res = pd.read_csv(written)
     assert len(res) == 300
     assert (res["response_status"] == "skipped").sum() == res["review"].isna().sum()
+
+
+def test_demo_remote_uses_the_environments_service_and_key(
+    server: LocalServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --remote is the real-service path: settings come from the environment only. A local
+    # server stands in for ZeroGPU here (the machine running the tests has no network).
+    monkeypatch.setenv("ZGPU_API_KEY", "remote-demo-key")
+    monkeypatch.setenv("ZGPU_PROJECT_ID", "p1")
+    monkeypatch.setenv("ZGPU_BASE_URL", server.url)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--remote", "-q", "-o", "out.csv"]) == 0
+    assert "Tagging the bundled reviews on ZeroGPU" in capsys.readouterr().out
+    creates = [r for r in server.request_log if r[:2] == ("POST", "/v1/batches")]
+    assert len(creates) == 1
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 300
+
+
+def test_demo_remote_without_a_key_says_which_variable_to_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--remote", "-q"]) == 1
+    assert "ZGPU_API_KEY" in capsys.readouterr().err
