@@ -33,6 +33,19 @@ from zgpu_pandas.server import LocalServer
 API_HEADERS = {"x-api-key": "test-key", "x-project-id": "test-project"}
 MODEL = "LFM2.5-1.2B-Instruct"
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+# Every authenticated API route, with ids of the right shape (that need not exist).
+ENDPOINTS = [
+    ("POST", "/v1/files"),
+    ("GET", "/v1/files"),
+    ("GET", "/v1/files/file-0123456789abcdef01234567"),
+    ("GET", "/v1/files/file-0123456789abcdef01234567/content"),
+    ("DELETE", "/v1/files/file-0123456789abcdef01234567"),
+    ("POST", "/v1/batches"),
+    ("GET", "/v1/batches"),
+    ("GET", "/v1/batches/batch_01HZX0000000000000000000AB"),
+    ("POST", "/v1/batches/batch_01HZX0000000000000000000AB/cancel"),
+    ("POST", "/v1/chat/completions"),
+]
 
 
 def chat_line(custom_id: str, content: str, *, model: str = MODEL, **body: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import itertools
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -77,8 +78,6 @@ def _batch_row(b: Any) -> list[str]:
 
 
 def _cmd_batches_list(args: argparse.Namespace) -> int:
-    import itertools
-
     with make_client(args) as client:
         items = list(itertools.islice(client.batches.list(), args.limit))
         _emit(
@@ -110,8 +109,6 @@ def _file_row(f: Any) -> list[str]:
 
 
 def _cmd_files_list(args: argparse.Namespace) -> int:
-    import itertools
-
     with make_client(args) as client:
         items = list(itertools.islice(client.files.list(purpose=args.purpose), args.limit))
         _emit(

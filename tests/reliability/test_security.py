@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_HEADERS, ApiClient, chat_line, to_jsonl
+from conftest import API_HEADERS, ENDPOINTS, ApiClient, chat_line, to_jsonl
 
 from zgpu_pandas.server import LocalServer
 
@@ -243,18 +243,6 @@ def test_bad_multipart_content_type_is_400(server: LocalServer, api: ApiClient, 
 
 
 # ------------------------------------------------------------------------ credentials
-ENDPOINTS = [
-    ("POST", "/v1/files"),
-    ("GET", "/v1/files"),
-    ("GET", "/v1/files/file-0123456789abcdef01234567"),
-    ("GET", "/v1/files/file-0123456789abcdef01234567/content"),
-    ("DELETE", "/v1/files/file-0123456789abcdef01234567"),
-    ("POST", "/v1/batches"),
-    ("GET", "/v1/batches"),
-    ("GET", "/v1/batches/batch_01HZX0000000000000000000AB"),
-    ("POST", "/v1/batches/batch_01HZX0000000000000000000AB/cancel"),
-    ("POST", "/v1/chat/completions"),
-]
 
 
 @pytest.fixture

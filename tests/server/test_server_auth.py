@@ -6,20 +6,7 @@ import re
 
 import httpx
 import pytest
-from conftest import to_jsonl
-
-ENDPOINTS = [
-    ("POST", "/v1/files"),
-    ("GET", "/v1/files"),
-    ("GET", "/v1/files/file-0123456789abcdef01234567"),
-    ("GET", "/v1/files/file-0123456789abcdef01234567/content"),
-    ("DELETE", "/v1/files/file-0123456789abcdef01234567"),
-    ("POST", "/v1/batches"),
-    ("GET", "/v1/batches"),
-    ("GET", "/v1/batches/batch_01HZX0000000000000000000AB"),
-    ("POST", "/v1/batches/batch_01HZX0000000000000000000AB/cancel"),
-    ("POST", "/v1/chat/completions"),
-]
+from conftest import ENDPOINTS, to_jsonl
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
