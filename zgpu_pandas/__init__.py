@@ -54,6 +54,7 @@ from ._progress import JobStatus
 from ._requests import OversizeRowsError, PromptError
 from ._results import ColumnClashError
 from ._resume import attach, jobs
+from ._structured import StructuredOutputError
 
 if TYPE_CHECKING:
     from .server import LocalServer
@@ -100,6 +101,7 @@ __all__ = [
     "PromptError",
     "RateLimitError",
     "RequestCounts",
+    "StructuredOutputError",
     "TooManyRequestsError",
     "UploadNotRetryableError",
     "WaitTimeoutError",

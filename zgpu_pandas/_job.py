@@ -53,6 +53,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ._client import CLIENT_TOKEN_KEY
+from ._compat import snapshot
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -77,7 +78,7 @@ from ._progress import (
     summary,
 )
 from ._requests import RequestSet
-from ._results import ERROR, ResultsTable, check_columns, merge_results
+from ._results import ERROR, ColumnClashError, ResultsTable, check_columns, merge_results
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -297,9 +298,8 @@ class BatchJob:
         self.job_id = job_id or _new_job_id()
         self._client = client
         self._client_factory = client_factory
-        # A shallow copy: the job sees the frame as it was at submit time (copy-on-write),
-        # and never changes it.
-        self.frame = frame.copy(deep=False)
+        # The job sees the frame as it was at submit time, and never changes it.
+        self.frame = snapshot(frame)
         self.requests = requests
         self.model = model or (requests.settings.get("model", "") if requests else "")
         self.output = output
@@ -912,11 +912,21 @@ class BatchJob:
                 self.frame, self._table, output=self.output, overwrite=self.overwrite
             )
             if self.parse is not None:
-                from ._structured import parse_into_frame
+                from ._structured import StructuredOutputError, parse_into_frame
 
-                out = parse_into_frame(
-                    out, self.parse, output=self.output, overwrite=self.overwrite
-                )
+                try:
+                    out = parse_into_frame(
+                        out, self.parse, output=self.output, overwrite=self.overwrite
+                    )
+                except ColumnClashError:
+                    raise
+                except Exception as exc:  # a reply shape no test foresaw: say how to go on
+                    raise StructuredOutputError(
+                        f"Job {self.job_id}: the answers arrived but could not be split into "
+                        f"columns ({type(exc).__name__}: {exc}). They are kept: call the "
+                        f"same way with parse=False to get the raw JSON text in "
+                        f"{self.output!r}."
+                    ) from exc
         if self._snapshot().done:
             self._note_transient()
         if self._owns_client and self._client is not None and self._snapshot().done:

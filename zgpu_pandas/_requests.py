@@ -49,6 +49,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._compat import is_text_dtype
 from ._errors import ZgpuError
 from ._jsonl import (
     BATCH_ENDPOINT,
@@ -377,9 +378,7 @@ def _text_column(s: pd.Series, name: str) -> tuple[pa.Array, np.ndarray]:
         cats_text, _ = _text_column(pd.Series(dtype.categories), name)
         codes = s.cat.codes.to_numpy()
         arr = cats_text.take(pa.array(codes, mask=codes < 0))
-    elif isinstance(dtype, pd.StringDtype) or (
-        isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)
-    ):
+    elif is_text_dtype(dtype):  # str (pandas 3), string[python|pyarrow], ArrowDtype(string)
         arr = _to_arrow(s)
     elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         arr = pc.cast(_to_arrow(s), pa.string())
@@ -794,8 +793,9 @@ def build_requests(
     sent_payload = payload.filter(pa.array(send)) if not send.all() else payload
     if isinstance(sent_payload, pa.ChunkedArray):
         sent_payload = sent_payload.combine_chunks()
-    dup_pos = np.empty(0, dtype=np.int64)
-    dup_of = np.empty(0, dtype=np.int64)
+    # annotated as plain ndarrays: later assignments change their inferred shapes
+    dup_pos: np.ndarray = np.empty(0, dtype=np.int64)
+    dup_of: np.ndarray = np.empty(0, dtype=np.int64)
     if dedup and len(positions) > 1:
         # Everything but the custom_id is a constant around the payload, so equal payloads
         # are equal request bodies: hash them in C++ and keep the first row of each.
@@ -823,7 +823,7 @@ def build_requests(
 
     sizes = pc.subtract(pc.binary_length(lines), 1).to_numpy()
     over = np.flatnonzero(sizes > MAX_LINE_BYTES)
-    extra_skip_pos = np.empty(0, dtype=np.int64)
+    extra_skip_pos: np.ndarray = np.empty(0, dtype=np.int64)
     extra_skip_reason: list[str] = []
     if len(over):
         # The shared rule decides (same check and message as the service), the numpy

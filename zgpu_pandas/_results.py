@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from ._compat import int_array, string_array
 from ._errors import ZgpuError
 
 __all__ = [
@@ -183,8 +184,8 @@ class ResultsTable:
         self.problems: list[str] = []  # lines that could not be used, said in words
         self._parts: list[pa.Table] = []
         self._ids: pa.Array | None = None
-        self._dup_pos = np.empty(0, dtype=np.int64)
-        self._dup_src = np.empty(0, dtype=np.int64)
+        self._dup_pos: np.ndarray = np.empty(0, dtype=np.int64)
+        self._dup_src: np.ndarray = np.empty(0, dtype=np.int64)
         if custom_ids is not None:
             if len(custom_ids) != n_rows:
                 raise ValueError("custom_ids must have one entry per row")
@@ -344,7 +345,7 @@ class ResultsTable:
             arrays.append(a)
         # within a part, too, the last line for a row wins (numpy's fancy assignment does not
         # promise an order for repeated indices, so resolve it explicitly)
-        if k > 1 and np.bincount(pos, minlength=self.n_rows).max() > 1:
+        if k > 1 and bool((np.bincount(pos, minlength=self.n_rows) > 1).any()):
             rev = pos[::-1]
             _, first_in_rev = np.unique(rev, return_index=True)
             keep = np.sort(k - 1 - first_in_rev)
@@ -667,16 +668,6 @@ def _blocks_from_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
 # Merging
 
 
-def _string_column(arr: pa.Array) -> pd.api.extensions.ExtensionArray:
-    return pd.arrays.ArrowStringArray(pa.chunked_array([arr]))
-
-
-def _int_column(arr: pa.Array) -> pd.api.extensions.ExtensionArray:
-    mask = arr.is_null().to_numpy(zero_copy_only=False)
-    values = pc.fill_null(arr, 0).to_numpy().astype(np.int64, copy=False)
-    return pd.arrays.IntegerArray(values, mask)
-
-
 def merge_results(
     df: pd.DataFrame, table: ResultsTable, *, output: str = "response", overwrite: bool = False
 ) -> pd.DataFrame:
@@ -699,19 +690,20 @@ def merge_results(
     check_columns(df, output, overwrite=overwrite)
     cols = table.columns()
     names = result_columns(output)
-    values = [
-        _string_column(cols["text"]),
-        _string_column(cols["status"]),
-        _string_column(cols["error_code"]),
-        _string_column(cols["error"]),
-        _string_column(cols["finish_reason"]),
-        _int_column(cols["prompt_tokens"]),
-        _int_column(cols["completion_tokens"]),
-        _int_column(cols["total_tokens"]),
+    values: list[Any] = [
+        string_array(cols["text"]),
+        string_array(cols["status"]),
+        string_array(cols["error_code"]),
+        string_array(cols["error"]),
+        string_array(cols["finish_reason"]),
+        int_array(cols["prompt_tokens"]),
+        int_array(cols["completion_tokens"]),
+        int_array(cols["total_tokens"]),
         table.shared(),
     ]
-    # A shallow copy plus new columns: the caller's frame is never touched, and its data
-    # is not copied (copy-on-write in pandas >= 3; new column arrays in any case).
+    # A shallow copy plus new columns: the caller's frame is never touched (new columns,
+    # and columns replaced with overwrite=True, are new arrays on any pandas), and its data
+    # is not copied.
     out = df.copy(deep=False)
     for name, arr in zip(names, values, strict=True):
         out[name] = arr

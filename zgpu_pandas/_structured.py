@@ -24,19 +24,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+
+from ._errors import ZgpuError
 
 __all__ = [
     "PARSE_ERROR",
     "ParsedReplies",
     "SchemaSpec",
+    "StructuredOutputError",
     "extract_json",
+    "field_column",
+    "field_kind",
+    "field_kinds",
     "normalize_response_format",
     "parse_into_frame",
     "parse_replies",
 ]
+
+class StructuredOutputError(ZgpuError):
+    """The structured replies could not be turned into columns. Nothing is lost: the answers
+    are in the job (and its journal), and ``parse=False`` returns them as raw JSON text."""
+
 
 #: ``<output>_status`` (and ``_error_code``) of a row whose reply does not parse or validate.
 PARSE_ERROR = "parse_error"
@@ -204,13 +215,160 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(t.strip() for t in text[:3]) if text else type(exc).__name__
 
 
-def _column_values(values: list[Any]) -> Any:
-    """A pandas array for one field: nullable ints/floats/booleans, arrow strings, else
-    objects (lists, dicts, mixed)."""
-    arr = pd.array(values)
-    if isinstance(arr.dtype, pd.StringDtype):
-        return pd.array(values, dtype=pd.StringDtype("pyarrow"))
-    return arr
+#: the column kinds a reply field can have; ``None`` stands for "any JSON value" (object column)
+FieldKind = str | None
+_KINDS = ("string", "integer", "number", "boolean", "array", "object")
+
+
+def _kind_of_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object" if isinstance(v, dict) else "null"
+
+
+def _merge_kinds(kinds: set[str]) -> FieldKind:
+    kinds = kinds - {"null"}
+    if kinds == {"integer", "number"}:
+        return "number"
+    return next(iter(kinds)) if len(kinds) == 1 else None
+
+
+def field_kind(schema: Any, *, root: Any = None, _depth: int = 0) -> FieldKind:
+    """The column kind a field's JSON schema promises, or ``None`` when it allows values of
+    several kinds (or says nothing). ``null`` alternatives are dropped (they become missing
+    values); ``$ref`` is followed inside ``root``; integer-or-number is a number.
+
+    Example::
+
+        >>> field_kind({"anyOf": [{"type": "integer"}, {"type": "null"}]})
+        'integer'
+        >>> field_kind({"enum": ["a", "b"]}), field_kind({"type": ["string", "number"]})
+        ('string', None)
+    """
+    if not isinstance(schema, dict) or _depth > 32:
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return field_kind(_resolve_ref(ref, root), root=root, _depth=_depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return kind if kind in _KINDS else None
+    if isinstance(kind, list):
+        return _merge_kinds({k for k in kind if isinstance(k, str)}) if kind else None
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            kinds = set()
+            for option in options:
+                if isinstance(option, dict) and option.get("type") == "null":
+                    continue
+                k = field_kind(option, root=root, _depth=_depth + 1)
+                if k is None:
+                    return None
+                kinds.add(k)
+            return _merge_kinds(kinds)
+    if "const" in schema:
+        return _merge_kinds({_kind_of_value(schema["const"])})
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return _merge_kinds({_kind_of_value(v) for v in schema["enum"]})
+    for key in ("allOf",):
+        for option in schema.get(key) or []:
+            k = field_kind(option, root=root, _depth=_depth + 1)
+            if k is not None:
+                return k
+    if "properties" in schema:
+        return "object"
+    if "items" in schema or "prefixItems" in schema:
+        return "array"
+    return None
+
+
+def _resolve_ref(ref: str, root: Any) -> Any:
+    if not ref.startswith("#/") or not isinstance(root, dict):
+        return None
+    node: Any = root
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def field_kinds(spec: SchemaSpec) -> dict[str, FieldKind]:
+    """Each top-level field's kind, from the schema (empty without one)."""
+    if not spec.schema:
+        return {}
+    props = spec.schema.get("properties")
+    if not isinstance(props, dict):
+        return {}
+    return {name: field_kind(sub, root=spec.schema) for name, sub in props.items()}
+
+
+def _fits(kind: str, v: Any) -> bool:
+    if kind == "string":
+        return isinstance(v, str)
+    if kind == "boolean":
+        return isinstance(v, bool)
+    if kind == "integer":
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # JSON Schema counts 3.0 as an integer
+        return isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
+    if kind == "number":
+        if isinstance(v, int) and not isinstance(v, bool):
+            try:
+                float(v)
+            except OverflowError:  # an integer past the largest float
+                return False
+            return True
+        return isinstance(v, float)
+    return True
+
+
+def field_column(values: Sequence[Any], kind: FieldKind = None) -> Any:
+    """One reply field's values (``None`` where missing) as a pandas array.
+
+    The dtype comes from the schema's kind, so that it does not change with the rows at hand
+    (an all-missing integer field is still ``Int64``): ``string[pyarrow]`` for strings,
+    ``Int64``, ``Float64``, ``boolean``; arrays and objects, fields of several kinds and
+    values that do not fit the kind (a lax Pydantic coercion, an integer past 64 bits) are an
+    ``object`` column with one Python value (list, dict, ...) per row. Without a schema
+    (``json_object``), the kind is read off the values present.
+
+    Example::
+
+        >>> field_column([["a", "b"], ["c", "d"], None], "array").tolist()
+        [['a', 'b'], ['c', 'd'], None]
+        >>> str(field_column([1, None], "integer").dtype), str(field_column([1, 2.5]).dtype)
+        ('Int64', 'Float64')
+    """
+    from ._compat import bool_array, float_array, int_array, object_array, string_array
+
+    present = [v for v in values if v is not None]
+    if kind is not None and not all(_fits(kind, v) for v in present):
+        kind = None
+    if kind is None:
+        kind = _merge_kinds({_kind_of_value(v) for v in present})
+        if kind is not None and not all(_fits(kind, v) for v in present):
+            kind = None  # e.g. integers past 64 bits
+    if kind == "string":
+        return string_array(pa.array(values, type=pa.string()))
+    if kind == "integer":
+        ints = [None if v is None else int(v) for v in values]
+        return int_array(pa.array(ints, type=pa.int64()))
+    if kind == "number":
+        return float_array(values)
+    if kind == "boolean":
+        return bool_array(values)
+    return object_array(values)
 
 
 def parse_into_frame(
@@ -229,11 +387,12 @@ def parse_into_frame(
         out = parse_into_frame(out, spec, output="response")
         out[["sentiment", "topics", "response_status"]]
     """
+    from ._compat import as_objects, string_array
     from ._results import ColumnClashError, result_columns
 
     status_col, code_col, err_col = f"{output}_status", f"{output}_error_code", f"{output}_error"
     ok = (out[status_col] == "ok").fillna(False).to_numpy(dtype=bool)
-    raw = out[output].astype(object).where(out[output].notna(), None).to_numpy()
+    raw = as_objects(out[output])
     texts: list[str | None] = [t if good else None for t, good in zip(raw, ok, strict=True)]
     parsed = parse_replies(texts, spec)
     own = set(result_columns(output))
@@ -254,18 +413,16 @@ def parse_into_frame(
     res = out.copy(deep=False)
     bad = [i for i, e in enumerate(parsed.errors) if e is not None]
     if bad:
-        status, codes, errors = (
-            np.array(res[c].astype(object).where(res[c].notna(), None), dtype=object)
-            for c in (status_col, code_col, err_col)
-        )
+        status, codes, errors = (as_objects(res[c]) for c in (status_col, code_col, err_col))
         for i in bad:
             status[i] = PARSE_ERROR
             codes[i] = PARSE_ERROR
             errors[i] = f"the reply is not valid structured output: {parsed.errors[i]}"
         for name, fixed in ((status_col, status), (code_col, codes), (err_col, errors)):
-            res[name] = pd.array(fixed, dtype=res[name].dtype)
+            res[name] = string_array(pa.array(fixed, type=pa.string()))
+    kinds = field_kinds(spec)
     for name, values in parsed.fields.items():
-        res[name] = _column_values(values)
+        res[name] = field_column(values, kinds.get(name))
     return res
 
 

@@ -215,6 +215,26 @@ def test_60000_rows_become_two_batches_merged_in_order(server: LocalServer, clie
     assert st.outcome == "success" and [b.lines for b in st.batches] == [30_000, 30_000]
 
 
+def test_in_place_edits_after_submit_do_not_reach_the_result(client: Client) -> None:
+    """pandas 2 without copy-on-write would let an edit show through a shallow copy: the
+    result would pair the edited text with the answer to the original one."""
+    texts = ["first text", "second text"]
+    df = pd.DataFrame({"t": texts, "n": [1, 2]})
+    job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
+    df.loc[0, "t"] = "edited after submit"
+    df.iloc[1, 1] = 99
+    out = job.result()
+    assert out["t"].tolist() == texts and out["n"].tolist() == [1, 2]
+    check_rows(out, {i: body(t) for i, t in enumerate(texts)})
+
+
+def test_overwrite_replaces_a_column_in_the_result_only(client: Client) -> None:
+    df = pd.DataFrame({"t": ["a", "b"], "response": ["mine", "also mine"]})
+    out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False, overwrite=True)
+    assert df["response"].tolist() == ["mine", "also mine"]
+    assert out["response"].tolist() == [builtin_reply(body("a")), builtin_reply(body("b"))]
+
+
 def test_some_lines_fail_the_rest_succeed(server: LocalServer, client: Client) -> None:
     server.faults.fail_lines(code="rate_limit_exceeded", custom_ids=r"^row-(3|7|8)$")
     texts = [f"t{i}" for i in range(10)]
