@@ -80,13 +80,29 @@ def is_text_dtype(dtype: Any) -> bool:
 
 
 def string_array(arr: pa.Array | pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
-    """A ``string[pyarrow]`` column (``pd.NA`` for missing) from Arrow text, zero-copy."""
-    if pa.types.is_large_string(arr.type):
-        # pandas < 2.2 builds ArrowStringArray from ``string`` only; the cast is a no-op
-        # reinterpretation of the offsets for columns under 2 GiB.
-        arr = arr.cast(pa.string())
+    """A ``string[pyarrow]`` column (``pd.NA`` for missing) from Arrow text, zero-copy where
+    pandas allows it."""
     chunked = arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr])
-    return pd.arrays.ArrowStringArray(chunked)
+    try:
+        return pd.arrays.ArrowStringArray(chunked)
+    except (TypeError, ValueError):
+        if not pa.types.is_large_string(chunked.type):
+            raise
+    # pandas < 2.2 takes ``string`` only (32-bit offsets): cast piece by piece, each under
+    # 2 GiB, so a large result column still converts.
+    pieces = [p for c in chunked.chunks for p in _under_2gib(c)]
+    return pd.arrays.ArrowStringArray(pa.chunked_array(pieces, type=pa.string()))
+
+
+#: the largest piece cast to ``string`` at once (32-bit offsets, with a margin)
+_MAX_PIECE_BYTES = (1 << 31) - (1 << 20)
+
+
+def _under_2gib(chunk: pa.Array) -> list[pa.Array]:
+    if chunk.nbytes < _MAX_PIECE_BYTES or len(chunk) < 2:
+        return [chunk.cast(pa.string())]
+    half = len(chunk) // 2
+    return _under_2gib(chunk.slice(0, half)) + _under_2gib(chunk.slice(half))
 
 
 def int_array(arr: pa.Array) -> pd.api.extensions.ExtensionArray:

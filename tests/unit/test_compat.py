@@ -123,3 +123,27 @@ def test_as_objects_gives_none_for_every_missing_marker() -> None:
     out = as_objects(original)
     out[0] = "changed"
     assert original.tolist()[0] == "x"  # a copy, never a view into the column
+
+
+def test_a_large_string_column_converts_in_pieces_on_every_pandas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pandas < 2.2 refuses large_string; the fallback casts in pieces under 2 GiB (the
+    limit is lowered here so that the test needs kilobytes, not gigabytes)."""
+    import zgpu_pandas._compat as compat
+
+    arr = pa.array([f"row {i} " + "x" * 100 for i in range(64)] + [None], pa.large_string())
+    real = pd.arrays.ArrowStringArray
+    seen: list[int] = []
+
+    def strict(values: pa.ChunkedArray) -> object:  # behave like pandas 2.0
+        if pa.types.is_large_string(values.type):
+            raise TypeError("ArrowStringArray requires a PyArrow (chunked) array of string type")
+        seen.append(values.num_chunks)
+        return real(values)
+
+    monkeypatch.setattr(compat, "_MAX_PIECE_BYTES", 1000)
+    monkeypatch.setattr(pd.arrays, "ArrowStringArray", strict)
+    col = pd.Series(compat.string_array(arr))
+    assert col.tolist()[:-1] == arr.to_pylist()[:-1] and col.isna().tolist()[-1]
+    assert seen and seen[0] > 4  # it really was cut into pieces
