@@ -12,109 +12,21 @@ Fixtures:
 Also, for the whole session, ``ZGPU_LOCAL_DATA_DIR`` points at a temp dir (unless already
 set), so ``base_url="local"`` in tests never touches the user's cache directory.
 
-Module helpers (import with ``from conftest import ...`` is not needed; use the fixtures):
-``chat_line``, ``to_jsonl``, ``API_HEADERS``, ``MODEL``.
+Helpers (``chat_line``, ``to_jsonl``, ``ApiClient``, ``API_HEADERS``, ``MODEL``...) live in
+``tests/support.py``: import them from there, never from a conftest.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
 import pytest
 
+from tests.support import API_HEADERS, MODEL, ApiClient, chat_line
 from zgpu_pandas.server import LocalServer
-
-API_HEADERS = {"x-api-key": "test-key", "x-project-id": "test-project"}
-MODEL = "LFM2.5-1.2B-Instruct"
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-# Every authenticated API route, with ids of the right shape (that need not exist).
-ENDPOINTS = [
-    ("POST", "/v1/files"),
-    ("GET", "/v1/files"),
-    ("GET", "/v1/files/file-0123456789abcdef01234567"),
-    ("GET", "/v1/files/file-0123456789abcdef01234567/content"),
-    ("DELETE", "/v1/files/file-0123456789abcdef01234567"),
-    ("POST", "/v1/batches"),
-    ("GET", "/v1/batches"),
-    ("GET", "/v1/batches/batch_01HZX0000000000000000000AB"),
-    ("POST", "/v1/batches/batch_01HZX0000000000000000000AB/cancel"),
-    ("POST", "/v1/chat/completions"),
-]
-
-
-def chat_line(custom_id: str, content: str, *, model: str = MODEL, **body: Any) -> dict[str, Any]:
-    """One batch request line asking ``model`` about ``content``."""
-    return {
-        "custom_id": custom_id,
-        "method": "POST",
-        "url": "/v1/chat/completions",
-        "body": {"model": model, "messages": [{"role": "user", "content": content}], **body},
-    }
-
-
-def to_jsonl(lines: list[dict[str, Any]] | list[bytes]) -> bytes:
-    """Serialise request lines (dicts, or raw bytes lines) as JSONL with a final newline."""
-    return b"".join((x if isinstance(x, bytes) else orjson.dumps(x)) + b"\n" for x in lines)
-
-
-class ApiClient(httpx.Client):
-    """httpx.Client for the local server with a few batch helpers."""
-
-    def upload(self, data: bytes, *, filename: str = "input.jsonl") -> dict[str, Any]:
-        r = self.post("/v1/files", files={"file": (filename, data)}, data={"purpose": "batch"})
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-    def create_batch(self, file_id: str, **extra: Any) -> httpx.Response:
-        body = {"input_file_id": file_id, "endpoint": "/v1/chat/completions", **extra}
-        return self.post("/v1/batches", json=body)
-
-    def submit(self, lines: list[dict[str, Any]] | list[bytes], **extra: Any) -> dict[str, Any]:
-        """Upload ``lines`` and create a batch from them; returns the created batch."""
-        f = self.upload(to_jsonl(lines))
-        r = self.create_batch(f["id"], **extra)
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-    def wait(self, batch_id: str, *, timeout: float = 60.0) -> dict[str, Any]:
-        """Poll until the batch is terminal (fails the test after ``timeout`` seconds)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            r = self.get(f"/v1/batches/{batch_id}")
-            assert r.status_code == 200, r.text
-            batch = dict(r.json())
-            if batch["status"] in TERMINAL:
-                return batch
-            if time.monotonic() > deadline:
-                pytest.fail(f"batch {batch_id} still {batch['status']} after {timeout} s")
-            time.sleep(0.02)
-
-    def wait_until(
-        self, batch_id: str, pred: Callable[[dict[str, Any]], bool], *, timeout: float = 60.0
-    ) -> dict[str, Any]:
-        """Poll until ``pred(batch)`` holds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            batch = dict(self.get(f"/v1/batches/{batch_id}").json())
-            if pred(batch):
-                return batch
-            if time.monotonic() > deadline:
-                pytest.fail(f"batch {batch_id}: condition not reached in {timeout} s: {batch}")
-            time.sleep(0.01)
-
-    def jsonl_of(self, file_id: str | None) -> list[dict[str, Any]]:
-        """The parsed lines of a file (empty for ``None``)."""
-        if file_id is None:
-            return []
-        r = self.get(f"/v1/files/{file_id}/content")
-        assert r.status_code == 200, r.text
-        return [orjson.loads(x) for x in r.content.splitlines() if x.strip()]
 
 
 @pytest.fixture(autouse=True, scope="session")

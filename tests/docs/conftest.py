@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture()
 def isolated_env(tmp_path: Path) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .conftest import ROOT
+from tests.support import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 

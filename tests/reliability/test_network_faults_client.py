@@ -27,8 +27,8 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import chat_line, to_jsonl
 
+from tests.support import chat_line, to_jsonl
 from zgpu_pandas import _client
 from zgpu_pandas._client import CLIENT_TOKEN_KEY, Client
 from zgpu_pandas._errors import NotFoundError

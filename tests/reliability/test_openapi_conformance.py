@@ -35,11 +35,11 @@ import httpx
 import pytest
 import schemathesis
 import schemathesis.checks as checks
-from conftest import TERMINAL, chat_line, to_jsonl
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
+from tests.support import TERMINAL, chat_line, to_jsonl
 from zgpu_pandas.server import LocalServer
 
 SPEC = Path(__file__).with_name("zerogpu-batch.openapi.json")

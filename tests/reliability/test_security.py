@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_HEADERS, ENDPOINTS, ApiClient, chat_line, to_jsonl
 
+from tests.support import API_HEADERS, ENDPOINTS, ApiClient, chat_line, to_jsonl
 from zgpu_pandas.server import LocalServer
 
 KEY = "zk-security-3b9d5e1f7a2c4e6b8d0f"  # long and unusual: finding it anywhere is a leak

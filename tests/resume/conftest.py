@@ -1,8 +1,5 @@
 """Fixtures for this folder: every test gets its own job journal (``state_dir``, autouse:
-jobs never resume across tests) and ``client``, a client for the test's own local server.
-
-This folder is a package (``__init__.py``) so that this conftest does not shadow the root
-one, which other folders import by name."""
+jobs never resume across tests) and ``client``, a client for the test's own local server."""
 
 from __future__ import annotations
 

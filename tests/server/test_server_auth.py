@@ -6,7 +6,8 @@ import re
 
 import httpx
 import pytest
-from conftest import ENDPOINTS, to_jsonl
+
+from tests.support import ENDPOINTS, to_jsonl
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)

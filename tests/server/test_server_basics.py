@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import API_HEADERS, ApiClient
 
+from tests.support import API_HEADERS, ApiClient
 from zgpu_pandas.server import LocalServer, builtin_reply
 
 

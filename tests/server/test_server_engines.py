@@ -7,8 +7,8 @@ import jsonschema
 import orjson
 import pydantic
 import pytest
-from conftest import MODEL, chat_line
 
+from tests.support import MODEL, chat_line
 from zgpu_pandas._catalog import MODELS
 from zgpu_pandas.server import builtin_reply
 from zgpu_pandas.server.engines import chat_url, map_upstream_error

@@ -8,8 +8,8 @@ from collections import Counter
 
 import httpx
 import pytest
-from conftest import to_jsonl
 
+from tests.support import to_jsonl
 from zgpu_pandas.server import Faults
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import API_HEADERS, to_jsonl
+
+from tests.support import API_HEADERS, to_jsonl
 
 
 def _multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "XyZ") -> bytes:

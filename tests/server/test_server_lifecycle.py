@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from conftest import chat_line, to_jsonl
+from tests.support import chat_line, to_jsonl
 
 
 def _accounted(api, batch, custom_ids):

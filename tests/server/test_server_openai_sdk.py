@@ -6,8 +6,8 @@ from __future__ import annotations
 import openai
 import orjson
 import pytest
-from conftest import API_HEADERS, chat_line, to_jsonl
 
+from tests.support import API_HEADERS, chat_line, to_jsonl
 from zgpu_pandas.server import builtin_reply
 
 

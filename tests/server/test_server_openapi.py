@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from conftest import API_HEADERS
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
+from tests.support import API_HEADERS
 from zgpu_pandas.server import LocalServer
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "zerogpu-batch.openapi.json"

@@ -11,8 +11,8 @@ import warnings
 
 import httpx
 import pytest
-from conftest import API_HEADERS, ApiClient
 
+from tests.support import API_HEADERS, ApiClient
 from zgpu_pandas.cli import build_parser, main
 from zgpu_pandas.server import (
     DataDirLocked,

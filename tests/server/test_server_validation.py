@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from conftest import chat_line, to_jsonl
 
 import zgpu_pandas._jsonl as jsonl
+from tests.support import chat_line, to_jsonl
 
 GOOD = chat_line("a", "hello")
 
