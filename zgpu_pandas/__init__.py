@@ -13,9 +13,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import accessor  # noqa: F401  (registers the df.zgpu accessor)
+from . import (
+    accessor,  # noqa: F401  (registers the df.zgpu accessor)
+    errors,
+)
 from ._client import Client
-from ._errors import (
+from ._estimate import ChatEstimate
+from ._job import ACCOUNT_CODES, TRANSIENT_CODES, BatchJob
+from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
+from ._progress import JobStatus
+from ._resume import attach, jobs
+from .errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -23,38 +31,34 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ColumnClashError,
     ConfigurationError,
     ConflictError,
     CreateOutcomeUnknownError,
     InsufficientQuotaError,
     InternalServerError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PermissionDeniedError,
-    RateLimitError,
-    TooManyRequestsError,
-    UploadNotRetryableError,
-    WaitTimeoutError,
-    ZgpuError,
-)
-from ._estimate import ChatEstimate
-from ._job import (
-    ACCOUNT_CODES,
-    TRANSIENT_CODES,
-    BatchJob,
+    JobNotFoundError,
     JobNotFoundOnServiceError,
     JobStoppedError,
     JobSubmitError,
     JobTimeoutError,
     JobUnreachableError,
+    JournalCorruptError,
+    JournalWriteError,
+    NotFoundError,
+    OptionError,
+    OversizeRowsError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    PromptError,
+    RateLimitError,
+    RequestLinesUnavailableError,
+    StructuredOutputError,
+    TooManyRequestsError,
+    UploadNotRetryableError,
+    WaitTimeoutError,
+    ZgpuError,
 )
-from ._journal import JournalCorruptError, JournalWriteError
-from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
-from ._progress import JobStatus
-from ._requests import OversizeRowsError, PromptError
-from ._results import ColumnClashError
-from ._resume import attach, jobs
-from ._structured import StructuredOutputError
 
 if TYPE_CHECKING:
     from .server import LocalServer
@@ -85,6 +89,7 @@ __all__ = [
     "FileObject",
     "InsufficientQuotaError",
     "InternalServerError",
+    "JobNotFoundError",
     "JobNotFoundOnServiceError",
     "JobStatus",
     "JobStoppedError",
@@ -95,12 +100,14 @@ __all__ = [
     "JournalWriteError",
     "LocalServer",
     "NotFoundError",
+    "OptionError",
     "OversizeRowsError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PromptError",
     "RateLimitError",
     "RequestCounts",
+    "RequestLinesUnavailableError",
     "StructuredOutputError",
     "TooManyRequestsError",
     "UploadNotRetryableError",
@@ -108,6 +115,7 @@ __all__ = [
     "ZgpuError",
     "__version__",
     "attach",
+    "errors",
     "jobs",
 ]
 

@@ -41,7 +41,9 @@ from ._config import (
     Provider,
     resolve_settings,
 )
-from ._errors import (
+from ._jsonl import BATCH_ENDPOINT, MAX_UPLOAD_BYTES
+from ._models import Batch, FileDeleted, FileObject
+from .errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
@@ -57,8 +59,6 @@ from ._errors import (
     WaitTimeoutError,
     status_error_class,
 )
-from ._jsonl import BATCH_ENDPOINT, MAX_UPLOAD_BYTES
-from ._models import Batch, FileDeleted, FileObject
 
 __all__ = ["CLIENT_TOKEN_KEY", "Batches", "Client", "Files", "UploadSource"]
 

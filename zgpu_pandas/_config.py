@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
-from ._errors import ConfigurationError
+from .errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",

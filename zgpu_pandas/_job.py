@@ -54,15 +54,6 @@ import pyarrow as pa
 
 from ._client import CLIENT_TOKEN_KEY
 from ._compat import snapshot
-from ._errors import (
-    APIConnectionError,
-    APIStatusError,
-    ConflictError,
-    InternalServerError,
-    NotFoundError,
-    RateLimitError,
-    ZgpuError,
-)
 from ._journal import ChunkRecord, JobRecord, Journal, write_atomic
 from ._jsonl import BATCH_ENDPOINT
 from ._layout import JobLayout
@@ -78,7 +69,25 @@ from ._progress import (
     summary,
 )
 from ._requests import RequestSet
-from ._results import ERROR, ColumnClashError, ResultsTable, check_columns, merge_results
+from ._results import ERROR, ResultsTable, check_columns, merge_results
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    ColumnClashError,
+    ConflictError,
+    InternalServerError,
+    JobNotFoundOnServiceError,
+    JobStoppedError,
+    JobSubmitError,
+    JobTimeoutError,
+    JobUnreachableError,
+    NotFoundError,
+    OptionError,
+    RateLimitError,
+    RequestLinesUnavailableError,
+    StructuredOutputError,
+    ZgpuError,
+)
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -136,52 +145,6 @@ def _checkpoint(stage: str) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(137)
-
-
-class JobSubmitError(ZgpuError):
-    """Submitting a job stopped part-way. ``job`` holds what was created: the batches in
-    ``job.batch_ids`` keep running; ``job.submit()`` submits the rest, ``job.cancel()``
-    stops them."""
-
-    def __init__(self, message: str, *, job: BatchJob) -> None:
-        super().__init__(message)
-        self.job = job
-
-
-class JobTimeoutError(ZgpuError, TimeoutError):
-    """``wait(timeout=...)`` ran out. The job keeps running; ``job.wait()`` resumes."""
-
-    def __init__(self, message: str, *, job: BatchJob) -> None:
-        super().__init__(message)
-        self.job = job
-
-
-class JobUnreachableError(APIConnectionError):
-    """Waiting gave up: the service could not be reached for longer than the outage grace
-    (``wait(outage_grace=...)``). The batches keep running on the service; ``job.wait()``,
-    ``job.result()`` or the same call run again (it resumes from the journal) pick the job
-    up once the service answers."""
-
-    def __init__(self, message: str, *, job: BatchJob, method: str = "", url: str = "") -> None:
-        super().__init__(message, method=method, url=url, request_sent=True)
-        self.job = job
-
-
-class JobStoppedError(ZgpuError):
-    """Rows failed for an account-wide reason (``insufficient_quota``,
-    ``authentication_error``): the job stopped instead of resubmitting anything, and its
-    batches still running were cancelled. ``job`` holds what finished
-    (``job.result(wait=False)``); ``codes`` counts the rows per account-wide code."""
-
-    def __init__(self, message: str, *, job: BatchJob, codes: Mapping[str, int]) -> None:
-        super().__init__(message)
-        self.job = job
-        self.codes = dict(codes)
-
-
-class JobNotFoundOnServiceError(ZgpuError):
-    """A journaled job names a batch the service does not know (another server or data
-    directory, another project, or deleted). Nothing was resubmitted."""
 
 
 def _new_job_id() -> str:
@@ -294,7 +257,7 @@ class BatchJob:
             raise ValueError("a job needs client= (or client_factory=)")
         check_columns(frame, output, overwrite=overwrite)
         if poll_interval is not None and not poll_interval > 0:
-            raise ValueError(f"poll_interval must be a positive number, not {poll_interval!r}")
+            raise OptionError(f"poll_interval must be a positive number, not {poll_interval!r}")
         self.job_id = job_id or _new_job_id()
         self._client = client
         self._client_factory = client_factory
@@ -834,7 +797,7 @@ class BatchJob:
     def _outage_grace(self, given: float | None) -> float:
         if given is not None:
             if not given >= 0:
-                raise ValueError(f"outage_grace must be a number of seconds >= 0, not {given!r}")
+                raise OptionError(f"outage_grace must be a number of seconds >= 0, not {given!r}")
             return float(given)
         return OUTAGE_GRACE_LOCAL if self.client.is_local else OUTAGE_GRACE_REMOTE
 
@@ -912,7 +875,7 @@ class BatchJob:
                 self.frame, self._table, output=self.output, overwrite=self.overwrite
             )
             if self.parse is not None:
-                from ._structured import StructuredOutputError, parse_into_frame
+                from ._structured import parse_into_frame
 
                 try:
                     out = parse_into_frame(
@@ -1046,7 +1009,7 @@ class BatchJob:
                     lines.append(raw)
                     pos.append(p)
         if want:
-            raise ZgpuError(
+            raise RequestLinesUnavailableError(
                 f"Job {self.job_id}: the request lines of {len(want)} row(s) could not be read "
                 f"back from the service (their input files are gone), so they cannot be "
                 f"resubmitted from here; run the call again from the frame instead."
@@ -1057,7 +1020,7 @@ class BatchJob:
         """The lines of a recorded retry round (the job was resumed)."""
         if round_ == 0:
             if self.requests is None:
-                raise ZgpuError(
+                raise RequestLinesUnavailableError(
                     f"Job {self.job_id} has chunks that were never uploaded, and its request "
                     f"lines are not known here: run the same call from the frame to submit them."
                 )
@@ -1228,7 +1191,7 @@ class BatchJob:
         if isinstance(batch_ids, str):
             batch_ids = [batch_ids]
         if not batch_ids:
-            raise ValueError("batch_ids is empty: give the ids of the job's batches")
+            raise OptionError("batch_ids is empty: give the ids of the job's batches")
         batches = [client.batches.retrieve(b) for b in batch_ids]
         meta_job = {b.metadata.get(JOB_METADATA_KEY) for b in batches} - {None}
         job = cls(

@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from ._errors import ZgpuError
+from .errors import JournalCorruptError, JournalWriteError
 
 __all__ = [
     "ChunkRecord",
@@ -53,17 +53,6 @@ __all__ = [
 
 _RECORD = "job.json"
 _FORMAT = 1
-
-
-class JournalCorruptError(ZgpuError, RuntimeError):
-    """A journal file cannot be read. Nothing is resubmitted when this is raised: the
-    message names the file and how to recover (inspect it, or move it away and pass
-    ``fresh=True`` knowingly)."""
-
-
-class JournalWriteError(ZgpuError, OSError):
-    """The journal folder cannot be written. Raised before anything is uploaded for a new
-    job: a job that could not be recorded could not be resumed."""
 
 
 def state_dir() -> Path:

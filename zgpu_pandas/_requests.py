@@ -50,7 +50,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._compat import is_text_dtype
-from ._errors import ZgpuError
 from ._jsonl import (
     BATCH_ENDPOINT,
     MAX_LINE_BYTES,
@@ -59,6 +58,7 @@ from ._jsonl import (
     Validator,
     check_request,
 )
+from .errors import OptionError, OversizeRowsError, PromptError
 
 __all__ = [
     "SKIP_CODES",
@@ -89,24 +89,6 @@ _SIMPLE_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), (
 _LB = pa.large_binary()
 _LS = pa.large_string()
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
-
-
-class PromptError(ZgpuError, ValueError):
-    """The prompt, template, messages or chat parameters cannot be turned into requests.
-
-    The message names the column or row and says how to fix it. Raised before anything is
-    uploaded."""
-
-
-class OversizeRowsError(ZgpuError, ValueError):
-    """Some rows would make a request line over the 1 MB per-line limit.
-
-    Raised before anything is uploaded (``on_oversize="raise"``, the default). ``rows`` is a
-    DataFrame with the ``position``, ``label`` and ``bytes`` of each offending row."""
-
-    def __init__(self, message: str, rows: pd.DataFrame) -> None:
-        super().__init__(message)
-        self.rows = rows
 
 
 def row_label(index: pd.Index, position: int) -> str:
@@ -737,11 +719,11 @@ def build_requests(
             "and messages= (a column of message lists)."
         )
     if on_oversize not in ("raise", "skip"):
-        raise PromptError(f"on_oversize must be 'raise' or 'skip', not {on_oversize!r}.")
+        raise OptionError(f"on_oversize must be 'raise' or 'skip', not {on_oversize!r}.")
     if system is not None and not isinstance(system, str):
         raise PromptError(f"system= must be text, not {type(system).__name__}.")
     if max_lines < 1 or max_bytes < MAX_LINE_BYTES + 1:
-        raise PromptError("max_lines must be >= 1 and max_bytes above the 1 MB line limit.")
+        raise OptionError("max_lines must be >= 1 and max_bytes above the 1 MB line limit.")
     params = _params_json(chat_params)
     if dedup is None:
         dedup = not asks_for_sampling(chat_params)

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from ._compat import int_array, string_array
-from ._errors import ZgpuError
+from .errors import ColumnClashError, OptionError
 
 __all__ = [
     "PENDING",
@@ -121,10 +121,6 @@ _PART = pa.schema(
 )
 
 
-class ColumnClashError(ZgpuError, ValueError):
-    """The result columns would replace columns the frame already has."""
-
-
 def result_columns(output: str = "response") -> list[str]:
     """Names of the columns a merge adds, for ``output`` as the prefix."""
     return [
@@ -144,7 +140,7 @@ def check_columns(df: pd.DataFrame, output: str = "response", *, overwrite: bool
     """Raise :class:`ColumnClashError` if the merge would replace existing columns (unless
     ``overwrite``). Called before anything is sent, so a clash never costs a batch."""
     if not isinstance(output, str) or not output:
-        raise ColumnClashError(f"output= must be a non-empty column prefix, not {output!r}.")
+        raise OptionError(f"output= must be a non-empty column prefix, not {output!r}.")
     if overwrite:
         return
     clash = [c for c in result_columns(output) if _has(df, c)]

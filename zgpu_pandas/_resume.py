@@ -29,10 +29,16 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ._errors import ZgpuError
 from ._job import BatchJob
-from ._journal import JobRecord, Journal, JournalCorruptError
+from ._journal import JobRecord, Journal
 from ._progress import ProgressOption
+from .errors import (
+    ConfigurationError,
+    JobNotFoundError,
+    JournalCorruptError,
+    OptionError,
+    RequestLinesUnavailableError,
+)
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -165,14 +171,14 @@ def attach(
         other = zgpu_pandas.attach("batch_abc123", base_url="local").result()
     """
     if not isinstance(job_or_batch_id, str) or not job_or_batch_id:
-        raise ValueError(f"give a job id (job_...) or a batch id, not {job_or_batch_id!r}")
+        raise OptionError(f"give a job id (job_...) or a batch id, not {job_or_batch_id!r}")
     journal = Journal(state_dir)
     record: JobRecord | None = None
     if job_or_batch_id.startswith("job_"):
         try:
             record = journal.load(job_or_batch_id)
         except KeyError:
-            raise ZgpuError(
+            raise JobNotFoundError(
                 f"There is no job {job_or_batch_id!r} in the journal at {journal.root}; "
                 f"zgpu_pandas.jobs() lists the jobs there (ZGPU_STATE_DIR chooses the folder)."
             ) from None
@@ -181,7 +187,7 @@ def attach(
     if (client is not None) and (
         api_key is not None or project_id is not None or base_url is not None
     ):
-        raise ValueError(
+        raise ConfigurationError(
             "Pass either client= or api_key=/project_id=/base_url=, not both: a client "
             "already carries its settings."
         )
@@ -219,7 +225,7 @@ def attach(
             if isinstance(cid, str):
                 custom_ids.append(cid)
     if not custom_ids:
-        raise ZgpuError(
+        raise RequestLinesUnavailableError(
             f"Batch {batch.id} has no readable input file, so its lines cannot be listed by "
             f"custom_id; read its output file directly (client.files.iter_lines("
             f"{batch.output_file_id!r}))."
@@ -227,7 +233,7 @@ def attach(
     index = pd.Index(custom_ids, name="custom_id")
     base = pd.DataFrame(index=index) if frame is None else frame
     if len(base) != len(custom_ids):
-        raise ValueError(
+        raise OptionError(
             f"batch {batch.id} has {len(custom_ids):,} lines; the frame has {len(base):,} rows"
         )
     job = BatchJob.from_batch_ids(

@@ -28,7 +28,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from ._errors import ZgpuError
+from .errors import StructuredOutputError
 
 __all__ = [
     "PARSE_ERROR",
@@ -43,11 +43,6 @@ __all__ = [
     "parse_into_frame",
     "parse_replies",
 ]
-
-class StructuredOutputError(ZgpuError):
-    """The structured replies could not be turned into columns. Nothing is lost: the answers
-    are in the job (and its journal), and ``parse=False`` returns them as raw JSON text."""
-
 
 #: ``<output>_status`` (and ``_error_code``) of a row whose reply does not parse or validate.
 PARSE_ERROR = "parse_error"
@@ -388,7 +383,8 @@ def parse_into_frame(
         out[["sentiment", "topics", "response_status"]]
     """
     from ._compat import as_objects, string_array
-    from ._results import ColumnClashError, result_columns
+    from ._results import result_columns
+    from .errors import ColumnClashError
 
     status_col, code_col, err_col = f"{output}_status", f"{output}_error_code", f"{output}_error"
     ok = (out[status_col] == "ok").fillna(False).to_numpy(dtype=bool)

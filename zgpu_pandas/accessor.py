@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from ._errors import ZgpuError
 from ._estimate import ChatEstimate, estimate_requests
 from ._job import JOB_METADATA_KEY, BatchJob
 from ._journal import Journal
 from ._progress import ProgressOption
-from ._requests import PromptError, RequestSet, build_requests
-from ._results import ColumnClashError, check_columns, result_columns
+from ._requests import RequestSet, build_requests
+from ._results import check_columns, result_columns
+from .errors import ColumnClashError, ConfigurationError, OptionError, PromptError, ZgpuError
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -73,7 +73,7 @@ def _client_for(
     make it again (a job may be retried after its result closed the first one)."""
     if client is not None:
         if api_key is not None or project_id is not None or base_url is not None:
-            raise ValueError(
+            raise ConfigurationError(
                 "Pass either client= or api_key=/project_id=/base_url=, not both: a client "
                 "already carries its settings."
             )
@@ -91,7 +91,7 @@ def _structured(
     from ._structured import SchemaSpec, normalize_response_format
 
     if parse not in (None, True, False, "json"):
-        raise PromptError(f"parse= must be 'json', True, False or None, not {parse!r}.")
+        raise OptionError(f"parse= must be 'json', True, False or None, not {parse!r}.")
     spec: SchemaSpec | None = None
     if response_format is not None:
         try:
@@ -481,7 +481,7 @@ class ZgpuAccessor:
         check_columns(self._df, output, overwrite=overwrite)
         _check_fields(self._df, spec, output, overwrite)
         if dedup is not None and not isinstance(dedup, bool):
-            raise PromptError(f"dedup= must be True, False or None (automatic), not {dedup!r}.")
+            raise OptionError(f"dedup= must be True, False or None (automatic), not {dedup!r}.")
         requests = build_requests(
             self._df,
             model=model or "",
@@ -520,14 +520,14 @@ class ZgpuAccessor:
         timeout: float | None,
     ) -> BatchJob:
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise PromptError(f"retries= must be a whole number >= 0, not {retries!r}.")
+            raise OptionError(f"retries= must be a whole number >= 0, not {retries!r}.")
         if timeout is not None and not timeout > 0:
-            raise PromptError(f"timeout= must be a positive number of seconds, not {timeout!r}.")
+            raise OptionError(f"timeout= must be a positive number of seconds, not {timeout!r}.")
         if not isinstance(fresh, bool):
-            raise PromptError(f"fresh= must be True or False, not {fresh!r}.")
+            raise OptionError(f"fresh= must be True or False, not {fresh!r}.")
         reserved = [k for k in (metadata or {}) if str(k).startswith("zgpu_")]
         if reserved:
-            raise PromptError(
+            raise OptionError(
                 f"metadata key(s) {', '.join(map(repr, reserved))}: keys starting with 'zgpu_' "
                 f"are reserved for the job's own bookkeeping (e.g. {JOB_METADATA_KEY!r}); "
                 f"rename them."

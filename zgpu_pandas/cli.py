@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ._errors import ZgpuError
+    from .errors import ZgpuError
 
     try:
         return int(args.func(args) or 0)

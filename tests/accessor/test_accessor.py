@@ -20,11 +20,19 @@ import pytest
 
 import zgpu_pandas.accessor  # noqa: F401  (registers df.zgpu)
 from zgpu_pandas._client import Client
-from zgpu_pandas._errors import ZgpuError
-from zgpu_pandas._job import BatchJob, JobSubmitError, JobTimeoutError
+from zgpu_pandas._job import BatchJob
 from zgpu_pandas._jsonl import MAX_LINE_BYTES
-from zgpu_pandas._requests import OversizeRowsError, PromptError, build_requests
-from zgpu_pandas._results import ColumnClashError
+from zgpu_pandas._requests import build_requests
+from zgpu_pandas.errors import (
+    ColumnClashError,
+    ConfigurationError,
+    JobSubmitError,
+    JobTimeoutError,
+    OptionError,
+    OversizeRowsError,
+    PromptError,
+    ZgpuError,
+)
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply
 
@@ -354,14 +362,19 @@ def test_attach_marks_rows_in_no_batch_as_not_sent(
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"stream": True}, ValueError, "stream=True is not supported"),
+        ({"stream": True}, PromptError, "stream=True is not supported"),
         ({"prompt": "nope"}, PromptError, "no column 'nope'"),
         ({"model": None}, PromptError, "model= is required"),
         ({"output": "taken"}, ColumnClashError, "'taken'.*overwrite=True"),
-        ({"retries": -1}, PromptError, "retries= must be a whole number"),
-        ({"fresh": "yes"}, PromptError, "fresh= must be True or False"),
-        ({"metadata": {"zgpu_job": "x"}}, PromptError, "reserved"),
-        ({"parse": "xml"}, PromptError, "parse= must be 'json'"),
+        ({"output": ""}, OptionError, "output= must be a non-empty column prefix"),
+        ({"retries": -1}, OptionError, "retries= must be a whole number"),
+        ({"timeout": 0}, OptionError, "timeout= must be a positive number"),
+        ({"fresh": "yes"}, OptionError, "fresh= must be True or False"),
+        ({"dedup": "yes"}, OptionError, "dedup= must be True, False or None"),
+        ({"on_oversize": "drop"}, OptionError, "on_oversize must be 'raise' or 'skip'"),
+        ({"metadata": {"zgpu_job": "x"}}, OptionError, "reserved"),
+        ({"parse": "xml"}, OptionError, "parse= must be 'json'"),
+        ({"poll_interval": 0}, OptionError, "poll_interval must be a positive number"),
         ({"response_format": 3}, PromptError, "response_format: response_format must be"),
     ],
 )
@@ -370,8 +383,11 @@ def test_bad_calls_fail_before_any_request(
 ) -> None:
     df = pd.DataFrame({"t": ["a"], "taken": ["x"]})
     call = {"prompt": "t", "model": MODEL, "client": client, "progress": False, **kwargs}
-    with pytest.raises(exc, match=match):
+    with pytest.raises(exc, match=match) as info:
         df.zgpu.batch_chat(**call)
+    # the most specific class: an option mistake is not a prompt mistake, nor the reverse
+    assert type(info.value) is exc
+    assert isinstance(info.value, ValueError)  # and still a ValueError for broad handlers
     assert api_calls(server) == []
 
 
@@ -394,7 +410,7 @@ def test_overwrite_and_output_prefix(client: Client) -> None:
 
 
 def test_client_and_connection_settings_are_exclusive(client: Client) -> None:
-    with pytest.raises(ValueError, match="either client="):
+    with pytest.raises(ConfigurationError, match="either client="):
         pd.DataFrame({"t": ["a"]}).zgpu.batch_chat(
             "t", model=MODEL, client=client, base_url="local", progress=False
         )

@@ -15,13 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zgpu_pandas._jsonl import MAX_LINE_BYTES, validate_stream
-from zgpu_pandas._requests import (
-    OversizeRowsError,
-    PromptError,
-    _params_json,
-    build_requests,
-    json_escape,
-)
+from zgpu_pandas._requests import _params_json, build_requests, json_escape
+from zgpu_pandas.errors import OptionError, OversizeRowsError, PromptError
 
 MODEL = "LFM2.5-1.2B-Instruct"
 
@@ -266,7 +261,7 @@ def test_argument_errors() -> None:
         build_requests(df, model=MODEL)
     with pytest.raises(PromptError, match="exactly one of"):
         build_requests(df, prompt="p", messages="p", model=MODEL)
-    with pytest.raises(PromptError, match="on_oversize"):
+    with pytest.raises(OptionError, match="on_oversize"):
         build_requests(df, prompt="p", model=MODEL, on_oversize="ignore")  # type: ignore[arg-type]
     dup = pd.DataFrame([["a", "b"]], columns=["p", "p"])
     with pytest.raises(PromptError, match="2 columns named 'p'"):

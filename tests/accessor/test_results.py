@@ -14,13 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zgpu_pandas import _results
-from zgpu_pandas._results import (
-    ColumnClashError,
-    ResultsTable,
-    check_columns,
-    merge_results,
-    result_columns,
-)
+from zgpu_pandas._results import ResultsTable, check_columns, merge_results, result_columns
+from zgpu_pandas.errors import ColumnClashError, OptionError
 
 
 def ok_line(
@@ -248,7 +243,7 @@ def test_name_clash_is_an_error_unless_overwrite() -> None:
     assert out["response_status"].tolist() == ["ok"]
     assert df["response_status"].tolist() == ["old"]  # the input is untouched
     assert list(df.columns) == ["q", "response_status"]
-    with pytest.raises(ColumnClashError, match="non-empty"):
+    with pytest.raises(OptionError, match="non-empty"):
         check_columns(df, "")
 
 

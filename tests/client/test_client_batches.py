@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from zgpu_pandas._client import CLIENT_TOKEN_KEY, Client
-from zgpu_pandas._errors import ConflictError, NotFoundError, WaitTimeoutError
 from zgpu_pandas._models import Batch
+from zgpu_pandas.errors import ConflictError, NotFoundError, WaitTimeoutError
 from zgpu_pandas.server import LocalServer
 
 Calls = Callable[..., list[int]]

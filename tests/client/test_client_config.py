@@ -9,7 +9,7 @@ import pytest
 
 from zgpu_pandas._client import Client
 from zgpu_pandas._config import SecretStr, is_local_url, resolve_settings
-from zgpu_pandas._errors import ConfigurationError
+from zgpu_pandas.errors import ConfigurationError
 
 ALL_VARS = (
     "ZGPU_API_KEY",

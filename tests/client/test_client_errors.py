@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from zgpu_pandas._client import Client
-from zgpu_pandas._errors import (
+from zgpu_pandas.errors import (
     APIConnectionError,
     APIError,
     APIStatusError,

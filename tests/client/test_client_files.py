@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from zgpu_pandas._client import Client
-from zgpu_pandas._errors import NotFoundError, PayloadTooLargeError
+from zgpu_pandas.errors import NotFoundError, PayloadTooLargeError
 from zgpu_pandas.server import LocalServer
 
 Calls = Callable[..., list[int]]

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from zgpu_pandas._client import Client
-from zgpu_pandas._errors import AuthenticationError, PermissionDeniedError
+from zgpu_pandas.errors import AuthenticationError, PermissionDeniedError
 from zgpu_pandas.server import LocalServer
 
 PROJECT = "proj-openai"

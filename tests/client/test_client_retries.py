@@ -14,7 +14,7 @@ import pytest
 
 from zgpu_pandas import _client
 from zgpu_pandas._client import CLIENT_TOKEN_KEY, Client
-from zgpu_pandas._errors import (
+from zgpu_pandas.errors import (
     APIConnectionError,
     BadRequestError,
     CreateOutcomeUnknownError,

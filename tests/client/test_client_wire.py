@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from zgpu_pandas._client import Client
-from zgpu_pandas._errors import (
+from zgpu_pandas.errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,

@@ -18,8 +18,7 @@ import pytest
 
 import zgpu_pandas  # noqa: F401  (registers df.zgpu)
 from zgpu_pandas._client import Client
-from zgpu_pandas._requests import OversizeRowsError, PromptError
-from zgpu_pandas._results import ColumnClashError
+from zgpu_pandas.errors import ColumnClashError, OversizeRowsError, PromptError
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply
 

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 import zgpu_pandas  # noqa: F401  (registers df.zgpu)
-from zgpu_pandas._errors import PermissionDeniedError
+from zgpu_pandas.errors import PermissionDeniedError
 from zgpu_pandas.server import LocalServer
 
 MODEL = "LFM2.5-1.2B-Instruct"

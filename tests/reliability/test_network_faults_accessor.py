@@ -24,7 +24,7 @@ import pytest
 import zgpu_pandas  # noqa: F401  (registers df.zgpu)
 from zgpu_pandas import _client
 from zgpu_pandas._client import Client
-from zgpu_pandas._job import JobSubmitError
+from zgpu_pandas.errors import JobSubmitError
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply
 

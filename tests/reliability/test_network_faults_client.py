@@ -31,7 +31,7 @@ import pytest
 from tests.support import chat_line, to_jsonl
 from zgpu_pandas import _client
 from zgpu_pandas._client import CLIENT_TOKEN_KEY, Client
-from zgpu_pandas._errors import NotFoundError
+from zgpu_pandas.errors import NotFoundError
 from zgpu_pandas.server import LocalServer
 
 KEY = "zk-netfault-5c1e9a7b3d"

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from zgpu_pandas._client import Client
-from zgpu_pandas._errors import APIConnectionError
-from zgpu_pandas._job import JobUnreachableError
+from zgpu_pandas.errors import APIConnectionError, JobUnreachableError
 from zgpu_pandas.server import LocalServer
 
 from .resume_support import KEY, MODEL, api_calls, assert_all_answered

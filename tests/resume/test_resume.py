@@ -21,11 +21,17 @@ import pytest
 import zgpu_pandas._job as job_module
 import zgpu_pandas.accessor as accessor_module
 from zgpu_pandas._client import Client
-from zgpu_pandas._errors import APIConnectionError
-from zgpu_pandas._job import CHECKPOINTS, JobNotFoundOnServiceError, JobTimeoutError
-from zgpu_pandas._journal import Journal, JournalCorruptError, JournalWriteError
+from zgpu_pandas._job import CHECKPOINTS
+from zgpu_pandas._journal import Journal
 from zgpu_pandas._requests import build_requests
 from zgpu_pandas._resume import attach, jobs
+from zgpu_pandas.errors import (
+    APIConnectionError,
+    JobNotFoundOnServiceError,
+    JobTimeoutError,
+    JournalCorruptError,
+    JournalWriteError,
+)
 from zgpu_pandas.server import LocalServer
 
 from .resume_support import KEY, MODEL, api_calls, assert_all_answered

@@ -11,8 +11,8 @@ import pydantic
 import pytest
 
 from zgpu_pandas._client import Client
-from zgpu_pandas._results import ColumnClashError
 from zgpu_pandas._resume import attach
+from zgpu_pandas.errors import ColumnClashError
 from zgpu_pandas.server import LocalServer
 
 from .resume_support import MODEL, api_calls

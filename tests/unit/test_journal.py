@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from zgpu_pandas._journal import (
-    ChunkRecord,
-    Journal,
-    JournalCorruptError,
-    JournalWriteError,
-    state_dir,
-)
+from zgpu_pandas._journal import ChunkRecord, Journal, state_dir
+from zgpu_pandas.errors import JournalCorruptError, JournalWriteError
 
 
 def test_round_trip_and_find_by_fingerprint(tmp_path: Path) -> None:

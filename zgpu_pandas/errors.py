@@ -1,33 +1,50 @@
-"""The exceptions raised by :class:`zgpu_pandas.Client` and everything built on it.
+"""Every exception zgpu_pandas raises on purpose, in one tree.
 
-One root, so ``except ZgpuError`` catches anything this library raises on purpose::
+One root, so ``except ZgpuError`` catches anything this library raises on purpose. Where a
+class is also a built-in kind of error (a bad value, a timeout), it subclasses that too, so
+``except ValueError`` keeps working::
 
     ZgpuError
-    ├── ConfigurationError               bad or missing settings (no key, key/host mismatch, ...)
-    ├── WaitTimeoutError                 Batches.wait(timeout=...) ran out; carries the last Batch
-    └── APIError                         something went wrong talking to the API
-        ├── APIConnectionError           no (complete) answer: refused, dropped, reset
-        │   ├── APITimeoutError          the answer took longer than the timeout
-        │   ├── UploadNotRetryableError  an upload from a one-shot stream failed; it cannot be replayed
-        │   └── CreateOutcomeUnknownError  a batch create may or may not have happened
-        ├── APIResponseValidationError   a 2xx answer that is not the JSON the API promises
-        └── APIStatusError               the API answered with an error status
-            ├── BadRequestError          400  (``.line`` for JSONL validation failures)
-            ├── AuthenticationError      401  missing authentication headers
-            ├── PermissionDeniedError    403  invalid credentials / key not in the project
-            ├── NotFoundError            404  missing, deleted or another project's resource
-            ├── ConflictError            409  e.g. cancelling a batch that already finished
-            ├── PayloadTooLargeError     413  upload over 100 MB
-            ├── TooManyRequestsError     429
-            │   ├── RateLimitError       429 rate_limit_exceeded (retried automatically)
+    ├── ConfigurationError (ValueError)   bad or missing settings (no key, key/host mismatch, ...)
+    ├── OptionError (ValueError)          an option of a call is not valid (retries=, timeout=, ...)
+    ├── PromptError (ValueError)          prompt, template, messages or chat parameters unusable
+    ├── OversizeRowsError (ValueError)    rows over the 1 MB line limit; ``.rows`` names them
+    ├── ColumnClashError (ValueError)     result columns would replace the frame's own
+    ├── StructuredOutputError             replies could not become columns (parse=False works)
+    ├── WaitTimeoutError (TimeoutError)   Batches.wait(timeout=...) ran out; carries the last Batch
+    ├── JobSubmitError                    submitting stopped part-way; ``.job`` has what was made
+    ├── JobTimeoutError (TimeoutError)    job.wait(timeout=...) ran out; the job keeps running
+    ├── JobStoppedError                   account-wide failures stopped the job; ``.codes``
+    ├── JobNotFoundError (LookupError)    no such job in the journal
+    ├── JobNotFoundOnServiceError         a journaled batch is unknown to the service
+    ├── RequestLinesUnavailableError      lines to (re)submit cannot be rebuilt here
+    ├── JournalCorruptError (RuntimeError)  a journal file cannot be read
+    ├── JournalWriteError (OSError)       the journal folder cannot be written
+    └── APIError                          something went wrong talking to the API
+        ├── APIConnectionError            no (complete) answer: refused, dropped, reset
+        │   ├── APITimeoutError           the answer took longer than the timeout
+        │   ├── UploadNotRetryableError   an upload from a one-shot stream failed; it cannot be replayed
+        │   ├── CreateOutcomeUnknownError a batch create may or may not have happened
+        │   └── JobUnreachableError       a job's wait gave up on an outage; the batches keep running
+        ├── APIResponseValidationError    a 2xx answer that is not the JSON the API promises
+        └── APIStatusError                the API answered with an error status
+            ├── BadRequestError           400  (``.line`` for JSONL validation failures)
+            ├── AuthenticationError       401  missing authentication headers
+            ├── PermissionDeniedError     403  invalid credentials / key not in the project
+            ├── NotFoundError             404  missing, deleted or another project's resource
+            ├── ConflictError             409  e.g. cancelling a batch that already finished
+            ├── PayloadTooLargeError      413  upload over 100 MB
+            ├── TooManyRequestsError      429
+            │   ├── RateLimitError        429 rate_limit_exceeded (retried automatically)
             │   └── InsufficientQuotaError  429 insufficient_quota (never retried)
-            └── InternalServerError      5xx
+            └── InternalServerError       5xx
 
 Every :class:`APIStatusError` carries ``status_code``, ``request_id`` (the ``x-request-id``
-header), ``code``, ``type``, ``param``, ``message`` and the decoded ``body``. Example::
+header), ``code``, ``type``, ``param``, ``message`` and the decoded ``body``. The job errors
+carry the job (``.job``) so that what was already paid for stays in reach. Example::
 
     from zgpu_pandas import Client
-    from zgpu_pandas._errors import BadRequestError, InsufficientQuotaError
+    from zgpu_pandas.errors import BadRequestError, InsufficientQuotaError
 
     try:
         batch = client.batches.create(input_file_id=file.id)
@@ -46,6 +63,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._job import BatchJob
     from ._models import Batch
 
 __all__ = [
@@ -56,15 +74,29 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ColumnClashError",
     "ConfigurationError",
     "ConflictError",
     "CreateOutcomeUnknownError",
     "InsufficientQuotaError",
     "InternalServerError",
+    "JobNotFoundError",
+    "JobNotFoundOnServiceError",
+    "JobStoppedError",
+    "JobSubmitError",
+    "JobTimeoutError",
+    "JobUnreachableError",
+    "JournalCorruptError",
+    "JournalWriteError",
     "NotFoundError",
+    "OptionError",
+    "OversizeRowsError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PromptError",
     "RateLimitError",
+    "RequestLinesUnavailableError",
+    "StructuredOutputError",
     "TooManyRequestsError",
     "UploadNotRetryableError",
     "WaitTimeoutError",
@@ -79,6 +111,40 @@ class ZgpuError(Exception):
 
 class ConfigurationError(ZgpuError, ValueError):
     """The settings cannot work: a missing key, an unknown preset, a key bound for the wrong host."""
+
+
+class OptionError(ZgpuError, ValueError):
+    """An option given to a call is not valid (``retries=``, ``timeout=``, ``fresh=``,
+    ``poll_interval=``, ...). The message names the option and what it takes. Raised before
+    anything is uploaded."""
+
+
+class PromptError(ZgpuError, ValueError):
+    """The prompt, template, messages or chat parameters cannot be turned into requests.
+
+    The message names the column or row and says how to fix it. Raised before anything is
+    uploaded."""
+
+
+class OversizeRowsError(ZgpuError, ValueError):
+    """Some rows would make a request line over the 1 MB per-line limit.
+
+    Raised before anything is uploaded (``on_oversize="raise"``, the default). ``rows`` is a
+    frame of the caller's kind (a pandas DataFrame for ``df.zgpu``, a Polars one for
+    ``pl_df.zgpu``) with the ``position``, ``label`` and ``bytes`` of each offending row."""
+
+    def __init__(self, message: str, rows: Any) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+class ColumnClashError(ZgpuError, ValueError):
+    """The result columns would replace columns the frame already has."""
+
+
+class StructuredOutputError(ZgpuError):
+    """The structured replies could not be turned into columns. Nothing is lost: the answers
+    are in the job (and its journal), and ``parse=False`` returns them as raw JSON text."""
 
 
 class WaitTimeoutError(ZgpuError, TimeoutError):
@@ -268,6 +334,73 @@ class InsufficientQuotaError(TooManyRequestsError):
 
 class InternalServerError(APIStatusError):
     """5xx: the service failed. Reads are retried; creates are reconciled before any retry."""
+
+
+class JobUnreachableError(APIConnectionError):
+    """Waiting gave up: the service could not be reached for longer than the outage grace
+    (``wait(outage_grace=...)``). The batches keep running on the service; ``job.wait()``,
+    ``job.result()`` or the same call run again (it resumes from the journal) pick the job
+    up once the service answers."""
+
+    def __init__(self, message: str, *, job: BatchJob, method: str = "", url: str = "") -> None:
+        super().__init__(message, method=method, url=url, request_sent=True)
+        self.job = job
+
+
+class JobSubmitError(ZgpuError):
+    """Submitting a job stopped part-way. ``job`` holds what was created: the batches in
+    ``job.batch_ids`` keep running; ``job.submit()`` submits the rest, ``job.cancel()``
+    stops them."""
+
+    def __init__(self, message: str, *, job: BatchJob) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class JobTimeoutError(ZgpuError, TimeoutError):
+    """``wait(timeout=...)`` ran out. The job keeps running; ``job.wait()`` resumes."""
+
+    def __init__(self, message: str, *, job: BatchJob) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class JobStoppedError(ZgpuError):
+    """Rows failed for an account-wide reason (``insufficient_quota``,
+    ``authentication_error``): the job stopped instead of resubmitting anything, and its
+    batches still running were cancelled. ``job`` holds what finished
+    (``job.result(wait=False)``); ``codes`` counts the rows per account-wide code."""
+
+    def __init__(self, message: str, *, job: BatchJob, codes: Mapping[str, int]) -> None:
+        super().__init__(message)
+        self.job = job
+        self.codes = dict(codes)
+
+
+class JobNotFoundError(ZgpuError, LookupError):
+    """No job with that id in the journal folder; ``zgpu_pandas.jobs()`` lists the ones there."""
+
+
+class JobNotFoundOnServiceError(ZgpuError):
+    """A journaled job names a batch the service does not know (another server or data
+    directory, another project, or deleted). Nothing was resubmitted."""
+
+
+class RequestLinesUnavailableError(ZgpuError):
+    """The request lines to submit or resubmit cannot be rebuilt here (their input files are
+    gone from the service, or the job was attached without its frame): run the call again
+    from the frame."""
+
+
+class JournalCorruptError(ZgpuError, RuntimeError):
+    """A journal file cannot be read. Nothing is resubmitted when this is raised: the
+    message names the file and how to recover (inspect it, or move it away and pass
+    ``fresh=True`` knowingly)."""
+
+
+class JournalWriteError(ZgpuError, OSError):
+    """The journal folder cannot be written. Raised before anything is uploaded for a new
+    job: a job that could not be recorded could not be resumed."""
 
 
 _BY_STATUS: Mapping[int, type[APIStatusError]] = {
