@@ -22,11 +22,13 @@ import httpx
 import orjson
 import pytest
 
+from zgpu_pandas import TERMINAL_STATUSES
+
 #: the project's top folder (README, notebooks, pyproject.toml)
 ROOT = Path(__file__).resolve().parents[1]
 API_HEADERS = {"x-api-key": "test-key", "x-project-id": "test-project"}
 MODEL = "LFM2.5-1.2B-Instruct"
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+TERMINAL = TERMINAL_STATUSES
 # Every authenticated API route, with ids of the right shape (that need not exist).
 ENDPOINTS = [
     ("POST", "/v1/files"),

@@ -135,21 +135,25 @@ def _cmd_files_delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
-    from ._journal import Journal
+    from ._journal import DamagedRecord, Journal
 
-    records = Journal(args.state_dir).list()
+    records = list(Journal(args.state_dir).scan())  # newest first; damaged ones listed too
     _emit(
         records,
         as_json=args.json,
         header=["job", "status", "created (UTC)", "model", "rows", "batches"],
-        row=lambda r: [
-            r.job_id,
-            r.status,
-            _ts(r.created_at),
-            r.model,
-            str(r.rows),
-            ",".join(r.batch_ids) or "-",
-        ],
+        row=lambda r: (
+            [r.job_id, r.status, "-", "-", "-", r.error.split(" (", 1)[0]]
+            if isinstance(r, DamagedRecord)
+            else [
+                r.job_id,
+                r.status,
+                _ts(r.created_at),
+                r.model,
+                str(r.rows),
+                ",".join(r.batch_ids) or "-",
+            ]
+        ),
     )
     return 0
 

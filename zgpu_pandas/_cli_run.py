@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from ._fs import atomic_path
+
 __all__ = ["read_table", "register", "write_table"]
 
 _FORMATS = {
@@ -58,27 +60,26 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write by extension, atomically (a temporary file renamed into place)."""
+    """Write by extension, atomically (a temporary file renamed into place: _fs)."""
     p = Path(path)
     fmt = _format_of(p)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    if fmt == "csv":
-        df.to_csv(tmp, index=False)
-    elif fmt == "parquet":
-        out = df.copy()
-        for col in out.columns:  # lists/dicts from structured outputs: keep them as JSON text
-            if (
-                out[col].dtype == object
-                and out[col].map(lambda v: isinstance(v, dict | list)).any()
-            ):
-                out[col] = out[col].map(
-                    lambda v: orjson.dumps(v).decode() if isinstance(v, dict | list) else v
-                )
-        out.to_parquet(tmp, index=False)
-    else:
-        df.to_json(tmp, orient="records", lines=True, force_ascii=False)
-    tmp.replace(p)
+    with atomic_path(p) as tmp:
+        if fmt == "csv":
+            df.to_csv(tmp, index=False)
+        elif fmt == "parquet":
+            out = df.copy()
+            for col in out.columns:  # lists/dicts from structured outputs: keep them as JSON text
+                if (
+                    out[col].dtype == object
+                    and out[col].map(lambda v: isinstance(v, dict | list)).any()
+                ):
+                    out[col] = out[col].map(
+                        lambda v: orjson.dumps(v).decode() if isinstance(v, dict | list) else v
+                    )
+            out.to_parquet(tmp, index=False)
+        else:
+            df.to_json(tmp, orient="records", lines=True, force_ascii=False)
     return p
 
 

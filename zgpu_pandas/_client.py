@@ -19,11 +19,9 @@ sent again, so a flaky network never pays for a batch twice. Example::
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
 import random
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -41,8 +39,11 @@ from ._config import (
     Provider,
     resolve_settings,
 )
+from ._fs import write_atomic
 from ._jsonl import BATCH_ENDPOINT, MAX_UPLOAD_BYTES
 from ._models import Batch, FileDeleted, FileObject
+from ._retry import Outage, RetryPolicy, parse_retry_after, transient_status
+from ._retry import outage_grace as outage_grace_for
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -53,6 +54,7 @@ from .errors import (
     InsufficientQuotaError,
     InternalServerError,
     NotFoundError,
+    OptionError,
     PayloadTooLargeError,
     RateLimitError,
     UploadNotRetryableError,
@@ -74,22 +76,12 @@ UploadSource = Union[
 ]
 
 _UPLOAD_CHUNK: Final = 1 << 20  # 1 MiB: few syscalls, small enough to keep memory flat
-_BACKOFF_BASE: Final = 0.5  # seconds; attempt n waits uniform(0, min(cap, base * 2**n))
-_BACKOFF_CAP: Final = 20.0
-# A Retry-After longer than this is a "come back later", not a hiccup: give up and say so
-# rather than freeze a notebook for an hour.
-_MAX_RETRY_AFTER: Final = 120.0
 # Create validates the whole input file before answering; a 100 MB file takes a while, and a
 # read timeout on create is exactly the "outcome unknown" case we want to make rare.
 _CREATE_READ_TIMEOUT: Final = 300.0
 # How far back (seconds, beyond the first attempt) a token lookup scans, allowing clock skew.
 _TOKEN_LOOKBACK: Final = 600
 _TOKEN_MAX_SCAN: Final = 2000  # batches
-# How long Batches.wait keeps polling through failed polls (each already retried) before
-# giving up: long enough for a dropped Wi-Fi or a restarted proxy, short enough that a dead
-# local server is reported within half a minute.
-_WAIT_GRACE_REMOTE: Final = 600.0
-_WAIT_GRACE_LOCAL: Final = 30.0
 # Keys shorter than this are test placeholders ("k", "local"); scrubbing them out of messages
 # would garble ordinary words without protecting anything.
 _MIN_SCRUB_LEN: Final = 8
@@ -106,27 +98,6 @@ def _timeout_error(exc: httpx.TimeoutException) -> bool:
 def _never_sent(exc: httpx.TransportError) -> bool:
     # Only these guarantee the server never saw the request: no connection was made.
     return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-
-
-def _parse_retry_after(headers: httpx.Headers) -> float | None:
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 @dataclass
@@ -204,6 +175,11 @@ class Client:
     @property
     def project_id(self) -> str | None:
         return self._settings.project_id
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How requests are retried (``max_retries`` may be changed on a live client)."""
+        return RetryPolicy(max_retries=self.max_retries)
 
     @property
     def is_local(self) -> bool:
@@ -376,7 +352,7 @@ class Client:
             "type": str(type_) if type_ is not None else None,
             "param": str(param) if param is not None else None,
             "body": body,
-            "retry_after": _parse_retry_after(response.headers),
+            "retry_after": parse_retry_after(response.headers),
             "hint": self._hint(status, cls),
         }
         if cls is BadRequestError:
@@ -404,25 +380,20 @@ class Client:
 
     def _backoff(self, attempt: int, exc: Exception) -> float | None:
         """Seconds to wait before retry number ``attempt + 1``; ``None`` means do not retry."""
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return None if retry_after > _MAX_RETRY_AFTER else float(retry_after)
-        # Full jitter: clients that failed together do not come back together.
-        return _random() * min(_BACKOFF_CAP, _BACKOFF_BASE * (2**attempt))
+        return self.retry_policy.delay(
+            attempt, retry_after=getattr(exc, "retry_after", None), rand=_random
+        )
 
     def _retryable(self, exc: Exception, *, idempotent: bool) -> bool:
         if isinstance(exc, APIConnectionError):
             return idempotent or not exc.request_sent
-        if isinstance(exc, RateLimitError):
-            return True  # a 429 means "not processed": safe to repeat for any method
-        if isinstance(exc, APIStatusError):
-            return idempotent and (exc.status_code >= 500 or exc.status_code == 408)
+        if isinstance(exc, APIStatusError) and transient_status(exc.status_code, exc.code):
+            # a 429 means "not processed": safe to repeat for any method
+            return idempotent or isinstance(exc, RateLimitError)
         return False
 
     def _sleep_before_retry(self, attempt: int, exc: Exception, what: str) -> bool:
         """Sleep before the next attempt; ``False`` when retries are used up (or refused)."""
-        if attempt >= self.max_retries:
-            return False
         delay = self._backoff(attempt, exc)
         if delay is None:
             return False
@@ -905,19 +876,7 @@ class Files:
         if target.is_dir():
             target = target / f"{file_id}.jsonl"
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-        )
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in self.iter_bytes(file_id):
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        write_atomic(target, self.iter_bytes(file_id))
         return target
 
 
@@ -1100,48 +1059,52 @@ class Batches:
         poll_interval: float | None = None,
         timeout: float | None = None,
         on_update: Callable[[Batch], object] | None = None,
+        outage_grace: float | None = None,
     ) -> Batch:
         """Poll until the batch is terminal and return it; ``on_update(batch)`` on every poll.
 
         The default interval is the client's (30 s for remote hosts, as the service asks;
         0.2 s for a loopback server). ``timeout`` (seconds) raises :class:`WaitTimeoutError`
-        carrying the last state; the batch keeps running. Example::
+        carrying the last state; the batch keeps running. A service that cannot be reached
+        does not end the wait: polls back off for ``outage_grace`` seconds (30 s for a
+        loopback server, 10 min for a remote one) before the last error is raised. Example::
 
             batch = client.batches.wait(batch.id, on_update=lambda b: print(b.status,
                                                                             b.request_counts))
         """
         if poll_interval is not None and not poll_interval > 0:
-            raise ValueError(
+            raise OptionError(
                 f"poll_interval must be a positive number of seconds, not {poll_interval}"
             )
         interval = poll_interval if poll_interval is not None else self._client.poll_interval
         deadline = None if timeout is None else time.monotonic() + timeout
-        grace = _WAIT_GRACE_LOCAL if self._client.is_local else _WAIT_GRACE_REMOTE
-        outage_since: float | None = None
+        # Each poll already retried; a batch runs for hours, and a network outage of a few
+        # minutes must not end the wait (the batch does not care).
+        outage = Outage(
+            grace=outage_grace_for(outage_grace, is_local=self._client.is_local), base=interval
+        )
         batch: Batch | None = None
         while True:
+            delay = interval
             try:
                 batch = self.retrieve(batch_id)
             except (APIConnectionError, RateLimitError, InternalServerError) as exc:
-                # Each poll already retried; a batch runs for hours, and a network outage of
-                # a few minutes must not end the wait (the batch does not care).
-                now = time.monotonic()
-                outage_since = now if outage_since is None else outage_since
-                if now - outage_since >= grace or (deadline is not None and now >= deadline):
+                next_poll = outage.failed()
+                if next_poll is None or (deadline is not None and time.monotonic() >= deadline):
                     raise
+                delay = next_poll
                 logger.warning(
                     "polling batch %s failed (%s); still waiting, next poll in %.1f s",
                     batch_id,
                     _short(exc),
-                    interval,
+                    delay,
                 )
             else:
-                outage_since = None
+                outage.ok()
                 if on_update is not None:
                     on_update(batch)
                 if batch.is_terminal:
                     return batch
-            delay = interval
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 and batch is not None:
@@ -1152,5 +1115,5 @@ class Batches:
                         f"server: call client.batches.wait({batch.id!r}) to resume waiting",
                         batch=batch,
                     )
-                delay = max(0.0, min(interval, remaining))
+                delay = max(0.0, min(delay, remaining))
             _sleep(delay)

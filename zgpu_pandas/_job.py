@@ -38,7 +38,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import secrets
 import sys
 import threading
 import time
@@ -54,10 +53,10 @@ import pyarrow as pa
 
 from ._client import CLIENT_TOKEN_KEY
 from ._compat import snapshot
-from ._journal import ChunkRecord, JobRecord, Journal, write_atomic
+from ._journal import ChunkRecord, JobRecord, Journal, new_job_id, write_atomic
 from ._jsonl import BATCH_ENDPOINT
 from ._layout import JobLayout
-from ._models import Batch
+from ._models import TERMINAL_STATUSES, Batch
 from ._progress import (
     BatchState,
     JobStatus,
@@ -70,6 +69,8 @@ from ._progress import (
 )
 from ._requests import RequestSet
 from ._results import ERROR, ResultsTable, check_columns, merge_results
+from ._retry import Outage
+from ._retry import outage_grace as outage_grace_for
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -106,7 +107,6 @@ __all__ = [
 
 logger = logging.getLogger("zgpu_pandas.job")
 
-_TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 JOB_METADATA_KEY = "zgpu_job"
 CHUNK_METADATA_KEY = "zgpu_chunk"
 ROUND_METADATA_KEY = "zgpu_round"
@@ -116,13 +116,6 @@ TRANSIENT_CODES = ("internal_error", "rate_limit_exceeded", "batch_expired")
 #: Error codes that say the account, not the row, is the problem: resubmitting cannot help.
 ACCOUNT_CODES = ("insufficient_quota", "authentication_error")
 
-# How long waiting rides out a service it cannot reach (each poll already retried on its own),
-# as client.batches.wait does: a loopback server is either back soon or gone; a remote outage
-# of minutes must not end a wait on batches that run for hours.
-OUTAGE_GRACE_LOCAL = 30.0
-OUTAGE_GRACE_REMOTE = 600.0
-# Polls during an outage back off from the poll interval up to this (seconds).
-_OUTAGE_MAX_DELAY = 30.0
 
 # How far before a job's creation a token search looks (clock skew between us and the service).
 _TOKEN_LOOKBACK = 600
@@ -145,11 +138,6 @@ def _checkpoint(stage: str) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(137)
-
-
-def _new_job_id() -> str:
-    # Sortable by creation time, unique without coordination (the journal's format).
-    return f"job_{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}_{secrets.token_hex(4)}"
 
 
 def _killable(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -200,7 +188,7 @@ class _Slot:
 
     @property
     def terminal(self) -> bool:
-        return self.batch is not None and self.batch.status in _TERMINAL
+        return self.batch is not None and self.batch.status in TERMINAL_STATUSES
 
     def state(self) -> BatchState:
         b = self.batch
@@ -258,7 +246,7 @@ class BatchJob:
         check_columns(frame, output, overwrite=overwrite)
         if poll_interval is not None and not poll_interval > 0:
             raise OptionError(f"poll_interval must be a positive number, not {poll_interval!r}")
-        self.job_id = job_id or _new_job_id()
+        self.job_id = job_id or new_job_id()
         self._client = client
         self._client_factory = client_factory
         # The job sees the frame as it was at submit time, and never changes it.
@@ -742,24 +730,18 @@ class BatchJob:
         if not self._submitted:
             self.submit()
         deadline = None if timeout is None else time.monotonic() + timeout
-        grace = self._outage_grace(outage_grace)
-        outage_since: float | None = None
-        failures = 0
+        base = self.poll_interval or self.client.poll_interval
+        outage = Outage(grace=outage_grace_for(outage_grace, is_local=self.client.is_local), base=base)
         st: JobStatus | None = None
         try:
             while True:
-                base = self.poll_interval or self.client.poll_interval
                 try:
                     st = self.status()
                 except (APIConnectionError, RateLimitError, InternalServerError) as exc:
                     now = time.monotonic()
-                    outage_since = now if outage_since is None else outage_since
-                    gone = now - outage_since
-                    if gone >= grace or (deadline is not None and now >= deadline):
-                        raise self._unreachable(exc, gone) from exc
-                    failures += 1
-                    delay = min(base * 2**failures, max(base, _OUTAGE_MAX_DELAY))
-                    delay = min(delay, grace - gone)
+                    delay = outage.failed()
+                    if delay is None or (deadline is not None and now >= deadline):
+                        raise self._unreachable(exc, outage.gone) from exc
                     if deadline is not None:
                         delay = min(delay, max(deadline - now, 0.0))
                     logger.warning(
@@ -771,7 +753,7 @@ class BatchJob:
                     )
                     time.sleep(delay)
                     continue
-                outage_since, failures = None, 0
+                outage.ok()
                 self._show(st)
                 if st.done:
                     self._display.close(st)
@@ -793,13 +775,6 @@ class BatchJob:
             self._display.close(None)
             self._say_interrupted("waiting")
             raise
-
-    def _outage_grace(self, given: float | None) -> float:
-        if given is not None:
-            if not given >= 0:
-                raise OptionError(f"outage_grace must be a number of seconds >= 0, not {given!r}")
-            return float(given)
-        return OUTAGE_GRACE_LOCAL if self.client.is_local else OUTAGE_GRACE_REMOTE
 
     def _unreachable(self, exc: Exception, gone: float) -> JobUnreachableError:
         h = self.resume_hint

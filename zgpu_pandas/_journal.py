@@ -31,15 +31,15 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from ._fs import write_atomic
 from .errors import JournalCorruptError, JournalWriteError
 
 __all__ = [
@@ -181,30 +181,22 @@ def _check(obj: object, types: dict[str, tuple[type, ...]], what: str) -> None:
             raise TypeError(f"{what} field {name!r} is {value!r}")
 
 
-def _new_job_id() -> str:
-    # Sortable by creation time, unique without coordination.
+def new_job_id() -> str:
+    """A new job id: ``job_<UTC time>_<8 hex>``, sortable by creation time and unique
+    without coordination (the journal's folder names)."""
     return f"job_{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}_{secrets.token_hex(4)}"
 
 
-def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Write ``data`` (bytes, or chunks as they arrive) to ``path`` so that a reader sees the
-    old file or the whole new one, never part: a temporary file beside it, ``fsync``, rename.
-    The file is ``0600`` from its first byte (``mkstemp``): it holds the user's data."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(data, bytes | bytearray | memoryview):
-                f.write(data)
-            else:
-                for chunk in data:
-                    f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+@dataclass(frozen=True)
+class DamagedRecord:
+    """A journal entry whose record cannot be read (listed, never resumed)."""
+
+    job_id: str
+    error: str
+    status: str = "damaged"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "status": self.status, "error": self.error}
 
 
 class Journal:
@@ -288,7 +280,7 @@ class Journal:
         self._ensure_root()
         now = time.time()
         rec = JobRecord(
-            job_id=job_id or _new_job_id(),
+            job_id=job_id or new_job_id(),
             fingerprint=fingerprint,
             created_at=now,
             updated_at=now,
@@ -369,6 +361,16 @@ class Journal:
     def list(self) -> list[JobRecord]:
         """Every readable record, oldest first. Damaged ones raise, so they are not missed."""
         return [self.load(job_id) for job_id in self.iter_ids()]
+
+    def scan(self) -> Iterator[JobRecord | DamagedRecord]:
+        """Every job, newest first, for listings: a damaged record comes as a
+        :class:`DamagedRecord` (with the error saying what is wrong) instead of hiding the
+        others. The one lister behind ``zgpu_pandas.jobs()`` and ``zgpu-pandas jobs``."""
+        for job_id in sorted(self.iter_ids(), reverse=True):  # ids sort by creation time
+            try:
+                yield self.load(job_id)
+            except JournalCorruptError as exc:
+                yield DamagedRecord(job_id=job_id, error=str(exc))
 
     def find(self, fingerprint: str) -> JobRecord | None:
         """The newest job with this fingerprint, or ``None``.

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 __all__ = [
+    "BATCH_STATUSES",
     "CANCELLED",
     "CANCELLING",
     "COMPLETED",
@@ -55,6 +56,17 @@ FAILED: Final = "failed"
 EXPIRED: Final = "expired"
 CANCELLING: Final = "cancelling"
 CANCELLED: Final = "cancelled"
+#: every status of the lifecycle, in order (the server's store uses these too)
+BATCH_STATUSES: Final = (
+    VALIDATING,
+    IN_PROGRESS,
+    FINALIZING,
+    CANCELLING,
+    COMPLETED,
+    FAILED,
+    EXPIRED,
+    CANCELLED,
+)
 #: statuses a batch never leaves
 TERMINAL_STATUSES: Final = frozenset({COMPLETED, FAILED, EXPIRED, CANCELLED})
 

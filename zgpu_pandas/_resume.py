@@ -30,12 +30,11 @@ import orjson
 import pandas as pd
 
 from ._job import BatchJob
-from ._journal import JobRecord, Journal
+from ._journal import DamagedRecord, JobRecord, Journal
 from ._progress import ProgressOption
 from .errors import (
     ConfigurationError,
     JobNotFoundError,
-    JournalCorruptError,
     OptionError,
     RequestLinesUnavailableError,
 )
@@ -98,14 +97,11 @@ def jobs(*, state_dir: str | None = None) -> pd.DataFrame:
         >>> zgpu_pandas.jobs(state_dir=tempfile.mkdtemp()).columns.tolist()
         ['id', 'created', 'model', 'rows', 'status', 'batches', 'base_url']
     """
-    journal = Journal(state_dir)
     rows: list[dict[str, Any]] = []
-    for job_id in journal.iter_ids():
-        try:
-            rec = journal.load(job_id)
-        except JournalCorruptError as exc:
-            warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
-            rows.append({"id": job_id, "status": "damaged", "batches": []})
+    for rec in Journal(state_dir).scan():
+        if isinstance(rec, DamagedRecord):
+            warnings.warn(rec.error, RuntimeWarning, stacklevel=2)
+            rows.append({"id": rec.job_id, "status": rec.status, "batches": []})
             continue
         rows.append(
             {

@@ -241,3 +241,28 @@ def test_demo_remote_without_a_key_says_which_variable_to_set(
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--remote", "-q"]) == 1
     assert "ZGPU_API_KEY" in capsys.readouterr().err
+
+
+def test_jobs_lists_newest_first_and_shows_a_damaged_entry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command and zgpu_pandas.jobs() share one lister: a damaged record is listed as
+    such, never a traceback that hides the other jobs."""
+    from zgpu_pandas._journal import Journal
+
+    j = Journal(tmp_path / "jobs")
+    old = j.create(fingerprint="a", model="m", rows=3, settings={}, base_url="local",
+                   job_id="job_20250101-000000_00000001")
+    new = j.create(fingerprint="b", model="m", rows=5, settings={}, base_url="local",
+                   job_id="job_20250102-000000_00000002")
+    bad = j.create(fingerprint="c", model="m", rows=1, settings={}, base_url="local",
+                   job_id="job_20250103-000000_00000003")
+    (j.job_dir(bad.job_id) / "job.json").write_text("{not json")
+    assert main(["jobs", "--state-dir", str(tmp_path / "jobs")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ids = [ln.split()[0] for ln in lines[1:]]
+    assert ids == [bad.job_id, new.job_id, old.job_id]
+    assert "damaged" in lines[1]
+    assert main(["jobs", "--json", "--state-dir", str(tmp_path / "jobs")]) == 0
+    rows = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["status"] for r in rows] == ["damaged", "created", "created"]

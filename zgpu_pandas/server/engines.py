@@ -30,6 +30,7 @@ import httpx
 import orjson
 
 from .._catalog import MODELS
+from .._retry import RetryPolicy, parse_retry_after, transient_status
 from . import _ids
 from ._errors import legacy_message
 from ._schema_gen import generate, keywords, sentiment
@@ -362,6 +363,15 @@ class UpstreamEngine(Engine):
         self.max_retries = max(0, int(max_retries))
         self.timeout = timeout
         self.backoff = backoff
+        # the client's policy, except that a long Retry-After is waited out (capped at a
+        # minute) rather than given up on: a batch line has hours, not a user at a prompt
+        self._policy = RetryPolicy(
+            max_retries=self.max_retries,
+            base=backoff,
+            cap=60.0,
+            max_retry_after=60.0,
+            long_retry_after="wait_max",
+        )
         self._client: httpx.AsyncClient | None = None
         self._rng = random.Random()
 
@@ -395,11 +405,11 @@ class UpstreamEngine(Engine):
                 result, retryable = self._result(resp)
                 if result.ok:
                     return result
-                retry_after = _retry_after(resp.headers.get("retry-after"))
-            if not retryable or attempt >= self.max_retries:
+                retry_after = parse_retry_after(resp.headers)
+            delay = self._policy.delay(attempt, retry_after=retry_after, rand=self._rng.random)
+            if not retryable or delay is None:
                 return result
-            delay = self.backoff * (2**attempt) * (0.5 + self._rng.random() / 2)
-            await asyncio.sleep(min(60.0, retry_after if retry_after is not None else delay))
+            await asyncio.sleep(delay)
             attempt += 1
 
     def _result(self, resp: httpx.Response) -> tuple[LineResult, bool]:
@@ -413,7 +423,7 @@ class UpstreamEngine(Engine):
                 return LineResult(body=payload, request_id=request_id), False
             return _fail("internal_error", "Upstream answered with a body that is not JSON", 500), True
         code, message = map_upstream_error(resp.status_code, payload, resp.text)
-        retryable = resp.status_code >= 500 or code == "rate_limit_exceeded"
+        retryable = transient_status(resp.status_code, code)
         status = resp.status_code if resp.status_code < 600 else 500
         return _fail(code, message, status), retryable
 
@@ -424,15 +434,6 @@ class UpstreamEngine(Engine):
 
     def __repr__(self) -> str:  # never the key, which may sit in the headers
         return f"UpstreamEngine(url={self.url!r}, concurrency={self.concurrency})"
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def make_engine(

@@ -39,6 +39,7 @@ from typing import IO, Any
 
 import orjson
 
+from .._models import BATCH_STATUSES, TERMINAL_STATUSES
 from . import _ids
 
 __all__ = [
@@ -52,8 +53,8 @@ __all__ = [
 ]
 
 FILE_RETENTION_SECONDS = 30 * 24 * 3600
-ACTIVE_STATUSES = ("validating", "in_progress", "finalizing", "cancelling")
-TERMINAL_STATUSES = ("completed", "failed", "expired", "cancelled")
+# the lifecycle's two halves, from the one definition the client uses too
+ACTIVE_STATUSES = tuple(s for s in BATCH_STATUSES if s not in TERMINAL_STATUSES)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
