@@ -42,8 +42,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from zgpu_pandas._requests import build_requests
-from zgpu_pandas._results import ResultsTable, merge_results
+from zgpu_pandas.core.requests import build_requests
+from zgpu_pandas.core.results import ResultsTable, merge_results
 
 MODEL = "LFM2.5-1.2B-Instruct"
 SYSTEM = (

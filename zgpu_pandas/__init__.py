@@ -13,16 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import (
-    accessor,  # noqa: F401  (registers the df.zgpu accessor)
-    errors,
-)
+from . import errors
 from ._client import Client
-from ._estimate import ChatEstimate
-from ._job import ACCOUNT_CODES, TRANSIENT_CODES, BatchJob
 from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
 from ._progress import JobStatus
-from ._resume import attach, jobs
+from .core.estimate import ChatEstimate
+from .core.job import ACCOUNT_CODES, TRANSIENT_CODES, BatchJob
+from .core.resume import attach, jobs
 from .errors import (
     APIConnectionError,
     APIError,
@@ -59,6 +56,7 @@ from .errors import (
     WaitTimeoutError,
     ZgpuError,
 )
+from .frames import pandas as _pandas_frames  # noqa: F401  (registers the df.zgpu accessor)
 
 if TYPE_CHECKING:
     from .server import LocalServer

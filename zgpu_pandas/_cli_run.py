@@ -109,7 +109,7 @@ def _summary(result: pd.DataFrame, output: str) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from . import accessor  # noqa: F401  (registers df.zgpu)
+    from .frames import pandas as _registers_df_zgpu  # noqa: F401
 
     df = read_table(args.input)
     params = dict(args.param or [])
@@ -150,8 +150,8 @@ DEMO_SCHEMA: dict[str, Any] = {
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from . import accessor  # noqa: F401  (registers df.zgpu)
     from .datasets import load_reviews
+    from .frames import pandas as _registers_df_zgpu  # noqa: F401
 
     df = load_reviews()
     kwargs: dict[str, Any] = {}

@@ -63,8 +63,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._job import BatchJob
     from ._models import Batch
+    from .core.job import BatchJob
 
 __all__ = [
     "APIConnectionError",

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import zgpu_pandas.accessor  # noqa: F401  (registers df.zgpu)
+import zgpu_pandas.frames.pandas  # noqa: F401  (registers df.zgpu)
 from zgpu_pandas._client import Client
-from zgpu_pandas._job import BatchJob
 from zgpu_pandas._jsonl import MAX_LINE_BYTES
-from zgpu_pandas._requests import build_requests
+from zgpu_pandas.core.job import BatchJob
+from zgpu_pandas.core.requests import build_requests
 from zgpu_pandas.errors import (
     ColumnClashError,
     ConfigurationError,
@@ -435,7 +435,7 @@ def test_ctrl_c_while_waiting_cancels_nothing_and_says_how_to_resume(
     srv = start_server(latency=0.02, concurrency=2)
     texts = [f"q{i}" for i in range(40)]
     df = pd.DataFrame({"t": texts})
-    import zgpu_pandas._job as job_module
+    import zgpu_pandas.core.job as job_module
 
     def interrupt(_: float) -> None:
         raise KeyboardInterrupt
@@ -525,7 +525,7 @@ def test_widget_updates_in_place_and_shows_the_outcome(server: LocalServer, clie
 
 def test_ipywidgets_is_not_imported_without_a_widget(server: LocalServer) -> None:
     code = (
-        "import sys, pandas as pd, zgpu_pandas.accessor\n"
+        "import sys, pandas as pd, zgpu_pandas.frames.pandas\n"
         "from zgpu_pandas._client import Client\n"
         f"c = Client(api_key='k', project_id='p', base_url={server.url!r}, poll_interval=0.02)\n"
         f"out = pd.DataFrame({{'t': ['a']}}).zgpu.batch_chat('t', model={MODEL!r}, client=c)\n"
@@ -550,7 +550,7 @@ def test_a_real_sigint_during_a_blocking_call(start_server: Callable[..., LocalS
 
     srv = start_server(latency=0.05, concurrency=1)
     code = (
-        "import pandas as pd, zgpu_pandas.accessor\n"
+        "import pandas as pd, zgpu_pandas.frames.pandas\n"
         "from zgpu_pandas._client import Client\n"
         f"c = Client(api_key={KEY!r}, project_id='p', base_url={srv.url!r}, poll_interval=0.05)\n"
         "df = pd.DataFrame({'t': [f'q{i}' for i in range(200)]})\n"

@@ -11,7 +11,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-import zgpu_pandas.accessor  # noqa: F401  (registers df.zgpu)
+import zgpu_pandas.frames.pandas  # noqa: F401  (registers df.zgpu)
 from zgpu_pandas._client import Client
 from zgpu_pandas._progress import (
     BatchState,
@@ -164,7 +164,7 @@ def test_in_a_jupyter_kernel_a_widget_is_shown_and_updates_while_the_kernel_is_f
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "import os, sys, pandas as pd, zgpu_pandas.accessor\n"
+            "import os, sys, pandas as pd, zgpu_pandas.frames.pandas\n"
             f"os.environ['ZGPU_STATE_DIR'] = {str(tmp_path / 'kernel-state')!r}\n"
             "from zgpu_pandas._client import Client\n"
             f"c = Client(api_key='k', project_id='p', base_url={server.url!r}, poll_interval=0.02)\n"

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zgpu_pandas import _results
-from zgpu_pandas._results import ResultsTable, check_columns, merge_results, result_columns
+from zgpu_pandas.core import results as _results
+from zgpu_pandas.core.results import ResultsTable, check_columns, merge_results, result_columns
 from zgpu_pandas.errors import ColumnClashError, OptionError
 
 

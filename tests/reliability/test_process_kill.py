@@ -2,7 +2,7 @@
 same call run again in a new process: the result is complete and nothing is paid twice.
 
 The job runs in a child Python process against a local server owned by the test. In the
-child, the job's checkpoint hook (``zgpu_pandas._job._checkpoint``, the function behind
+child, the job's checkpoint hook (``zgpu_pandas.core.job._checkpoint``, the function behind
 ``ZGPU_TEST_KILL_AT``) is replaced by one that announces the stage on stdout and then
 blocks; the test reads the announcement and sends SIGKILL from outside, so the process dies
 exactly there with no cleanup of any kind. A second child then runs the very same call
@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from zgpu_pandas._job import CHECKPOINTS, KILL_AT_ENV
+from zgpu_pandas.core.job import CHECKPOINTS, KILL_AT_ENV
 from zgpu_pandas.server import LocalServer
 
 MODEL = "LFM2.5-1.2B-Instruct"
@@ -38,7 +38,7 @@ CHILD = r"""
 import sys, time
 import pandas as pd
 import zgpu_pandas
-import zgpu_pandas._job as job_module
+import zgpu_pandas.core.job as job_module
 
 stage, url, rows, out_path, model, key = sys.argv[1:7]
 

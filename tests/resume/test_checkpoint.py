@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from zgpu_pandas._job import CHECKPOINTS, KILL_AT_ENV, _checkpoint
+from zgpu_pandas.core.job import CHECKPOINTS, KILL_AT_ENV, _checkpoint
 
 SCRIPT = """
 import sys
-from zgpu_pandas._job import _checkpoint
+from zgpu_pandas.core.job import _checkpoint
 for stage in ("before_upload", "after_upload", "after_create", "mid_poll", "mid_download"):
     print(stage, flush=True)
     _checkpoint(stage)

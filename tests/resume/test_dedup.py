@@ -9,8 +9,8 @@ import orjson
 import pandas as pd
 
 from zgpu_pandas._client import Client
-from zgpu_pandas._requests import build_requests
-from zgpu_pandas._results import ResultsTable, merge_results
+from zgpu_pandas.core.requests import build_requests
+from zgpu_pandas.core.results import ResultsTable, merge_results
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply
 

@@ -9,10 +9,10 @@ import httpx
 import pandas as pd
 import pytest
 
-import zgpu_pandas.accessor as accessor_module
+import zgpu_pandas.frames.pandas as accessor_module
 from zgpu_pandas._client import Client
-from zgpu_pandas._estimate import ChatEstimate
-from zgpu_pandas._requests import build_requests
+from zgpu_pandas.core.estimate import ChatEstimate
+from zgpu_pandas.core.requests import build_requests
 from zgpu_pandas.server import LocalServer
 
 from .resume_support import MODEL

@@ -21,8 +21,8 @@ import orjson
 import pandas as pd
 import pytest
 
-from zgpu_pandas._job import KILL_AT_ENV
 from zgpu_pandas._journal import Journal
+from zgpu_pandas.core.job import KILL_AT_ENV
 from zgpu_pandas.server import LocalServer
 
 from .resume_support import KEY, MODEL, api_calls, assert_all_answered
@@ -36,8 +36,8 @@ from functools import partial
 import pandas as pd
 
 import zgpu_pandas  # noqa: F401
-import zgpu_pandas.accessor as accessor
-from zgpu_pandas._requests import build_requests
+import zgpu_pandas.frames.pandas as accessor
+from zgpu_pandas.core.requests import build_requests
 
 url, key, out_path, n_rows, model = sys.argv[1:6]
 # two batches of 15 lines, so the job spans several batches

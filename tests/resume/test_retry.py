@@ -10,12 +10,12 @@ import orjson
 import pandas as pd
 import pytest
 
-import zgpu_pandas._job as job_module
-import zgpu_pandas.accessor as accessor_module
+import zgpu_pandas.core.job as job_module
+import zgpu_pandas.frames.pandas as accessor_module
 from zgpu_pandas._client import Client
 from zgpu_pandas._journal import Journal
-from zgpu_pandas._requests import build_requests
-from zgpu_pandas._resume import attach
+from zgpu_pandas.core.requests import build_requests
+from zgpu_pandas.core.resume import attach
 from zgpu_pandas.errors import JobStoppedError
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply

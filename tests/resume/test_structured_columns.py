@@ -14,8 +14,8 @@ import pytest
 
 from zgpu_pandas import StructuredOutputError
 from zgpu_pandas._client import Client
-from zgpu_pandas._resume import attach
-from zgpu_pandas._structured import extract_json
+from zgpu_pandas.core.resume import attach
+from zgpu_pandas.core.structured import extract_json
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply
 
@@ -155,7 +155,7 @@ def test_an_unforeseen_parse_failure_says_the_answers_are_kept(
     """A safety net, not a known case: whatever goes wrong while splitting replies into
     columns names the job and points to parse=False, which then returns the raw text from the
     journal without a new batch."""
-    import zgpu_pandas._structured as structured
+    import zgpu_pandas.core.structured as structured
 
     def broken(values: Any, kind: Any = None) -> Any:
         raise RuntimeError("simulated")

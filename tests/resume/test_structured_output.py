@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 from zgpu_pandas._client import Client
-from zgpu_pandas._resume import attach
+from zgpu_pandas.core.resume import attach
 from zgpu_pandas.errors import ColumnClashError
 from zgpu_pandas.server import LocalServer
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from zgpu_pandas._client import Client
-from zgpu_pandas._job import BatchJob
 from zgpu_pandas._progress import JobStatus
-from zgpu_pandas._requests import build_requests
+from zgpu_pandas.core.job import BatchJob
+from zgpu_pandas.core.requests import build_requests
 from zgpu_pandas.errors import CreateOutcomeUnknownError, JobSubmitError
 from zgpu_pandas.server import LocalServer
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from zgpu_pandas._compat import (
+from zgpu_pandas.core.requests import build_requests
+from zgpu_pandas.frames._pandas_compat import (
     PANDAS_MAJOR,
     as_objects,
     copy_on_write_active,
@@ -18,7 +19,6 @@ from zgpu_pandas._compat import (
     snapshot,
     string_array,
 )
-from zgpu_pandas._requests import build_requests
 
 MODEL = "LFM2.5-1.2B-Instruct"
 
@@ -130,7 +130,7 @@ def test_a_large_string_column_converts_in_pieces_on_every_pandas(
 ) -> None:
     """pandas < 2.2 refuses large_string; the fallback casts in pieces under 2 GiB (the
     limit is lowered here so that the test needs kilobytes, not gigabytes)."""
-    import zgpu_pandas._compat as compat
+    import zgpu_pandas.frames._pandas_compat as compat
 
     arr = pa.array([f"row {i} " + "x" * 100 for i in range(64)] + [None], pa.large_string())
     real = pd.arrays.ArrowStringArray

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zgpu_pandas._layout import JobLayout
-from zgpu_pandas._requests import RequestSet, build_requests
+from zgpu_pandas.core.layout import JobLayout
+from zgpu_pandas.core.requests import RequestSet, build_requests
 
 
 def test_round_trip_keeps_positions_skips_and_shared_rows() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from zgpu_pandas._structured import extract_json, normalize_response_format, parse_replies
+from zgpu_pandas.core.structured import extract_json, normalize_response_format, parse_replies
 
 SCHEMA = {
     "type": "object",

@@ -16,14 +16,14 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from zgpu_pandas._compat import string_array
-from zgpu_pandas._results import result_columns
-from zgpu_pandas._structured import (
+from zgpu_pandas.core.results import result_columns
+from zgpu_pandas.core.structured import (
     field_column,
     field_kind,
     normalize_response_format,
     parse_into_frame,
 )
+from zgpu_pandas.frames._pandas_compat import string_array
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)

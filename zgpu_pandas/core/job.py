@@ -1,8 +1,8 @@
 """BatchJob: one logical job over one or more batches: submit, poll, wait, retry, cancel, result.
 
-A job is built from a :class:`~zgpu_pandas._requests.RequestSet` (its chunks become batches)
+A job is built from a :class:`~zgpu_pandas.core.requests.RequestSet` (its chunks become batches)
 and the frame the rows came from. Results are collected per batch as soon as that batch is
-terminal (streamed into a :class:`~zgpu_pandas._results.ResultsTable`, never held whole), and
+terminal (streamed into a :class:`~zgpu_pandas.core.results.ResultsTable`, never held whole), and
 ``result()`` merges them into a new DataFrame with the frame's index and order.
 
 With a :class:`~zgpu_pandas._journal.Journal` (what ``df.zgpu.batch_chat`` uses), every step
@@ -51,13 +51,11 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from ._client import CLIENT_TOKEN_KEY
-from ._compat import snapshot
-from ._journal import ChunkRecord, JobRecord, Journal, new_job_id, write_atomic
-from ._jsonl import BATCH_ENDPOINT
-from ._layout import JobLayout
-from ._models import TERMINAL_STATUSES, Batch
-from ._progress import (
+from .._client import CLIENT_TOKEN_KEY
+from .._journal import ChunkRecord, JobRecord, Journal, new_job_id, write_atomic
+from .._jsonl import BATCH_ENDPOINT
+from .._models import TERMINAL_STATUSES, Batch
+from .._progress import (
     BatchState,
     JobStatus,
     NullProgress,
@@ -67,11 +65,9 @@ from ._progress import (
     render_html,
     summary,
 )
-from ._requests import RequestSet
-from ._results import ERROR, ResultsTable, check_columns, merge_results
-from ._retry import Outage
-from ._retry import outage_grace as outage_grace_for
-from .errors import (
+from .._retry import Outage
+from .._retry import outage_grace as outage_grace_for
+from ..errors import (
     APIConnectionError,
     APIStatusError,
     ColumnClashError,
@@ -89,10 +85,14 @@ from .errors import (
     StructuredOutputError,
     ZgpuError,
 )
+from ..frames._pandas_compat import snapshot
+from .layout import JobLayout
+from .requests import RequestSet
+from .results import ERROR, ResultsTable, check_columns, merge_results
 
 if TYPE_CHECKING:
-    from ._client import Client
-    from ._structured import SchemaSpec
+    from .._client import Client
+    from .structured import SchemaSpec
 
 __all__ = [
     "ACCOUNT_CODES",
@@ -850,7 +850,7 @@ class BatchJob:
                 self.frame, self._table, output=self.output, overwrite=self.overwrite
             )
             if self.parse is not None:
-                from ._structured import parse_into_frame
+                from .structured import parse_into_frame
 
                 try:
                     out = parse_into_frame(

@@ -34,8 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from ._compat import int_array, string_array
-from .errors import ColumnClashError, OptionError
+from ..errors import ColumnClashError, OptionError
+from ..frames._pandas_compat import int_array, string_array
 
 __all__ = [
     "PENDING",

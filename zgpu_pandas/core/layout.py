@@ -1,7 +1,7 @@
 """Which row each request line of a job carries: the part of a job that lets its results be
 rebuilt, and its failed rows resubmitted, without the frame it came from.
 
-A :class:`JobLayout` is taken from the :class:`~zgpu_pandas._requests.RequestSet` when a job
+A :class:`JobLayout` is taken from the :class:`~zgpu_pandas.core.requests.RequestSet` when a job
 starts and stored beside the journal record (``layout.npz``), once: row positions of the
 lines in order, the rows not sent (with code and reason) and the rows that share another
 row's line.
@@ -9,7 +9,7 @@ row's line.
 Example::
 
     >>> import pandas as pd
-    >>> from zgpu_pandas._requests import build_requests
+    >>> from zgpu_pandas.core.requests import build_requests
     >>> reqs = build_requests(pd.DataFrame({"q": ["a", None, "a"]}), prompt="q", model="m")
     >>> lay = JobLayout.of(reqs)
     >>> lay.sent.tolist(), lay.skipped.tolist(), lay.dup_pos.tolist(), lay.dup_src.tolist()
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._requests import RequestSet
+from .requests import RequestSet
 
 __all__ = ["JobLayout"]
 

@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from ._estimate import ChatEstimate, estimate_requests
-from ._job import JOB_METADATA_KEY, BatchJob
-from ._journal import Journal
-from ._progress import ProgressOption
-from ._requests import RequestSet, build_requests
-from ._results import check_columns, result_columns
-from .errors import ColumnClashError, ConfigurationError, OptionError, PromptError, ZgpuError
+from .._journal import Journal
+from .._progress import ProgressOption
+from ..core.estimate import ChatEstimate, estimate_requests
+from ..core.job import JOB_METADATA_KEY, BatchJob
+from ..core.requests import RequestSet, build_requests
+from ..core.results import check_columns, result_columns
+from ..errors import ColumnClashError, ConfigurationError, OptionError, PromptError, ZgpuError
 
 if TYPE_CHECKING:
-    from ._client import Client
-    from ._structured import SchemaSpec
+    from .._client import Client
+    from ..core.structured import SchemaSpec
 
 __all__ = ["ZgpuAccessor"]
 
@@ -78,7 +78,7 @@ def _client_for(
                 "already carries its settings."
             )
         return client, None
-    from ._client import Client
+    from .._client import Client
 
     factory = partial(Client, api_key=api_key, project_id=project_id, base_url=base_url)
     return factory(), factory
@@ -88,7 +88,7 @@ def _structured(
     response_format: Any, parse: ParseOption, chat_params: dict[str, Any]
 ) -> SchemaSpec | None:
     """Put the request's ``response_format`` into ``chat_params`` and say how to parse."""
-    from ._structured import SchemaSpec, normalize_response_format
+    from ..core.structured import SchemaSpec, normalize_response_format
 
     if parse not in (None, True, False, "json"):
         raise OptionError(f"parse= must be 'json', True, False or None, not {parse!r}.")
@@ -207,8 +207,8 @@ class ZgpuAccessor:
         ``retries=N`` resubmits rows that failed transiently (``internal_error``,
         ``rate_limit_exceeded``, ``batch_expired``) up to N more rounds; rows failing with
         ``insufficient_quota`` / ``authentication_error`` stop the job
-        (:class:`~zgpu_pandas._job.JobStoppedError`). ``timeout`` (seconds) bounds the wait
-        (:class:`~zgpu_pandas._job.JobTimeoutError`; the job keeps running).
+        (:class:`~zgpu_pandas.core.job.JobStoppedError`). ``timeout`` (seconds) bounds the wait
+        (:class:`~zgpu_pandas.core.job.JobTimeoutError`; the job keeps running).
 
         Connection: ``client=``, or ``api_key``/``project_id``/``base_url`` (default from
         ``ZGPU_*``/``ZEROGPU_*`` environment variables; ``base_url="local"`` runs on the
@@ -393,7 +393,7 @@ class ZgpuAccessor:
         """
         ids = [batch_ids] if isinstance(batch_ids, str) else list(batch_ids)
         if len(ids) == 1 and ids[0].startswith("job_"):
-            from ._resume import attach
+            from ..core.resume import attach
 
             job = attach(
                 ids[0],
@@ -442,7 +442,7 @@ class ZgpuAccessor:
             return None
         if rec is None or rec.rows != len(self._df) or set(ids) != set(rec.batch_ids):
             return None
-        from ._resume import parse_spec_of
+        from ..core.resume import parse_spec_of
 
         return BatchJob.from_record(
             rec,
@@ -545,7 +545,7 @@ class ZgpuAccessor:
             dedup=dedup,
             chat_params=chat_params,
         )
-        from ._resume import connection_of, job_fingerprint
+        from ..core.resume import connection_of, job_fingerprint
 
         the_client, factory = _client_for(client, api_key, project_id, base_url)
         owned = factory is not None

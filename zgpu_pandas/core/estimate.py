@@ -1,6 +1,6 @@
 """What a job would send and cost, worked out locally before anything is spent.
 
-:func:`estimate_requests` reads a :class:`~zgpu_pandas._requests.RequestSet` (no network
+:func:`estimate_requests` reads a :class:`~zgpu_pandas.core.requests.RequestSet` (no network
 call) and counts the lines to send, the rows skipped or answered by another row's line, the
 batches and bytes, and estimates the prompt tokens:
 
@@ -17,7 +17,7 @@ part. The completion part is unknown before the answers exist: it is bounded onl
 Example::
 
     >>> import pandas as pd
-    >>> from zgpu_pandas._requests import build_requests
+    >>> from zgpu_pandas.core.requests import build_requests
     >>> reqs = build_requests(pd.DataFrame({"q": ["abcd", "abcd", None]}), prompt="q",
     ...                       model="LFM2.5-1.2B-Instruct")
     >>> est = estimate_requests(reqs)
@@ -40,8 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from ._catalog import get_model
-from ._requests import RequestSet
+from .._catalog import get_model
+from .requests import RequestSet
 
 __all__ = ["ChatEstimate", "estimate_requests"]
 

@@ -28,7 +28,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from .errors import StructuredOutputError
+from ..errors import StructuredOutputError
 
 __all__ = [
     "PARSE_ERROR",
@@ -345,7 +345,13 @@ def field_column(values: Sequence[Any], kind: FieldKind = None) -> Any:
         >>> str(field_column([1, None], "integer").dtype), str(field_column([1, 2.5]).dtype)
         ('Int64', 'Float64')
     """
-    from ._compat import bool_array, float_array, int_array, object_array, string_array
+    from ..frames._pandas_compat import (
+        bool_array,
+        float_array,
+        int_array,
+        object_array,
+        string_array,
+    )
 
     present = [v for v in values if v is not None]
     if kind is not None and not all(_fits(kind, v) for v in present):
@@ -374,7 +380,7 @@ def parse_into_frame(
     ``parse_error`` and a message in ``{output}_error``; its raw text stays in ``{output}``.
 
     A field named like a column the frame already has replaces it only with ``overwrite``
-    (else :class:`~zgpu_pandas._results.ColumnClashError`); a field named like one of the
+    (else :class:`~zgpu_pandas.core.results.ColumnClashError`); a field named like one of the
     answer columns is always refused (choose another ``output=`` prefix).
 
     Example::
@@ -382,9 +388,9 @@ def parse_into_frame(
         out = parse_into_frame(out, spec, output="response")
         out[["sentiment", "topics", "response_status"]]
     """
-    from ._compat import as_objects, string_array
-    from ._results import result_columns
-    from .errors import ColumnClashError
+    from ..errors import ColumnClashError
+    from ..frames._pandas_compat import as_objects, string_array
+    from .results import result_columns
 
     status_col, code_col, err_col = f"{output}_status", f"{output}_error_code", f"{output}_error"
     ok = (out[status_col] == "ok").fillna(False).to_numpy(dtype=bool)

@@ -49,8 +49,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._compat import is_text_dtype
-from ._jsonl import (
+from .._jsonl import (
     BATCH_ENDPOINT,
     MAX_LINE_BYTES,
     MAX_LINES,
@@ -58,7 +57,8 @@ from ._jsonl import (
     Validator,
     check_request,
 )
-from .errors import OptionError, OversizeRowsError, PromptError
+from ..errors import OptionError, OversizeRowsError, PromptError
+from ..frames._pandas_compat import is_text_dtype
 
 __all__ = [
     "SKIP_CODES",

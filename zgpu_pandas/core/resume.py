@@ -29,19 +29,19 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ._job import BatchJob
-from ._journal import DamagedRecord, JobRecord, Journal
-from ._progress import ProgressOption
-from .errors import (
+from .._journal import DamagedRecord, JobRecord, Journal
+from .._progress import ProgressOption
+from ..errors import (
     ConfigurationError,
     JobNotFoundError,
     OptionError,
     RequestLinesUnavailableError,
 )
+from .job import BatchJob
 
 if TYPE_CHECKING:
-    from ._client import Client
-    from ._structured import SchemaSpec
+    from .._client import Client
+    from .structured import SchemaSpec
 
 __all__ = ["attach", "configured_base_url", "job_fingerprint", "jobs"]
 
@@ -127,7 +127,7 @@ def parse_spec_of(record: JobRecord) -> SchemaSpec | None:
     """The structured-output parsing a recorded job asked for (``None`` when none)."""
     if record.settings.get("parse") != "json":
         return None
-    from ._structured import SchemaSpec
+    from .structured import SchemaSpec
 
     rf = (record.settings.get("chat_params") or {}).get("response_format")
     inner = rf.get("json_schema") if isinstance(rf, dict) else None
@@ -205,7 +205,7 @@ def attach(
         )
         job.watch_in_background()
         return job
-    from ._client import Client
+    from .._client import Client
 
     owned = client is None
     factory = partial(Client, api_key=api_key, project_id=project_id, base_url=base_url)
@@ -255,7 +255,7 @@ def _factory(
     record: JobRecord, *, api_key: str | None, project_id: str | None, base_url: str | None
 ) -> Callable[[], Client]:
     def make() -> Client:
-        from ._client import Client
+        from .._client import Client
 
         return Client(
             api_key=api_key,
