@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._client import Client
+from ._listing import jobs
 from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
 from ._progress import JobStatus
 from .core.estimate import ChatEstimate
 from .core.job import ACCOUNT_CODES, TRANSIENT_CODES, BatchJob
-from .core.resume import attach, jobs
+from .core.resume import attach
 from .errors import (
     APIConnectionError,
     APIError,

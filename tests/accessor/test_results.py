@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zgpu_pandas.core import results as _results
-from zgpu_pandas.core.results import ResultsTable, check_columns, merge_results, result_columns
+from zgpu_pandas.core.results import ResultsTable, check_columns, result_columns
 from zgpu_pandas.errors import ColumnClashError, OptionError
+from zgpu_pandas.frames._pandas_columns import merge_results
 
 
 def ok_line(

@@ -10,7 +10,8 @@ import pandas as pd
 
 from zgpu_pandas._client import Client
 from zgpu_pandas.core.requests import build_requests
-from zgpu_pandas.core.results import ResultsTable, merge_results
+from zgpu_pandas.core.results import ResultsTable
+from zgpu_pandas.frames._pandas_columns import merge_results
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply
 

@@ -20,11 +20,11 @@ import pytest
 
 import zgpu_pandas.core.job as job_module
 import zgpu_pandas.frames.pandas as accessor_module
+from zgpu_pandas import attach, jobs
 from zgpu_pandas._client import Client
 from zgpu_pandas._journal import Journal
 from zgpu_pandas.core.job import CHECKPOINTS
 from zgpu_pandas.core.requests import build_requests
-from zgpu_pandas.core.resume import attach, jobs
 from zgpu_pandas.errors import (
     APIConnectionError,
     JobNotFoundOnServiceError,

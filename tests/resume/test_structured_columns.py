@@ -155,7 +155,7 @@ def test_an_unforeseen_parse_failure_says_the_answers_are_kept(
     """A safety net, not a known case: whatever goes wrong while splitting replies into
     columns names the job and points to parse=False, which then returns the raw text from the
     journal without a new batch."""
-    import zgpu_pandas.core.structured as structured
+    import zgpu_pandas.frames._pandas_columns as structured
 
     def broken(values: Any, kind: Any = None) -> Any:
         raise RuntimeError("simulated")

@@ -89,3 +89,18 @@ def test_the_docstring_tree_is_the_real_tree() -> None:
             # the drawn parent is the nearest class of the tree above it
             nearest = next(b for b in cls.__mro__[1:] if b in classes.values())
             assert nearest is classes[parent], (name, parent, nearest)
+
+
+def test_the_core_imports_no_frame_library() -> None:
+    """zgpu_pandas/core works on Arrow: pandas and Polars are imported by the adapters in
+    zgpu_pandas/frames (the core reaches them only through as_rows/as_output)."""
+    for path in (PACKAGE / "core").glob("*.py"):
+        for node in ast.parse(path.read_text()).body:  # module level only
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert name.split(".")[0] not in ("pandas", "polars", "narwhals"), (path, name)
+                assert "frames" not in name.split("."), (path, name)

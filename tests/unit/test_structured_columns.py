@@ -17,12 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from zgpu_pandas.core.results import result_columns
-from zgpu_pandas.core.structured import (
-    field_column,
-    field_kind,
-    normalize_response_format,
-    parse_into_frame,
-)
+from zgpu_pandas.core.structured import field_kind, normalize_response_format
+from zgpu_pandas.frames._pandas_columns import field_column, parse_into_frame
 from zgpu_pandas.frames._pandas_compat import string_array
 
 INT64 = st.integers(-(2**63), 2**63 - 1)

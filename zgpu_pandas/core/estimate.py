@@ -16,8 +16,7 @@ part. The completion part is unknown before the answers exist: it is bounded onl
 
 Example::
 
-    >>> import pandas as pd
-    >>> from zgpu_pandas.core.requests import build_requests
+    >>>     >>> from zgpu_pandas.core.requests import build_requests
     >>> reqs = build_requests(pd.DataFrame({"q": ["abcd", "abcd", None]}), prompt="q",
     ...                       model="LFM2.5-1.2B-Instruct")
     >>> est = estimate_requests(reqs)
@@ -35,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
@@ -93,8 +91,10 @@ class ChatEstimate:
     prompt_cost_usd: float | None
     max_completion_cost_usd: float | None
 
-    def to_series(self) -> pd.Series:
+    def to_series(self) -> Any:
         """The figures as a pandas Series (one entry per field)."""
+        import pandas as pd
+
         return pd.Series(asdict(self), dtype=object)
 
     def __str__(self) -> str:

@@ -48,7 +48,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 import pyarrow as pa
 
 from .._client import CLIENT_TOKEN_KEY
@@ -85,10 +84,10 @@ from ..errors import (
     StructuredOutputError,
     ZgpuError,
 )
-from ..frames._pandas_compat import snapshot
 from .layout import JobLayout
 from .requests import RequestSet
-from .results import ERROR, ResultsTable, check_columns, merge_results
+from .results import ERROR, ResultsTable, check_columns
+from .rows import FrameOutput, as_output, position_output
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -221,7 +220,7 @@ class BatchJob:
         self,
         *,
         client: Client | None = None,
-        frame: pd.DataFrame,
+        frame: Any,
         requests: RequestSet | None,
         model: str = "",
         output: str = "response",
@@ -243,14 +242,15 @@ class BatchJob:
     ) -> None:
         if client is None and client_factory is None:
             raise ValueError("a job needs client= (or client_factory=)")
-        check_columns(frame, output, overwrite=overwrite)
+        # where the results go: the caller's frame as it was at submit time (a snapshot the
+        # job never changes); a pandas or Polars frame, or any FrameOutput
+        self._output: FrameOutput = as_output(frame)
+        check_columns(self._output.columns, output, overwrite=overwrite)
         if poll_interval is not None and not poll_interval > 0:
             raise OptionError(f"poll_interval must be a positive number, not {poll_interval!r}")
         self.job_id = job_id or new_job_id()
         self._client = client
         self._client_factory = client_factory
-        # The job sees the frame as it was at submit time, and never changes it.
-        self.frame = snapshot(frame)
         self.requests = requests
         self.model = model or (requests.settings.get("model", "") if requests else "")
         self.output = output
@@ -268,19 +268,19 @@ class BatchJob:
         self._settings = dict(settings or (requests.settings if requests else {}))
         self._owns_client = owns_client
         self._lock = threading.RLock()
-        self._table = ResultsTable(len(frame))
+        self._table = ResultsTable(self._output.n_rows)
         self._slots: list[_Slot] = []
         self._round_sources: dict[int, RequestSet] = {}
         # (round, chunk) whose recorded checksum was computed from the bytes in hand
         self._verified: set[tuple[int, int]] = set()
         if requests is not None:
-            if requests.n_rows != len(frame):
+            if requests.n_rows != self._output.n_rows:
                 raise ValueError("the request set was built from a frame of another length")
             layout = JobLayout.of(requests)
             self._round_sources[0] = requests
         self.layout = layout
         if layout is not None:
-            if layout.n_rows != len(frame):
+            if layout.n_rows != self._output.n_rows:
                 raise ValueError("the job's layout is for a frame of another length")
             self._table.set_duplicates(layout.dup_pos, layout.dup_src)
             self._table.add_skipped(layout.skipped, layout.skipped_codes, layout.skipped_reasons)
@@ -372,7 +372,7 @@ class BatchJob:
         rec = self.journal.create(
             fingerprint=self.fingerprint or reqs.fingerprint,
             model=self.model,
-            rows=len(self.frame),
+            rows=self._output.n_rows,
             settings={**self._settings, "output": self.output},
             base_url=str(self._connection.get("base_url", "")),
             provider=str(self._connection.get("provider", "zerogpu")),
@@ -686,7 +686,7 @@ class BatchJob:
             return JobStatus(
                 job_id=self.job_id,
                 model=self.model,
-                rows=len(self.frame),
+                rows=self._output.n_rows,
                 sent=sent,
                 skipped=skipped,
                 batches=states,
@@ -817,8 +817,9 @@ class BatchJob:
 
     def result(
         self, *, wait: bool = True, timeout: float | None = None, outage_grace: float | None = None
-    ) -> pd.DataFrame:
-        """The frame with the answer columns (see ``merge_results``): same index and order.
+    ) -> Any:
+        """The caller's frame (of its own library: pandas, Polars) with the answer columns
+        (see :func:`~zgpu_pandas.frames._pandas_columns.merge_results`): same rows, same order.
 
         Waits for the job first unless ``wait=False``, in which case rows still running
         show ``pending``; while waiting, it resubmits transient failures up to ``retries``
@@ -846,25 +847,12 @@ class BatchJob:
                     RuntimeWarning,
                     stacklevel=2,
                 )
-            out = merge_results(
-                self.frame, self._table, output=self.output, overwrite=self.overwrite
-            )
-            if self.parse is not None:
-                from .structured import parse_into_frame
-
-                try:
-                    out = parse_into_frame(
-                        out, self.parse, output=self.output, overwrite=self.overwrite
-                    )
-                except ColumnClashError:
-                    raise
-                except Exception as exc:  # a reply shape no test foresaw: say how to go on
-                    raise StructuredOutputError(
-                        f"Job {self.job_id}: the answers arrived but could not be split into "
-                        f"columns ({type(exc).__name__}: {exc}). They are kept: call the "
-                        f"same way with parse=False to get the raw JSON text in "
-                        f"{self.output!r}."
-                    ) from exc
+            answers = self._table.answers(self.output)
+            check_columns(self._output.columns, self.output, overwrite=self.overwrite)
+            if self.parse is None:
+                out = self._output.merge(answers, {})
+            else:
+                out = self._merge_parsed(answers, self.parse)
         if self._snapshot().done:
             self._note_transient()
         if self._owns_client and self._client is not None and self._snapshot().done:
@@ -873,6 +861,27 @@ class BatchJob:
             if self._client_factory is not None:
                 self._client = None
         return out
+
+    def _merge_parsed(self, answers: pa.Table, spec: SchemaSpec) -> Any:
+        from .structured import parse_answers
+
+        try:
+            parsed = parse_answers(
+                answers,
+                spec,
+                output=self.output,
+                frame_columns=self._output.columns,
+                overwrite=self.overwrite,
+            )
+            return self._output.merge(parsed.answers, parsed.fields)
+        except ColumnClashError:
+            raise
+        except Exception as exc:  # a reply shape no test foresaw: say how to go on
+            raise StructuredOutputError(
+                f"Job {self.job_id}: the answers arrived but could not be split into "
+                f"columns ({type(exc).__name__}: {exc}). They are kept: call the same way "
+                f"with parse=False to get the raw JSON text in {self.output!r}."
+            ) from exc
 
     def retry(self, codes: Iterable[str] | None = None) -> BatchJob:
         """Resubmit the rows whose latest error code is in ``codes`` (default: the transient
@@ -989,7 +998,9 @@ class BatchJob:
                 f"back from the service (their input files are gone), so they cannot be "
                 f"resubmitted from here; run the call again from the frame instead."
             )
-        return RequestSet.from_lines(len(self.frame), lines, pos, settings=self._settings)
+        return RequestSet.from_lines(
+            self._output.n_rows, lines, pos, settings=self._settings
+        )
 
     def _rebuild_round(self, round_: int) -> RequestSet:
         """The lines of a recorded retry round (the job was resumed)."""
@@ -1143,7 +1154,7 @@ class BatchJob:
     @classmethod
     def from_batch_ids(
         cls,
-        frame: pd.DataFrame,
+        frame: Any,
         batch_ids: Sequence[str],
         *,
         client: Client,
@@ -1182,7 +1193,7 @@ class BatchJob:
             resume_hint=resume_hint,
         )
         if custom_ids is not None:
-            job._table = ResultsTable(len(frame), custom_ids=custom_ids)
+            job._table = ResultsTable(job._output.n_rows, custom_ids=custom_ids)
         for k, b in enumerate(batches):
             slot = _Slot(k, b.request_counts.total, None)
             slot.batch = b
@@ -1197,7 +1208,7 @@ class BatchJob:
         record: JobRecord,
         journal: Journal,
         *,
-        frame: pd.DataFrame | None = None,
+        frame: Any = None,
         requests: RequestSet | None = None,
         client: Client | None = None,
         client_factory: Callable[[], Client] | None = None,
@@ -1219,12 +1230,11 @@ class BatchJob:
             rec = Journal().load("job_20250101-120000_ab12cd34")
             out = BatchJob.from_record(rec, Journal(), client=client).result()
         """
-        if frame is None:
-            frame = pd.DataFrame(index=pd.RangeIndex(record.rows, name="position"))
-        elif len(frame) != record.rows:
-            raise ValueError(
+        sink = position_output(record.rows) if frame is None else as_output(frame)
+        if sink.n_rows != record.rows:
+            raise OptionError(
                 f"job {record.job_id} was made from a frame of {record.rows:,} rows; this one "
-                f"has {len(frame):,}"
+                f"has {sink.n_rows:,}"
             )
         layout: JobLayout | None = None
         if requests is None:
@@ -1237,7 +1247,7 @@ class BatchJob:
         job = cls(
             client=client,
             client_factory=client_factory,
-            frame=frame,
+            frame=sink,
             requests=requests,
             model=record.model,
             output=output or str(record.settings.get("output") or "response"),

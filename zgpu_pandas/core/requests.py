@@ -1,4 +1,4 @@
-"""DataFrame rows → batch request lines (JSONL), built column-wise.
+"""Rows → batch request lines (JSONL), built column-wise, whatever frame the rows are in.
 
 One request line per row that has something to send; its ``custom_id`` is ``row-<position>``
 (the row's position in the frame, never its label), so any index works and the merge can map
@@ -45,7 +45,6 @@ from typing import Any, Literal
 
 import numpy as np
 import orjson
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,7 +57,8 @@ from .._jsonl import (
     check_request,
 )
 from ..errors import OptionError, OversizeRowsError, PromptError
-from ..frames._pandas_compat import is_text_dtype
+from .rows import Rows, as_rows
+from .text import blank, is_missing
 
 __all__ = [
     "SKIP_CODES",
@@ -68,7 +68,6 @@ __all__ = [
     "RequestSet",
     "asks_for_sampling",
     "build_requests",
-    "row_label",
 ]
 
 #: Codes put in ``<output>_error_code`` for rows that were not sent.
@@ -89,16 +88,6 @@ _SIMPLE_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), (
 _LB = pa.large_binary()
 _LS = pa.large_string()
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
-
-
-def row_label(index: pd.Index, position: int) -> str:
-    """How a row is named in messages: its index label (repr) and its position."""
-    label = index[position]
-    if isinstance(label, np.generic):  # np.int64(3) reads worse than 3
-        label = label.item()
-    elif isinstance(label, tuple):
-        label = tuple(x.item() if isinstance(x, np.generic) else x for x in label)
-    return f"row {label!r} (position {position})"
 
 
 @dataclass(frozen=True)
@@ -313,123 +302,6 @@ def _split(offsets: np.ndarray, *, max_lines: int, max_bytes: int) -> tuple[Chun
 # Text columns
 
 
-def _float_text(v: float) -> str:
-    r = repr(float(v))
-    if r.endswith(".0"):
-        r = r[:-2]
-    return r.replace("e-0", "e-").replace("e+0", "e+")
-
-
-def _py_text(v: Any, where: str) -> str:
-    """Deliberate text for one non-missing cell of a mixed column."""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, bool | np.bool_):
-        return "true" if v else "false"
-    if isinstance(v, int | np.integer):
-        return str(int(v))
-    if isinstance(v, float | np.floating):
-        return _float_text(float(v))
-    if isinstance(v, bytes):
-        try:
-            return v.decode("utf-8")
-        except UnicodeDecodeError:
-            raise PromptError(f"{where} holds bytes that are not UTF-8 text") from None
-    if isinstance(v, list | tuple | dict | np.ndarray):
-        raise PromptError(
-            f"{where} holds a {type(v).__name__}, not text. For a column of message lists "
-            f"use messages=<column> instead of prompt=."
-        )
-    return str(v)
-
-
-def _is_missing(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    if isinstance(v, float | np.floating):
-        return bool(np.isnan(v))
-    return False
-
-
-def _text_column(s: pd.Series, name: str) -> tuple[pa.Array, np.ndarray]:
-    """A column as a large_string arrow array (nulls where missing) and its missing mask."""
-    missing = s.isna().to_numpy(dtype=bool, na_value=True)
-    dtype = s.dtype
-    arr: pa.Array | None = None
-    if isinstance(dtype, pd.CategoricalDtype):
-        cats_text, _ = _text_column(pd.Series(dtype.categories), name)
-        codes = s.cat.codes.to_numpy()
-        arr = cats_text.take(pa.array(codes, mask=codes < 0))
-    elif is_text_dtype(dtype):  # str (pandas 3), string[python|pyarrow], ArrowDtype(string)
-        arr = _to_arrow(s)
-    elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
-        arr = pc.cast(_to_arrow(s), pa.string())
-    elif pd.api.types.is_object_dtype(dtype):
-        try:
-            arr = pa.array(s.to_numpy(), from_pandas=True)
-        except (pa.ArrowException, TypeError, ValueError, UnicodeError, OverflowError):
-            arr = None
-        if arr is not None and not (
-            pa.types.is_string(arr.type)
-            or pa.types.is_large_string(arr.type)
-            or pa.types.is_integer(arr.type)
-            or pa.types.is_floating(arr.type)
-            or pa.types.is_boolean(arr.type)
-            or pa.types.is_null(arr.type)
-        ):
-            arr = None  # lists, dicts, bytes, dates...: handled (or refused) cell by cell
-        elif arr is not None and not pa.types.is_null(arr.type):
-            arr = pc.cast(arr, pa.string())
-        if arr is None:
-            arr = _object_text(s, name, missing)
-    else:  # datetimes, periods, intervals: pandas' own text for them
-        text = s.astype(str).to_numpy(dtype=object)
-        text[missing] = None
-        arr = pa.array(text, type=pa.string())
-    arr = arr.cast(_LS) if arr.type != _LS else arr
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr, missing
-
-
-def _to_arrow(s: pd.Series) -> pa.Array:
-    if isinstance(s.dtype, np.dtype):  # NaN becomes null here, never the text "nan"
-        arr = pa.array(s.to_numpy(), from_pandas=True)
-    else:  # extension arrays (string, Int64, Arrow...) know their own arrow form
-        arr = pa.array(s.array, from_pandas=True)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-
-def _object_text(s: pd.Series, name: str, missing: np.ndarray) -> pa.Array:
-    values = s.to_numpy(dtype=object)
-    out: list[str | None] = []
-    for pos, v in enumerate(values):
-        if missing[pos] or _is_missing(v):
-            out.append(None)
-        else:
-            out.append(_py_text(v, f"Column {name!r}, {row_label(s.index, pos)},"))
-    try:
-        return pa.array(out, type=pa.string())
-    except (UnicodeError, pa.ArrowException):
-        for pos, t in enumerate(out):
-            if t is not None:
-                try:
-                    t.encode("utf-8")
-                except UnicodeEncodeError as exc:
-                    raise PromptError(
-                        f"Column {name!r}, {row_label(s.index, pos)}, is not valid Unicode text"
-                        f" ({exc.reason} at character {exc.start}); clean it, e.g. with "
-                        f".str.encode('utf-8', 'replace').str.decode('utf-8')."
-                    ) from None
-        raise
-
-
-def _blank(arr: pa.Array) -> np.ndarray:
-    """True where a non-null string is empty or whitespace only."""
-    trimmed = pc.utf8_trim_whitespace(arr)
-    return pc.equal(pc.binary_length(trimmed), 0).to_numpy(zero_copy_only=False) == True  # noqa: E712
-
-
 def json_escape(arr: pa.Array) -> pa.Array:
     """JSON-escape the contents of a (large_)string array without the surrounding quotes.
 
@@ -462,32 +334,6 @@ def json_escape(arr: pa.Array) -> pa.Array:
 # Building
 
 
-def _resolve_column(df: pd.DataFrame, name: Any, what: str) -> Any:
-    if _has_column(df, name):
-        return name
-    if isinstance(name, str) and name.isdigit() and _has_column(df, int(name)):
-        return int(name)
-    cols = ", ".join(repr(c) for c in list(df.columns)[:20])
-    more = " ..." if len(df.columns) > 20 else ""
-    raise PromptError(f"{what}: there is no column {name!r}. The columns are: {cols}{more}.")
-
-
-def _has_column(df: pd.DataFrame, name: Any) -> bool:
-    try:
-        return name in df.columns
-    except TypeError:  # unhashable
-        return False
-
-
-def _column(df: pd.DataFrame, name: Any) -> pd.Series:
-    col = df[name]
-    if isinstance(col, pd.DataFrame):
-        raise PromptError(
-            f"There are {col.shape[1]} columns named {name!r}; rename them so that one is meant."
-        )
-    return col
-
-
 def _template_fields(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
     try:
         return list(string.Formatter().parse(template))
@@ -499,7 +345,7 @@ def _template_fields(template: str) -> list[tuple[str, str | None, str | None, s
 
 
 def _render_template(
-    df: pd.DataFrame, template: str
+    rows: Rows, template: str
 ) -> tuple[pa.Array, list[tuple[np.ndarray, str, str]]]:
     """The template filled in per row, and (mask, code, reason) for rows to skip."""
     parts: list[Any] = []
@@ -509,18 +355,17 @@ def _render_template(
             parts.append(pa.scalar(literal, _LS))
         if field is None:
             continue
-        if field == "" or (field.isdigit() and not _has_column(df, int(field))):
+        if field == "" or (field.isdigit() and not rows.has_column(int(field))):
             raise PromptError(
                 f"The prompt template {template!r} has a field {{{field}}} without a column name:"
                 f" write {{column_name}}."
             )
-        col = _resolve_column(df, field, f"The prompt template has a field {{{field}}}")
-        s = _column(df, col)
-        text, missing = _text_column(s, str(col))
+        col = rows.key(field, f"The prompt template has a field {{{field}}}")
+        text, missing = rows.text(col)
         if spec or conv:
-            text = _formatted(s, missing, spec or "", conv, str(col))
+            text = _formatted(rows, col, missing, spec or "", conv)
         skips.append((missing, "missing_prompt", f"column {col!r} is missing (NaN/None)"))
-        skips.append((~missing & _blank(text), "empty_prompt", f"column {col!r} is empty"))
+        skips.append((~missing & blank(text), "empty_prompt", f"column {col!r} is empty"))
         parts.append(text)
     if not any(isinstance(p, pa.Array) for p in parts):
         raise PromptError(
@@ -531,10 +376,11 @@ def _render_template(
 
 
 def _formatted(
-    s: pd.Series, missing: np.ndarray, spec: str, conv: str | None, name: str
+    rows: Rows, col: Any, missing: np.ndarray, spec: str, conv: str | None
 ) -> pa.Array:
     """A field with a format spec or conversion ({price:.2f}, {x!r}): Python's own format."""
-    values = s.to_numpy(dtype=object)
+    values = rows.values(col)
+    name = str(col)
     out: list[str | None] = []
     for pos, v in enumerate(values):
         if missing[pos]:
@@ -550,18 +396,17 @@ def _formatted(
             out.append(format(v, spec))
         except (ValueError, TypeError) as exc:
             raise PromptError(
-                f"Column {name!r}, {row_label(s.index, pos)}: cannot format {v!r} with "
+                f"Column {name!r}, {rows.label(pos)}: cannot format {v!r} with "
                 f"'{spec}' ({exc})."
             ) from None
     return pa.array(out, _LS)
 
 
 def _messages_json(
-    df: pd.DataFrame, col: Any, system: str | None
+    rows: Rows, col: Any, system: str | None
 ) -> tuple[pa.Array, list[tuple[np.ndarray, str, str]]]:
     """One JSON message list per row (nulls for rows to skip)."""
-    s = _column(df, col)
-    values = s.to_numpy(dtype=object)
+    values = rows.values(col)
     n = len(values)
     out: list[bytes | None] = [None] * n
     missing = np.zeros(n, dtype=bool)
@@ -572,10 +417,10 @@ def _messages_json(
         else None
     )
     for pos, cell in enumerate(values):
-        if _is_missing(cell):
+        if is_missing(cell):
             missing[pos] = True
             continue
-        where = f"Column {col!r}, {row_label(s.index, pos)},"
+        where = f"Column {col!r}, {rows.label(pos)},"
         msgs = _as_message_list(cell, where)
         if not msgs:
             empty[pos] = True
@@ -681,7 +526,7 @@ def asks_for_sampling(chat_params: Mapping[str, Any]) -> bool:
 
 
 def build_requests(
-    df: pd.DataFrame,
+    frame: Any,
     *,
     model: str,
     prompt: Any = None,
@@ -693,7 +538,8 @@ def build_requests(
     max_bytes: int = MAX_UPLOAD_BYTES,
     **chat_params: Any,
 ) -> RequestSet:
-    """Turn the rows of ``df`` into request lines, one per row with a prompt.
+    """Turn the rows of ``frame`` (a pandas or Polars DataFrame, or any
+    :class:`~zgpu_pandas.core.rows.Rows`) into request lines, one per row with a prompt.
 
     Exactly one of ``prompt`` (a column name or a ``{column}`` template) and ``messages`` (a
     column of message lists, or of their JSON text) is given. ``system`` adds a system
@@ -727,31 +573,29 @@ def build_requests(
     params = _params_json(chat_params)
     if dedup is None:
         dedup = not asks_for_sampling(chat_params)
-    n = len(df)
+    rows = as_rows(frame)
+    n = rows.n_rows
 
     head = b'","method":"POST","url":"' + BATCH_ENDPOINT.encode() + b'","body":{"model":'
     head += orjson.dumps(model) + b',"messages":'
     skips: list[tuple[np.ndarray, str, str]]
     if messages is not None:
-        col = _resolve_column(df, messages, "messages=")
-        payload, skips = _messages_json(df, col, system)
+        col = rows.key(messages, "messages=")
+        payload, skips = _messages_json(rows, col, system)
         tail = params + b"}}\n"
     else:
-        if _has_column(df, prompt):
-            col = prompt
-            text, missing = _text_column(_column(df, col), str(col))
+        if rows.has_column(prompt):
+            text, missing = rows.text(rows.key(prompt, "prompt="))
             skips = [
                 (missing, "missing_prompt", SKIP_CODES["missing_prompt"]),
-                (~missing & _blank(text), "empty_prompt", SKIP_CODES["empty_prompt"]),
+                (~missing & blank(text), "empty_prompt", SKIP_CODES["empty_prompt"]),
             ]
         elif isinstance(prompt, str) and any(
             f is not None for _, f, _, _ in _template_fields(prompt)
         ):
-            text, skips = _render_template(df, prompt)
+            text, skips = _render_template(rows, prompt)
         else:
-            _resolve_column(
-                df, prompt, "prompt= is neither a column nor a template with {column} fields"
-            )
+            rows.key(prompt, "prompt= is neither a column nor a template with {column} fields")
             raise AssertionError("unreachable")
         if system is not None:
             head += b'[{"role":"system","content":' + orjson.dumps(system) + b"},"
@@ -827,7 +671,7 @@ def build_requests(
                 dtype=np.int64,
             )
             order = np.argsort(all_pos, kind="stable")
-            raise _oversize_error(df.index, all_pos[order], all_sizes[order])
+            raise _oversize_error(rows, all_pos[order], all_sizes[order])
         keep = np.ones(len(positions), dtype=bool)
         keep[over] = False
         lines = lines.filter(pa.array(keep))
@@ -881,12 +725,12 @@ def build_requests(
     return reqs
 
 
-def _oversize_error(index: pd.Index, positions: np.ndarray, sizes: np.ndarray) -> OversizeRowsError:
-    rows = pd.DataFrame(
-        {"position": positions, "label": [index[p] for p in positions], "bytes": sizes}
+def _oversize_error(rows: Rows, positions: np.ndarray, sizes: np.ndarray) -> OversizeRowsError:
+    table = rows.frame(
+        {"position": positions, "label": rows.row_ids(positions.tolist()), "bytes": sizes}
     )
     shown = "; ".join(
-        f"{row_label(index, int(p))}: {int(b):,} bytes"
+        f"{rows.label(int(p))}: {int(b):,} bytes"
         for p, b in zip(positions[:5], sizes[:5], strict=True)
     )
     more = f"; and {len(positions) - 5} more" if len(positions) > 5 else ""
@@ -895,7 +739,7 @@ def _oversize_error(index: pd.Index, positions: np.ndarray, sizes: np.ndarray) -
         f"(1 MB) limit per line, so nothing was uploaded: {shown}{more}. Shorten these "
         f"prompts, or pass on_oversize='skip' to send the other rows and mark these 'skipped'. "
         f"The rows are in this error's .rows attribute.",
-        rows,
+        table,
     )
 
 

@@ -1,23 +1,23 @@
-"""Batch output and error JSONL → a columnar results table by row position → merged DataFrame.
+"""Batch output and error JSONL → a columnar results table by row position → Arrow answers.
 
 Output and error files are read as a stream of lines, a few megabytes at a time; each block is
 parsed by pyarrow's JSON reader against a fixed schema of just the fields needed (answer text,
 finish reason, usage, error code and message), so no Python object is made per row and the file
 is never held whole, let alone twice. A block the fixed schema does not fit (a provider that
 answers with content parts, say) is parsed line by line with orjson instead, with the same
-meaning. ``custom_id`` ``row-<i>`` gives the row position ``i``; the merge puts each answer on
-the row at that position, whatever the index.
+meaning. ``custom_id`` ``row-<i>`` gives the row position ``i``; :meth:`ResultsTable.answers`
+gives one Arrow column per result field aligned to row positions, which a frame adapter puts
+beside the caller's rows, whatever the index.
 
 Example::
 
-    >>> import pandas as pd
     >>> table = ResultsTable(2)
     >>> table.add_lines([b'{"custom_id":"row-1","response":{"status_code":200,"body":'
     ...     b'{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}}}'])
     1
     >>> table.add_errors([0], code="internal_error", message="try again")
-    >>> merge_results(pd.DataFrame({"q": ["a", "b"]}), table)["response"].tolist()
-    [<NA>, 'hi']
+    >>> table.answers().column("response").to_pylist()
+    [None, 'hi']
 """
 
 from __future__ import annotations
@@ -29,13 +29,11 @@ from typing import IO, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from ..errors import ColumnClashError, OptionError
-from ..frames._pandas_compat import int_array, string_array
 
 __all__ = [
     "PENDING",
@@ -43,7 +41,6 @@ __all__ = [
     "ColumnClashError",
     "ResultsTable",
     "check_columns",
-    "merge_results",
     "result_columns",
 ]
 
@@ -136,14 +133,16 @@ def result_columns(output: str = "response") -> list[str]:
     ]
 
 
-def check_columns(df: pd.DataFrame, output: str = "response", *, overwrite: bool = False) -> None:
+def check_columns(frame: Any, output: str = "response", *, overwrite: bool = False) -> None:
     """Raise :class:`ColumnClashError` if the merge would replace existing columns (unless
-    ``overwrite``). Called before anything is sent, so a clash never costs a batch."""
+    ``overwrite``); ``frame`` is a DataFrame or its column names. Called before anything is
+    sent, so a clash never costs a batch."""
     if not isinstance(output, str) or not output:
         raise OptionError(f"output= must be a non-empty column prefix, not {output!r}.")
     if overwrite:
         return
-    clash = [c for c in result_columns(output) if _has(df, c)]
+    names = column_names(frame)
+    clash = [c for c in result_columns(output) if c in names]
     if clash:
         raise ColumnClashError(
             f"The frame already has column(s) {', '.join(map(repr, clash))}. Pass "
@@ -152,11 +151,13 @@ def check_columns(df: pd.DataFrame, output: str = "response", *, overwrite: bool
         )
 
 
-def _has(df: pd.DataFrame, name: str) -> bool:
+def column_names(frame: Any) -> frozenset[Any]:
+    """The column names of a DataFrame (pandas, Polars) or of a list of names."""
+    cols = getattr(frame, "columns", frame)
     try:
-        return name in df.columns
-    except TypeError:
-        return False
+        return frozenset(cols)
+    except TypeError:  # unhashable labels: none of them can clash with a text name
+        return frozenset(c for c in cols if isinstance(c, str))
 
 
 class ResultsTable:
@@ -302,6 +303,25 @@ class ResultsTable:
         return {label: int(c[i]) for i, label in enumerate(STATUS_LABELS)}
 
     # ---- reading -------------------------------------------------------------------------
+
+    def answers(self, output: str = "response") -> pa.Table:
+        """One column per result field, aligned to row positions, named as they are added
+        to the caller's frame (see :func:`result_columns`): the answer text, status, error
+        code and message, finish reason (``large_string``), the three token counts
+        (``int64``, null where unknown) and ``shared`` (``bool``)."""
+        cols = self.columns()
+        values = [
+            cols["text"],
+            cols["status"],
+            cols["error_code"],
+            cols["error"],
+            cols["finish_reason"],
+            cols["prompt_tokens"],
+            cols["completion_tokens"],
+            cols["total_tokens"],
+            pa.array(self.shared(), pa.bool_()),
+        ]
+        return pa.table(dict(zip(result_columns(output), values, strict=True)))
 
     def columns(self) -> dict[str, pa.Array]:
         """The results aligned to row positions: ``status`` (labels), ``text``,
@@ -658,49 +678,3 @@ def _blocks_from_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
     if buf.strip():
         buf += b"\n"
         yield bytes(buf)
-
-
-# --------------------------------------------------------------------------------------------
-# Merging
-
-
-def merge_results(
-    df: pd.DataFrame, table: ResultsTable, *, output: str = "response", overwrite: bool = False
-) -> pd.DataFrame:
-    """A new DataFrame: ``df`` (unchanged, same index and order) plus the result columns.
-
-    Columns: ``{output}`` (the answer text), ``{output}_status`` (ok / error / skipped),
-    ``{output}_error_code``, ``{output}_error``, ``{output}_finish_reason`` and the token
-    counts ``{output}_prompt_tokens`` / ``_completion_tokens`` / ``_total_tokens``, and
-    ``{output}_shared`` (``True`` on rows whose result came from another row's identical
-    request: their token counts repeat that request's, so sum usage over ``~shared`` rows).
-    Text columns are pyarrow-backed strings, counts nullable integers, ``_shared`` bool.
-
-    Example::
-
-        out = merge_results(df, table, output="tag")
-        out[out["tag_status"] == "error"]         # the failed rows, with their errors
-    """
-    if len(df) != table.n_rows:
-        raise ValueError(f"the frame has {len(df)} rows but the results are for {table.n_rows}")
-    check_columns(df, output, overwrite=overwrite)
-    cols = table.columns()
-    names = result_columns(output)
-    values: list[Any] = [
-        string_array(cols["text"]),
-        string_array(cols["status"]),
-        string_array(cols["error_code"]),
-        string_array(cols["error"]),
-        string_array(cols["finish_reason"]),
-        int_array(cols["prompt_tokens"]),
-        int_array(cols["completion_tokens"]),
-        int_array(cols["total_tokens"]),
-        table.shared(),
-    ]
-    # A shallow copy plus new columns: the caller's frame is never touched (new columns,
-    # and columns replaced with overwrite=True, are new arrays on any pandas), and its data
-    # is not copied.
-    out = df.copy(deep=False)
-    for name, arr in zip(names, values, strict=True):
-        out[name] = arr
-    return out

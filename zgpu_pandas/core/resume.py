@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 
-from .._journal import DamagedRecord, JobRecord, Journal
+from .._journal import JobRecord, Journal
 from .._progress import ProgressOption
 from ..errors import (
     ConfigurationError,
@@ -38,12 +36,13 @@ from ..errors import (
     RequestLinesUnavailableError,
 )
 from .job import BatchJob
+from .rows import as_output, custom_id_output
 
 if TYPE_CHECKING:
     from .._client import Client
     from .structured import SchemaSpec
 
-__all__ = ["attach", "configured_base_url", "job_fingerprint", "jobs"]
+__all__ = ["attach", "configured_base_url", "job_fingerprint"]
 
 
 def job_fingerprint(
@@ -86,43 +85,6 @@ def connection_of(client: Client, base_url: str | None = None) -> dict[str, Any]
     }
 
 
-def jobs(*, state_dir: str | None = None) -> pd.DataFrame:
-    """Every job in the journal, newest first: ``id``, ``created`` (UTC), ``model``,
-    ``rows``, ``status``, ``batches`` (their ids) and ``base_url``.
-
-    A damaged entry is listed with status ``damaged`` (and a warning naming it) rather than
-    hiding the others. Example::
-
-        >>> import tempfile, zgpu_pandas
-        >>> zgpu_pandas.jobs(state_dir=tempfile.mkdtemp()).columns.tolist()
-        ['id', 'created', 'model', 'rows', 'status', 'batches', 'base_url']
-    """
-    rows: list[dict[str, Any]] = []
-    for rec in Journal(state_dir).scan():
-        if isinstance(rec, DamagedRecord):
-            warnings.warn(rec.error, RuntimeWarning, stacklevel=2)
-            rows.append({"id": rec.job_id, "status": rec.status, "batches": []})
-            continue
-        rows.append(
-            {
-                "id": rec.job_id,
-                "created": pd.Timestamp(rec.created_at, unit="s", tz="UTC"),
-                "model": rec.model,
-                "rows": rec.rows,
-                "status": rec.status,
-                "batches": rec.batch_ids,
-                "base_url": rec.base_url,
-            }
-        )
-    cols = ["id", "created", "model", "rows", "status", "batches", "base_url"]
-    out = pd.DataFrame(rows, columns=cols)
-    out["created"] = pd.to_datetime(out["created"], utc=True)
-    out["rows"] = out["rows"].astype("Int64")
-    return out.sort_values(["created", "id"], ascending=False, na_position="first").reset_index(
-        drop=True
-    )
-
-
 def parse_spec_of(record: JobRecord) -> SchemaSpec | None:
     """The structured-output parsing a recorded job asked for (``None`` when none)."""
     if record.settings.get("parse") != "json":
@@ -138,7 +100,7 @@ def parse_spec_of(record: JobRecord) -> SchemaSpec | None:
 def attach(
     job_or_batch_id: str,
     *,
-    frame: pd.DataFrame | None = None,
+    frame: Any = None,
     output: str | None = None,
     overwrite: bool = False,
     progress: ProgressOption = None,
@@ -226,11 +188,10 @@ def attach(
             f"custom_id; read its output file directly (client.files.iter_lines("
             f"{batch.output_file_id!r}))."
         )
-    index = pd.Index(custom_ids, name="custom_id")
-    base = pd.DataFrame(index=index) if frame is None else frame
-    if len(base) != len(custom_ids):
+    base = custom_id_output(custom_ids) if frame is None else as_output(frame)
+    if base.n_rows != len(custom_ids):
         raise OptionError(
-            f"batch {batch.id} has {len(custom_ids):,} lines; the frame has {len(base):,} rows"
+            f"batch {batch.id} has {len(custom_ids):,} lines; the frame has {base.n_rows:,} rows"
         )
     job = BatchJob.from_batch_ids(
         base,

@@ -25,22 +25,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pandas as pd
 import pyarrow as pa
 
 from ..errors import StructuredOutputError
 
 __all__ = [
     "PARSE_ERROR",
+    "ParsedAnswers",
     "ParsedReplies",
     "SchemaSpec",
     "StructuredOutputError",
+    "column_kind",
     "extract_json",
-    "field_column",
     "field_kind",
     "field_kinds",
     "normalize_response_format",
-    "parse_into_frame",
+    "parse_answers",
     "parse_replies",
 ]
 
@@ -328,31 +328,18 @@ def _fits(kind: str, v: Any) -> bool:
     return True
 
 
-def field_column(values: Sequence[Any], kind: FieldKind = None) -> Any:
-    """One reply field's values (``None`` where missing) as a pandas array.
-
-    The dtype comes from the schema's kind, so that it does not change with the rows at hand
-    (an all-missing integer field is still ``Int64``): ``string[pyarrow]`` for strings,
-    ``Int64``, ``Float64``, ``boolean``; arrays and objects, fields of several kinds and
-    values that do not fit the kind (a lax Pydantic coercion, an integer past 64 bits) are an
-    ``object`` column with one Python value (list, dict, ...) per row. Without a schema
-    (``json_object``), the kind is read off the values present.
+def column_kind(values: Sequence[Any], kind: FieldKind = None) -> FieldKind:
+    """The kind to build a field's column with: the schema's ``kind`` when every value fits
+    it, else the kind the values present share, else ``None`` (a column of Python objects).
+    Integers past 64 bits fit no integer column; JSON Schema counts ``3.0`` as an integer.
 
     Example::
 
-        >>> field_column([["a", "b"], ["c", "d"], None], "array").tolist()
-        [['a', 'b'], ['c', 'd'], None]
-        >>> str(field_column([1, None], "integer").dtype), str(field_column([1, 2.5]).dtype)
-        ('Int64', 'Float64')
+        >>> column_kind([1, None], "integer"), column_kind(["5", "x"], "integer")
+        ('integer', 'string')
+        >>> column_kind([1, 2.5]), column_kind([1, "a"]) is None
+        ('number', True)
     """
-    from ..frames._pandas_compat import (
-        bool_array,
-        float_array,
-        int_array,
-        object_array,
-        string_array,
-    )
-
     present = [v for v in values if v is not None]
     if kind is not None and not all(_fits(kind, v) for v in present):
         kind = None
@@ -360,42 +347,46 @@ def field_column(values: Sequence[Any], kind: FieldKind = None) -> Any:
         kind = _merge_kinds({_kind_of_value(v) for v in present})
         if kind is not None and not all(_fits(kind, v) for v in present):
             kind = None  # e.g. integers past 64 bits
-    if kind == "string":
-        return string_array(pa.array(values, type=pa.string()))
-    if kind == "integer":
-        ints = [None if v is None else int(v) for v in values]
-        return int_array(pa.array(ints, type=pa.int64()))
-    if kind == "number":
-        return float_array(values)
-    if kind == "boolean":
-        return bool_array(values)
-    return object_array(values)
+    return kind
 
 
-def parse_into_frame(
-    out: pd.DataFrame, spec: SchemaSpec, *, output: str = "response", overwrite: bool = False
-) -> pd.DataFrame:
-    """Parse the answers in ``out[output]`` (rows with status ``ok``) and add one column per
-    field. A reply that does not parse or validate gets status and error code
-    ``parse_error`` and a message in ``{output}_error``; its raw text stays in ``{output}``.
+@dataclass(frozen=True)
+class ParsedAnswers:
+    """The answers with replies that did not parse marked ``parse_error``, and each reply
+    field's values per row (``None`` where missing) with the kind its schema promises."""
 
-    A field named like a column the frame already has replaces it only with ``overwrite``
-    (else :class:`~zgpu_pandas.core.results.ColumnClashError`); a field named like one of the
-    answer columns is always refused (choose another ``output=`` prefix).
+    answers: pa.Table
+    fields: dict[str, tuple[list[Any], FieldKind]]
+
+
+def parse_answers(
+    answers: pa.Table,
+    spec: SchemaSpec,
+    *,
+    output: str = "response",
+    frame_columns: Any = (),
+    overwrite: bool = False,
+) -> ParsedAnswers:
+    """Parse the answer text of rows with status ``ok`` and split each reply into fields.
+
+    A reply that does not parse or validate gets status and error code ``parse_error`` and
+    a message in ``{output}_error``; its raw text stays in ``{output}``. A field named like
+    a column of the frame (``frame_columns``) replaces it only with ``overwrite`` (else
+    :class:`~zgpu_pandas.errors.ColumnClashError`); a field named like one of the answer
+    columns is always refused (choose another ``output=`` prefix).
 
     Example::
 
-        out = parse_into_frame(out, spec, output="response")
-        out[["sentiment", "topics", "response_status"]]
+        parsed = parse_answers(table.answers(), spec)
+        parsed.fields["sentiment"]          # (['positive', None, ...], 'string')
     """
     from ..errors import ColumnClashError
-    from ..frames._pandas_compat import as_objects, string_array
-    from .results import result_columns
+    from .results import column_names, result_columns
 
     status_col, code_col, err_col = f"{output}_status", f"{output}_error_code", f"{output}_error"
-    ok = (out[status_col] == "ok").fillna(False).to_numpy(dtype=bool)
-    raw = as_objects(out[output])
-    texts: list[str | None] = [t if good else None for t, good in zip(raw, ok, strict=True)]
+    status = answers.column(status_col).to_pylist()
+    raw = answers.column(output).to_pylist()
+    texts = [t if st == "ok" else None for t, st in zip(raw, status, strict=True)]
     parsed = parse_replies(texts, spec)
     own = set(result_columns(output))
     clash_own = [n for n in parsed.fields if n in own]
@@ -405,31 +396,25 @@ def parse_into_frame(
             f"columns; pass output='<other prefix>' so that the answers go elsewhere."
         )
     if not overwrite:
-        clash = [n for n in parsed.fields if _has_column(out, n)]
+        taken = column_names(frame_columns)
+        clash = [n for n in parsed.fields if n in taken]
         if clash:
             raise ColumnClashError(
                 f"The reply field(s) {', '.join(map(repr, clash))} are also columns of the "
                 f"frame. The answers are kept (in the journal, for a job run by batch_chat): "
                 f"run the same call again with overwrite=True to replace the columns."
             )
-    res = out.copy(deep=False)
     bad = [i for i, e in enumerate(parsed.errors) if e is not None]
     if bad:
-        status, codes, errors = (as_objects(res[c]) for c in (status_col, code_col, err_col))
+        codes = answers.column(code_col).to_pylist()
+        errors = answers.column(err_col).to_pylist()
         for i in bad:
             status[i] = PARSE_ERROR
             codes[i] = PARSE_ERROR
             errors[i] = f"the reply is not valid structured output: {parsed.errors[i]}"
         for name, fixed in ((status_col, status), (code_col, codes), (err_col, errors)):
-            res[name] = string_array(pa.array(fixed, type=pa.string()))
+            col = answers.column_names.index(name)
+            answers = answers.set_column(col, name, pa.array(fixed, pa.large_string()))
     kinds = field_kinds(spec)
-    for name, values in parsed.fields.items():
-        res[name] = field_column(values, kinds.get(name))
-    return res
-
-
-def _has_column(df: pd.DataFrame, name: str) -> bool:
-    try:
-        return name in df.columns
-    except TypeError:
-        return False
+    fields = {name: (values, kinds.get(name)) for name, values in parsed.fields.items()}
+    return ParsedAnswers(answers=answers, fields=fields)
