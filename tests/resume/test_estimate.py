@@ -9,7 +9,7 @@ import httpx
 import pandas as pd
 import pytest
 
-import zgpu_pandas.frames.pandas as accessor_module
+import zgpu_pandas.core.run as accessor_module
 from zgpu_pandas._client import Client
 from zgpu_pandas.core.estimate import ChatEstimate
 from zgpu_pandas.core.requests import build_requests

@@ -36,7 +36,7 @@ from functools import partial
 import pandas as pd
 
 import zgpu_pandas  # noqa: F401
-import zgpu_pandas.frames.pandas as accessor
+import zgpu_pandas.core.run as accessor
 from zgpu_pandas.core.requests import build_requests
 
 url, key, out_path, n_rows, model = sys.argv[1:6]

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import zgpu_pandas.core.job as job_module
-import zgpu_pandas.frames.pandas as accessor_module
+import zgpu_pandas.core.run as accessor_module
 from zgpu_pandas import attach, jobs
 from zgpu_pandas._client import Client
 from zgpu_pandas._journal import Journal

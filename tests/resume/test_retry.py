@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import zgpu_pandas.core.job as job_module
-import zgpu_pandas.frames.pandas as accessor_module
+import zgpu_pandas.core.run as accessor_module
 from zgpu_pandas._client import Client
 from zgpu_pandas._journal import Journal
 from zgpu_pandas.core.requests import build_requests

@@ -329,6 +329,11 @@ class BatchJob:
         return self.requests.fingerprint if self.requests is not None else None
 
     @property
+    def display(self) -> Progress:
+        """The progress display the job updates (a widget, a tqdm bar, or nothing)."""
+        return self._display
+
+    @property
     def rounds(self) -> int:
         """Retry rounds submitted so far (0 before any retry)."""
         return max((s.round for s in self._slots), default=0)
@@ -1158,6 +1163,7 @@ class BatchJob:
         batch_ids: Sequence[str],
         *,
         client: Client,
+        client_factory: Callable[[], Client] | None = None,
         output: str = "response",
         overwrite: bool = False,
         poll_interval: float | None = None,
@@ -1191,11 +1197,15 @@ class BatchJob:
             job_id=str(meta_job.pop()) if len(meta_job) == 1 else None,
             owns_client=owns_client,
             resume_hint=resume_hint,
+            client_factory=client_factory,
         )
         if custom_ids is not None:
             job._table = ResultsTable(job._output.n_rows, custom_ids=custom_ids)
         for k, b in enumerate(batches):
-            slot = _Slot(k, b.request_counts.total, None)
+            # one batch made elsewhere, matched by its custom_ids: it carries every row
+            known = custom_ids is not None and len(batches) == 1
+            positions = np.arange(len(custom_ids or ()), dtype=np.int64) if known else None
+            slot = _Slot(k, b.request_counts.total, positions)
             slot.batch = b
             slot.file_id = b.input_file_id
             job._slots.append(slot)
@@ -1212,6 +1222,7 @@ class BatchJob:
         requests: RequestSet | None = None,
         client: Client | None = None,
         client_factory: Callable[[], Client] | None = None,
+        owns_client: bool = False,
         output: str | None = None,
         overwrite: bool = False,
         poll_interval: float | None = None,
@@ -1219,6 +1230,7 @@ class BatchJob:
         resume_hint: str = "job",
         parse: SchemaSpec | None = None,
         metadata: Mapping[str, Any] | None = None,
+        retries: int = 0,
     ) -> BatchJob:
         """The job of a journal record, picked up where it stopped: batches still running
         are waited on, finished ones read from the local copies, chunks never created are
@@ -1267,6 +1279,8 @@ class BatchJob:
             settings=record.settings,
             parse=parse,
             layout=layout,
+            owns_client=owns_client,
+            retries=retries,
         )
         job.record = record
         lay = job.layout

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from .._journal import JobRecord, Journal
@@ -110,6 +109,7 @@ def attach(
     project_id: str | None = None,
     base_url: str | None = None,
     state_dir: str | None = None,
+    hint: str = "job",
 ) -> BatchJob:
     """A :class:`BatchJob` for a job of the journal (by job id, or by the id of one of its
     batches), or for a batch made elsewhere. Nothing is submitted.
@@ -149,7 +149,6 @@ def attach(
             "Pass either client= or api_key=/project_id=/base_url=, not both: a client "
             "already carries its settings."
         )
-    hint = "job"
     if record is not None:
         factory = _factory(record, api_key=api_key, project_id=project_id, base_url=base_url)
         job = BatchJob.from_record(
@@ -202,12 +201,10 @@ def attach(
         poll_interval=poll_interval,
         progress=progress,
         owns_client=owned,
+        client_factory=factory if owned else None,
         resume_hint=hint,
         custom_ids=custom_ids,
     )
-    if owned:
-        job._client_factory = factory
-    job._slots[0].positions = np.arange(len(custom_ids), dtype=np.int64)
     job.watch_in_background()
     return job
 

@@ -1,6 +1,12 @@
-"""``df.zgpu``: the DataFrame accessor. A thin layer: it checks, builds and delegates.
+"""``df.zgpu``: the pandas accessor. A thin adapter: it gathers the arguments into a
+:class:`~zgpu_pandas.core.spec.ChatSpec` and a :class:`~zgpu_pandas.core.spec.Connection` and
+hands them to the core (:mod:`zgpu_pandas.core.run`); the rows are read through
+:class:`~zgpu_pandas.frames._pandas_rows.PandasRows` and the answers come back through
+:class:`~zgpu_pandas.frames._pandas_columns.PandasOutput`.
 
-Importing this module registers the accessor (``import zgpu_pandas`` does it for you).
+Importing this module registers the accessor (``import zgpu_pandas`` does it for you). The
+keyword lists are spelled out on each method (not ``**kwargs``) so that editors and
+``help()`` show them.
 
 Example::
 
@@ -15,117 +21,23 @@ Example::
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from .._journal import Journal
-from .._progress import ProgressOption
-from ..core.estimate import ChatEstimate, estimate_requests
-from ..core.job import JOB_METADATA_KEY, BatchJob
-from ..core.requests import RequestSet, build_requests
-from ..core.results import check_columns, result_columns
-from ..errors import ColumnClashError, ConfigurationError, OptionError, PromptError, ZgpuError
+from ..core import run
+from ..core.estimate import ChatEstimate
+from ..core.job import BatchJob
+from ..core.spec import ChatSpec, Connection, ParseOption
 
 if TYPE_CHECKING:
     from .._client import Client
-    from ..core.structured import SchemaSpec
+    from .._progress import ProgressOption
 
 __all__ = ["ZgpuAccessor"]
 
 _RESUME_HINT = "df.zgpu.last_job"
-
-ParseOption = Literal["json"] | bool | None
-
-# pandas makes a new accessor object on every ``df.zgpu`` access, so the last job of a frame
-# is kept here, keyed by the frame's id and dropped when the frame is garbage collected.
-_LAST_JOBS: dict[int, tuple[weakref.ref[pd.DataFrame], BatchJob]] = {}
-_LAST_LOCK = threading.Lock()
-
-
-def _remember(df: pd.DataFrame, job: BatchJob) -> None:
-    key = id(df)
-
-    def forget(_: object, key: int = key) -> None:
-        with _LAST_LOCK:
-            _LAST_JOBS.pop(key, None)
-
-    with _LAST_LOCK:
-        _LAST_JOBS[key] = (weakref.ref(df, forget), job)
-
-
-def _recall(df: pd.DataFrame) -> BatchJob | None:
-    with _LAST_LOCK:
-        entry = _LAST_JOBS.get(id(df))
-    if entry is None or entry[0]() is not df:
-        return None
-    return entry[1]
-
-
-def _client_for(
-    client: Client | None, api_key: str | None, project_id: str | None, base_url: str | None
-) -> tuple[Client, Callable[[], Client] | None]:
-    """The client to use and, when the job owns it (and so closes it when done), how to
-    make it again (a job may be retried after its result closed the first one)."""
-    if client is not None:
-        if api_key is not None or project_id is not None or base_url is not None:
-            raise ConfigurationError(
-                "Pass either client= or api_key=/project_id=/base_url=, not both: a client "
-                "already carries its settings."
-            )
-        return client, None
-    from .._client import Client
-
-    factory = partial(Client, api_key=api_key, project_id=project_id, base_url=base_url)
-    return factory(), factory
-
-
-def _structured(
-    response_format: Any, parse: ParseOption, chat_params: dict[str, Any]
-) -> SchemaSpec | None:
-    """Put the request's ``response_format`` into ``chat_params`` and say how to parse."""
-    from ..core.structured import SchemaSpec, normalize_response_format
-
-    if parse not in (None, True, False, "json"):
-        raise OptionError(f"parse= must be 'json', True, False or None, not {parse!r}.")
-    spec: SchemaSpec | None = None
-    if response_format is not None:
-        try:
-            wire, spec = normalize_response_format(response_format)
-        except (TypeError, ValueError) as exc:
-            raise PromptError(f"response_format: {exc}.") from None
-        chat_params["response_format"] = wire
-    if parse is False:
-        return None
-    if parse in ("json", True):
-        return spec or SchemaSpec(schema=None)
-    # parse=None: a schema implies parsing; json_object without a schema does not (its keys
-    # are unknown, so columns could not be checked before sending)
-    return spec if spec is not None and spec.schema is not None else None
-
-
-def _check_fields(df: pd.DataFrame, spec: SchemaSpec | None, output: str, overwrite: bool) -> None:
-    """Schema fields that would clash with columns: found before anything is sent."""
-    if spec is None or not spec.fields:
-        return
-    own = [f for f in spec.fields if f in set(result_columns(output))]
-    if own:
-        raise ColumnClashError(
-            f"The schema field(s) {', '.join(map(repr, own))} would replace the answer columns; "
-            f"pass output='<other prefix>'."
-        )
-    if overwrite:
-        return
-    clash = [f for f in spec.fields if f in df.columns]
-    if clash:
-        raise ColumnClashError(
-            f"The schema field(s) {', '.join(map(repr, clash))} are already columns of the "
-            f"frame. Pass overwrite=True to replace them, or rename the columns."
-        )
 
 
 @pd.api.extensions.register_dataframe_accessor("zgpu")
@@ -146,7 +58,7 @@ class ZgpuAccessor:
     def last_job(self) -> BatchJob | None:
         """The most recent job started from (or attached to) this frame object, e.g. to
         resume waiting after Ctrl-C: ``df.zgpu.last_job.result()``."""
-        return _recall(self._df)
+        return run.LAST_JOBS.recall(self._df)
 
     def batch_chat(
         self,
@@ -207,8 +119,8 @@ class ZgpuAccessor:
         ``retries=N`` resubmits rows that failed transiently (``internal_error``,
         ``rate_limit_exceeded``, ``batch_expired``) up to N more rounds; rows failing with
         ``insufficient_quota`` / ``authentication_error`` stop the job
-        (:class:`~zgpu_pandas.core.job.JobStoppedError`). ``timeout`` (seconds) bounds the wait
-        (:class:`~zgpu_pandas.core.job.JobTimeoutError`; the job keeps running).
+        (:class:`~zgpu_pandas.errors.JobStoppedError`). ``timeout`` (seconds) bounds the wait
+        (:class:`~zgpu_pandas.errors.JobTimeoutError`; the job keeps running).
 
         Connection: ``client=``, or ``api_key``/``project_id``/``base_url`` (default from
         ``ZGPU_*``/``ZEROGPU_*`` environment variables; ``base_url="local"`` runs on the
@@ -226,30 +138,29 @@ class ZgpuAccessor:
                                      system="Tag the sentiment.", retries=2)
             out[out["response_status"] == "error"]
         """
-        job = self._start(
+        spec = ChatSpec(
             prompt=prompt,
+            messages=messages,
             model=model,
             system=system,
-            messages=messages,
             output=output,
             overwrite=overwrite,
             on_oversize=on_oversize,
             response_format=response_format,
             parse=parse,
-            retries=retries,
-            fresh=fresh,
             dedup=dedup,
-            progress=progress,
-            poll_interval=poll_interval,
-            client=client,
-            api_key=api_key,
-            project_id=project_id,
-            base_url=base_url,
+            retries=retries,
+            timeout=timeout,
+            fresh=fresh,
             metadata=metadata,
             chat_params=chat_params,
-            timeout=timeout,
         )
-        return job.result(timeout=timeout)
+        conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
+        job = run.start(
+            self._df, spec, conn, progress=progress, poll_interval=poll_interval, hint=_RESUME_HINT
+        )
+        out: pd.DataFrame = job.result(timeout=timeout)
+        return out
 
     def submit_chat(
         self,
@@ -287,28 +198,26 @@ class ZgpuAccessor:
             out = job.result()    # wait and merge
             job.cancel()          # or stop it
         """
-        job = self._start(
+        spec = ChatSpec(
             prompt=prompt,
+            messages=messages,
             model=model,
             system=system,
-            messages=messages,
             output=output,
             overwrite=overwrite,
             on_oversize=on_oversize,
             response_format=response_format,
             parse=parse,
-            retries=retries,
-            fresh=fresh,
             dedup=dedup,
-            progress=progress,
-            poll_interval=poll_interval,
-            client=client,
-            api_key=api_key,
-            project_id=project_id,
-            base_url=base_url,
+            retries=retries,
+            timeout=None,
+            fresh=fresh,
             metadata=metadata,
             chat_params=chat_params,
-            timeout=None,
+        )
+        conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
+        job = run.start(
+            self._df, spec, conn, progress=progress, poll_interval=poll_interval, hint=_RESUME_HINT
         )
         job.watch_in_background()
         return job
@@ -351,22 +260,26 @@ class ZgpuAccessor:
             print(est)                 # or est.to_series()
             est.prompt_cost_usd
         """
-        del retries, timeout, fresh, progress, poll_interval, metadata  # no effect on size
+        del progress, poll_interval  # no effect on size
         del client, api_key, project_id, base_url  # nothing is sent
-        requests, _ = self._build(
+        spec = ChatSpec(
             prompt=prompt,
+            messages=messages,
             model=model,
             system=system,
-            messages=messages,
             output=output,
             overwrite=overwrite,
             on_oversize=on_oversize,
             response_format=response_format,
             parse=parse,
             dedup=dedup,
+            retries=retries,
+            timeout=timeout,
+            fresh=fresh,
+            metadata=metadata,
             chat_params=chat_params,
         )
-        return estimate_requests(requests)
+        return run.estimate(self._df, spec)
 
     def attach(
         self,
@@ -391,217 +304,14 @@ class ZgpuAccessor:
             job = df.zgpu.attach(["batch_abc", "batch_def"], base_url="local")
             out = job.result()
         """
-        ids = [batch_ids] if isinstance(batch_ids, str) else list(batch_ids)
-        if len(ids) == 1 and ids[0].startswith("job_"):
-            from ..core.resume import attach
-
-            job = attach(
-                ids[0],
-                frame=self._df,
-                output=output,
-                overwrite=overwrite,
-                progress=progress,
-                poll_interval=poll_interval,
-                client=client,
-                api_key=api_key,
-                project_id=project_id,
-                base_url=base_url,
-            )
-            job.resume_hint = _RESUME_HINT
-            _remember(self._df, job)
-            return job
-        the_client, factory = _client_for(client, api_key, project_id, base_url)
-        job = BatchJob.from_batch_ids(
+        conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
+        return run.attach_batches(
             self._df,
-            ids,
-            client=the_client,
+            batch_ids,
+            conn,
             output=output,
             overwrite=overwrite,
-            poll_interval=poll_interval,
             progress=progress,
-            owns_client=factory is not None,
-            resume_hint=_RESUME_HINT,
+            poll_interval=poll_interval,
+            hint=_RESUME_HINT,
         )
-        job._client_factory = factory
-        journaled = self._journaled(job, ids)
-        if journaled is not None:
-            journaled._owns_client = factory is not None
-            journaled._client_factory = factory
-            job = journaled
-        _remember(self._df, job)
-        job.watch_in_background()
-        return job
-
-    def _journaled(self, job: BatchJob, ids: list[str]) -> BatchJob | None:
-        """The journal's version of a job attached by batch ids, when the local journal
-        holds it (then rows that shared a line, or were skipped, come back right)."""
-        journal = Journal()
-        try:
-            rec = journal.load(job.job_id) if job.job_id.startswith("job_") else None
-        except (KeyError, ValueError, ZgpuError):
-            return None
-        if rec is None or rec.rows != len(self._df) or set(ids) != set(rec.batch_ids):
-            return None
-        from ..core.resume import parse_spec_of
-
-        return BatchJob.from_record(
-            rec,
-            journal,
-            frame=self._df,
-            client=job.client,
-            output=job.output,
-            overwrite=job.overwrite,
-            poll_interval=job.poll_interval,
-            progress=job._display,
-            resume_hint=_RESUME_HINT,
-            parse=parse_spec_of(rec),
-        )
-
-    def _build(
-        self,
-        *,
-        prompt: Any,
-        model: str | None,
-        system: str | None,
-        messages: Any,
-        output: str,
-        overwrite: bool,
-        on_oversize: Literal["raise", "skip"],
-        response_format: Any,
-        parse: ParseOption,
-        dedup: bool | None,
-        chat_params: dict[str, Any],
-    ) -> tuple[RequestSet, SchemaSpec | None]:
-        """Everything that can be wrong with the input is found here, before any network
-        call."""
-        chat_params = dict(chat_params)
-        if "response_format" in chat_params:  # cannot happen through the signature; be sure
-            raise PromptError("pass response_format= once.")
-        spec = _structured(response_format, parse, chat_params)
-        check_columns(self._df, output, overwrite=overwrite)
-        _check_fields(self._df, spec, output, overwrite)
-        if dedup is not None and not isinstance(dedup, bool):
-            raise OptionError(f"dedup= must be True, False or None (automatic), not {dedup!r}.")
-        requests = build_requests(
-            self._df,
-            model=model or "",
-            prompt=prompt,
-            messages=messages,
-            system=system,
-            on_oversize=on_oversize,
-            dedup=dedup,
-            **chat_params,
-        )
-        return requests, spec
-
-    def _start(
-        self,
-        *,
-        prompt: Any,
-        model: str | None,
-        system: str | None,
-        messages: Any,
-        output: str,
-        overwrite: bool,
-        on_oversize: Literal["raise", "skip"],
-        response_format: Any,
-        parse: ParseOption,
-        retries: int,
-        fresh: bool,
-        dedup: bool | None,
-        progress: ProgressOption,
-        poll_interval: float | None,
-        client: Client | None,
-        api_key: str | None,
-        project_id: str | None,
-        base_url: str | None,
-        metadata: Mapping[str, Any] | None,
-        chat_params: dict[str, Any],
-        timeout: float | None,
-    ) -> BatchJob:
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise OptionError(f"retries= must be a whole number >= 0, not {retries!r}.")
-        if timeout is not None and not timeout > 0:
-            raise OptionError(f"timeout= must be a positive number of seconds, not {timeout!r}.")
-        if not isinstance(fresh, bool):
-            raise OptionError(f"fresh= must be True or False, not {fresh!r}.")
-        reserved = [k for k in (metadata or {}) if str(k).startswith("zgpu_")]
-        if reserved:
-            raise OptionError(
-                f"metadata key(s) {', '.join(map(repr, reserved))}: keys starting with 'zgpu_' "
-                f"are reserved for the job's own bookkeeping (e.g. {JOB_METADATA_KEY!r}); "
-                f"rename them."
-            )
-        requests, spec = self._build(
-            prompt=prompt,
-            model=model,
-            system=system,
-            messages=messages,
-            output=output,
-            overwrite=overwrite,
-            on_oversize=on_oversize,
-            response_format=response_format,
-            parse=parse,
-            dedup=dedup,
-            chat_params=chat_params,
-        )
-        from ..core.resume import connection_of, job_fingerprint
-
-        the_client, factory = _client_for(client, api_key, project_id, base_url)
-        owned = factory is not None
-        conn = connection_of(the_client, base_url)
-        fingerprint = job_fingerprint(requests.fingerprint, **conn)
-        journal = Journal()
-        record = None if fresh else journal.find(fingerprint)
-        settings = {**requests.settings, "parse": "json" if spec is not None else None}
-        if record is not None:
-            job = BatchJob.from_record(
-                record,
-                journal,
-                frame=self._df,
-                requests=requests,
-                client=the_client,
-                client_factory=factory,
-                output=output,
-                overwrite=overwrite,
-                poll_interval=poll_interval,
-                progress=progress,
-                resume_hint=_RESUME_HINT,
-                parse=spec,
-                metadata=metadata,
-            )
-            job._owns_client = owned
-        else:
-            job = BatchJob(
-                client=the_client,
-                client_factory=factory,
-                frame=self._df,
-                requests=requests,
-                model=model or "",
-                output=output,
-                overwrite=overwrite,
-                metadata=metadata,
-                poll_interval=poll_interval,
-                progress=progress,
-                owns_client=owned,
-                resume_hint=_RESUME_HINT,
-                journal=journal,
-                fingerprint=fingerprint,
-                connection=conn,
-                settings=settings,
-                parse=spec,
-            )
-        job.retries = retries
-        _remember(self._df, job)
-        job.submit()
-        if record is not None:
-            # a re-run that quietly returned old answers (or old errors) would look like a
-            # new job: say it is not
-            n = len(job.batch_ids)
-            made = (
-                "no new batch was created"
-                if job.creates_sent == 0
-                else f"{job.creates_sent} batch(es) it had not created yet were created now"
-            )
-            job.note(f"Resumed job {job.job_id} from the journal ({n} batches); {made}")
-        return job

@@ -1,0 +1,246 @@
+"""The run sequence behind every frame adapter: check, build, find or start the job, submit.
+
+``df.zgpu.batch_chat(...)`` (pandas) and ``pl_df.zgpu.batch_chat(...)`` (Polars) both end up
+in :func:`start`; the adapters only turn their keyword arguments into a
+:class:`~zgpu_pandas.core.spec.ChatSpec` and a :class:`~zgpu_pandas.core.spec.Connection`.
+Everything that can be wrong with the input is found before any network call; the job is
+written to the journal before the first upload; the same call run again (same rows, same
+settings, same service) picks the journaled job up instead of paying again.
+
+Example::
+
+    job = start(df, ChatSpec(prompt="review", model="LFM2.5-1.2B-Instruct"),
+                Connection(base_url="local"))
+    out = job.result()
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._journal import Journal
+from ..errors import ZgpuError
+from .estimate import ChatEstimate, estimate_requests
+from .job import BatchJob
+from .requests import RequestSet, build_requests
+from .resume import connection_of, job_fingerprint, parse_spec_of
+from .rows import as_output, as_rows
+from .spec import ChatSpec, Connection
+
+if TYPE_CHECKING:
+    from .._progress import ProgressOption
+    from .structured import SchemaSpec
+
+__all__ = ["LAST_JOBS", "LastJobs", "attach_batches", "build", "estimate", "start"]
+
+
+class LastJobs:
+    """The most recent job started from each frame object (``df.zgpu.last_job``).
+
+    Accessor objects are made anew on every ``df.zgpu`` access, so the job is kept here,
+    keyed by the frame's id and dropped when the frame is garbage collected."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, tuple[weakref.ref[Any], BatchJob]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, frame: Any, job: BatchJob) -> None:
+        key = id(frame)
+
+        def forget(_: object, key: int = key) -> None:
+            with self._lock:
+                self._jobs.pop(key, None)
+
+        with self._lock:
+            self._jobs[key] = (weakref.ref(frame, forget), job)
+
+    def recall(self, frame: Any) -> BatchJob | None:
+        with self._lock:
+            entry = self._jobs.get(id(frame))
+        if entry is None or entry[0]() is not frame:
+            return None
+        return entry[1]
+
+
+LAST_JOBS = LastJobs()
+
+
+def build(frame: Any, spec: ChatSpec) -> tuple[RequestSet, SchemaSpec | None]:
+    """The request lines of ``frame`` and how to parse the replies; every mistake in the
+    input is found here, before any network call."""
+    spec.check_options()
+    params, parse = spec.structured()
+    spec.check_columns(as_output(frame).columns, parse)
+    requests = build_requests(
+        as_rows(frame),
+        model=spec.model or "",
+        prompt=spec.prompt,
+        messages=spec.messages,
+        system=spec.system,
+        on_oversize=spec.on_oversize,
+        dedup=spec.dedup,
+        **params,
+    )
+    return requests, parse
+
+
+def estimate(frame: Any, spec: ChatSpec) -> ChatEstimate:
+    """What :func:`start` would send and cost, without any network call."""
+    requests, _ = build(frame, spec)
+    return estimate_requests(requests)
+
+
+def start(
+    frame: Any,
+    spec: ChatSpec,
+    conn: Connection,
+    *,
+    progress: ProgressOption = None,
+    poll_interval: float | None = None,
+    hint: str = "job",
+) -> BatchJob:
+    """Start (or resume from the journal) the job of ``spec`` over ``frame`` and submit its
+    batches; returns the job at once. ``hint`` is how messages name the job for the user
+    (``df.zgpu.last_job``)."""
+    requests, parse = build(frame, spec)
+    the_client, factory = conn.open()
+    where = connection_of(the_client, conn.base_url)
+    fingerprint = job_fingerprint(requests.fingerprint, **where)
+    journal = Journal()
+    record = None if spec.fresh else journal.find(fingerprint)
+    if record is not None:
+        job = BatchJob.from_record(
+            record,
+            journal,
+            frame=frame,
+            requests=requests,
+            client=the_client,
+            client_factory=factory,
+            owns_client=factory is not None,
+            output=spec.output,
+            overwrite=spec.overwrite,
+            poll_interval=poll_interval,
+            progress=progress,
+            resume_hint=hint,
+            parse=parse,
+            metadata=spec.metadata,
+            retries=spec.retries,
+        )
+    else:
+        job = BatchJob(
+            client=the_client,
+            client_factory=factory,
+            frame=frame,
+            requests=requests,
+            model=spec.model or "",
+            output=spec.output,
+            overwrite=spec.overwrite,
+            metadata=spec.metadata,
+            poll_interval=poll_interval,
+            progress=progress,
+            owns_client=factory is not None,
+            resume_hint=hint,
+            journal=journal,
+            fingerprint=fingerprint,
+            connection=where,
+            settings={**requests.settings, "parse": "json" if parse is not None else None},
+            parse=parse,
+            retries=spec.retries,
+        )
+    LAST_JOBS.remember(frame, job)
+    job.submit()
+    if record is not None:
+        # a re-run that quietly returned old answers (or old errors) would look like a
+        # new job: say it is not
+        made = (
+            "no new batch was created"
+            if job.creates_sent == 0
+            else f"{job.creates_sent} batch(es) it had not created yet were created now"
+        )
+        job.note(f"Resumed job {job.job_id} from the journal ({len(job.batch_ids)} batches); {made}")
+    return job
+
+
+def attach_batches(
+    frame: Any,
+    batch_ids: str | Sequence[str],
+    conn: Connection,
+    *,
+    output: str = "response",
+    overwrite: bool = False,
+    progress: ProgressOption = None,
+    poll_interval: float | None = None,
+    hint: str = "job",
+) -> BatchJob:
+    """A job for a journal job id (``"job_..."``) or for batches made earlier from
+    ``frame``; nothing is submitted. When the batches belong to a job of the local journal,
+    the journal's record is used (shared and skipped rows come back right)."""
+    ids = [batch_ids] if isinstance(batch_ids, str) else list(batch_ids)
+    if len(ids) == 1 and ids[0].startswith("job_"):
+        from .resume import attach
+
+        job = attach(
+            ids[0],
+            frame=frame,
+            output=output,
+            overwrite=overwrite,
+            progress=progress,
+            poll_interval=poll_interval,
+            client=conn.client,
+            api_key=conn.api_key,
+            project_id=conn.project_id,
+            base_url=conn.base_url,
+            hint=hint,
+        )
+        LAST_JOBS.remember(frame, job)
+        return job
+    the_client, factory = conn.open()
+    job = BatchJob.from_batch_ids(
+        frame,
+        ids,
+        client=the_client,
+        client_factory=factory,
+        output=output,
+        overwrite=overwrite,
+        poll_interval=poll_interval,
+        progress=progress,
+        owns_client=factory is not None,
+        resume_hint=hint,
+    )
+    journaled = _journaled(job, frame, ids, factory=factory, hint=hint)
+    if journaled is not None:
+        job = journaled
+    LAST_JOBS.remember(frame, job)
+    job.watch_in_background()
+    return job
+
+
+def _journaled(
+    job: BatchJob, frame: Any, ids: list[str], *, factory: Any, hint: str
+) -> BatchJob | None:
+    """The journal's version of a job attached by batch ids, when the local journal holds it
+    (then rows that shared a line, or were skipped, come back right)."""
+    journal = Journal()
+    try:
+        rec = journal.load(job.job_id) if job.job_id.startswith("job_") else None
+    except (KeyError, ValueError, ZgpuError):
+        return None
+    if rec is None or rec.rows != as_output(frame).n_rows or set(ids) != set(rec.batch_ids):
+        return None
+    return BatchJob.from_record(
+        rec,
+        journal,
+        frame=frame,
+        client=job.client,
+        client_factory=factory,
+        owns_client=factory is not None,
+        output=job.output,
+        overwrite=job.overwrite,
+        poll_interval=job.poll_interval,
+        progress=job.display,
+        resume_hint=hint,
+        parse=parse_spec_of(rec),
+    )
