@@ -17,6 +17,7 @@ from . import errors
 from ._client import Client
 from ._listing import jobs
 from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
+from ._polars_hook import install as _install_polars_namespace
 from ._progress import JobStatus
 from .core.estimate import ChatEstimate
 from .core.job import ACCOUNT_CODES, TRANSIENT_CODES, BatchJob
@@ -58,6 +59,8 @@ from .errors import (
     ZgpuError,
 )
 from .frames import pandas as _pandas_frames  # noqa: F401  (registers the df.zgpu accessor)
+
+_install_polars_namespace()  # pl_df.zgpu, once Polars is imported (never imports it)
 
 if TYPE_CHECKING:
     from .server import LocalServer
