@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import API_HEADERS, MODEL, ApiClient, chat_line
+from tests.support import API_HEADERS, MODEL, ApiClient, FrameKit, chat_line
 from zgpu_pandas.server import LocalServer
 
 
@@ -112,3 +112,9 @@ def make_lines() -> Callable[..., list[dict[str, Any]]]:
         return [chat_line(f"{prefix}{i}", f"question {i}", model=model, **body) for i in range(n)]
 
     return make
+
+
+@pytest.fixture(params=["pandas", "polars"])
+def kit(request: pytest.FixtureRequest) -> FrameKit:
+    """The frame library a behaviour test runs with: each such test runs for both."""
+    return FrameKit(request.param)

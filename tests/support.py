@@ -111,3 +111,60 @@ class ApiClient(httpx.Client):
         r = self.get(f"/v1/files/{file_id}/content")
         assert r.status_code == 200, r.text
         return [orjson.loads(x) for x in r.content.splitlines() if x.strip()]
+
+
+class FrameKit:
+    """What a test needs to say the same thing of a pandas and a Polars frame: make one from
+    columns, read a column back as a Python list (``None`` where missing), count rows and
+    name columns. The ``kit`` fixture gives one per library, so behaviour tests run for both.
+
+    Example::
+
+        def test_x(kit):
+            df = kit.frame({"q": ["a", None]})
+            out = df.zgpu.batch_chat("q", ...)
+            assert kit.col(out, "response_status") == ["ok", "skipped"]
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "pandas":
+            import pandas as pd
+
+            self.module: Any = pd
+        else:
+            import polars as pl
+
+            self.module = pl
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def frame(self, data: dict[str, list[Any]]) -> Any:
+        if self.name == "pandas":
+            return self.module.DataFrame(data)
+        return self.module.DataFrame(data, strict=False)
+
+    def col(self, out: Any, name: str) -> list[Any]:
+        if self.name == "pandas":
+            s = out[name]
+            return [None if v is None or (not isinstance(v, list | dict) and self.module.isna(v)) else v for v in s.tolist()]
+        return out.get_column(name).to_list()
+
+    def rows(self, out: Any) -> int:
+        return len(out) if self.name == "pandas" else out.height
+
+    def columns(self, out: Any) -> list[Any]:
+        return list(out.columns)
+
+    def is_native(self, out: Any) -> bool:
+        return isinstance(out, self.module.DataFrame)
+
+    def unchanged(self, before: Any, after: Any) -> bool:
+        """The caller's frame is as it was."""
+        if self.name == "pandas":
+            return bool(before.equals(after)) and list(before.columns) == list(after.columns)
+        return bool(before.equals(after))
+
+    def copy(self, df: Any) -> Any:
+        return df.copy() if self.name == "pandas" else df.clone()

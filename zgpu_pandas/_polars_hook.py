@@ -60,9 +60,12 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Register now if Polars is loaded; else wait for it (if it is installed at all)."""
-    if "polars" in sys.modules:
+    if sys.modules.get("polars") is not None:
         _register()
-    elif importlib.util.find_spec("polars") is not None and not any(
-        isinstance(f, _Finder) for f in sys.meta_path
-    ):
+        return
+    try:
+        installed = importlib.util.find_spec("polars") is not None
+    except (ImportError, ValueError):  # blocked or broken: as if absent
+        installed = False
+    if installed and not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())

@@ -2,7 +2,8 @@
 
 Every answer is checked against ``builtin_reply`` of the body that row should have produced
 (written out independently here), so an answer on the wrong row, a wrong prompt or a lost
-setting all fail.
+setting all fail. Tests taking ``kit`` run for a pandas and a Polars frame alike; the others
+are about what only pandas has (an index, object columns, in-place edits).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 import pytest
 
 import zgpu_pandas.frames.pandas  # noqa: F401  (registers df.zgpu)
+from tests.support import FrameKit
 from zgpu_pandas._client import Client
 from zgpu_pandas._jsonl import MAX_LINE_BYTES
 from zgpu_pandas.core.job import BatchJob
@@ -57,21 +59,31 @@ def body(user: str, *, system: str | None = None, **params: Any) -> dict[str, An
     return {"model": MODEL, "messages": [*msgs, {"role": "user", "content": user}], **params}
 
 
+PANDAS = FrameKit("pandas")
+
+
 def check_rows(
-    out: pd.DataFrame, expected: dict[int, dict[str, Any]], *, prefix: str = "response"
+    out: Any,
+    expected: dict[int, dict[str, Any]],
+    *,
+    prefix: str = "response",
+    kit: FrameKit = PANDAS,
 ) -> None:
     """Rows in ``expected`` (position -> request body) are ok with the engine's answer to
     exactly that body; the others are not ok."""
-    for pos in range(len(out)):
-        status = out[f"{prefix}_status"].iloc[pos]
+    status = kit.col(out, f"{prefix}_status")
+    text = kit.col(out, prefix)
+    errors = kit.col(out, f"{prefix}_error")
+    finish = kit.col(out, f"{prefix}_finish_reason")
+    tokens = kit.col(out, f"{prefix}_total_tokens")
+    for pos in range(kit.rows(out)):
         if pos in expected:
-            assert status == "ok", (pos, status, out[f"{prefix}_error"].iloc[pos])
-            assert out[prefix].iloc[pos] == builtin_reply(expected[pos]), pos
-            assert out[f"{prefix}_finish_reason"].iloc[pos] == "stop"
-            assert out[f"{prefix}_total_tokens"].iloc[pos] > 0
+            assert status[pos] == "ok", (pos, status[pos], errors[pos])
+            assert text[pos] == builtin_reply(expected[pos]), pos
+            assert finish[pos] == "stop" and tokens[pos] > 0, pos
         else:
-            assert status != "ok", pos
-            assert pd.isna(out[prefix].iloc[pos])
+            assert status[pos] != "ok", pos
+            assert text[pos] is None, pos
 
 
 def api_calls(server: LocalServer) -> list[tuple[str, str, int]]:
@@ -81,9 +93,9 @@ def api_calls(server: LocalServer) -> list[tuple[str, str, int]]:
 # ---- the must-show cases ------------------------------------------------------------------
 
 
-def test_small_frame_end_to_end(server: LocalServer, client: Client) -> None:
-    df = pd.DataFrame({"review": ["Great phone", "Broke after a day", "Fine."], "n": [1, 2, 3]})
-    before = df.copy()
+def test_small_frame_end_to_end(server: LocalServer, client: Client, kit: FrameKit) -> None:
+    df = kit.frame({"review": ["Great phone", "Broke after a day", "Fine."], "n": [1, 2, 3]})
+    before = kit.copy(df)
     out = df.zgpu.batch_chat(
         "review",
         model=MODEL,
@@ -93,17 +105,23 @@ def test_small_frame_end_to_end(server: LocalServer, client: Client) -> None:
         client=client,
         progress=False,
     )
-    pd.testing.assert_frame_equal(df, before)  # the input is untouched
-    assert list(out.columns[:2]) == ["review", "n"]
-    assert out.index.equals(df.index)
+    assert kit.unchanged(before, df)  # the input is untouched
+    assert kit.is_native(out) and kit.columns(out)[:2] == ["review", "n"]
+    assert kit.col(out, "n") == [1, 2, 3]
     check_rows(
         out,
         {
             i: body(r, system="Tag it.", temperature=0, max_tokens=50)
-            for i, r in enumerate(df.review)
+            for i, r in enumerate(kit.col(df, "review"))
         },
+        kit=kit,
     )
-    assert out["response_status"].dtype == pd.StringDtype("pyarrow")
+    if kit.name == "pandas":
+        assert out.index.equals(df.index)
+        assert out["response_status"].dtype == pd.StringDtype("pyarrow")
+    else:
+        assert str(out.schema["response_status"]) == "String"
+        assert str(out.schema["response_total_tokens"]) == "Int64"
     job = df.zgpu.last_job
     assert job is not None and len(job.batch_ids) == 1
     assert job.status().outcome == "success"
@@ -158,8 +176,8 @@ def test_nan_empty_numeric_emoji_prompts(client: Client) -> None:
     assert not out["response"].fillna("").str.contains("nan").any()
 
 
-def test_template_over_two_columns(client: Client) -> None:
-    df = pd.DataFrame(
+def test_template_over_two_columns(client: Client, kit: FrameKit) -> None:
+    df = kit.frame(
         {"review": ["Love it", "Meh", None], "stars": [5, 3.0, 1], "other": ["x", "y", "z"]}
     )
     out = df.zgpu.batch_chat(
@@ -175,11 +193,12 @@ def test_template_over_two_columns(client: Client) -> None:
             0: body("Review: Love it\nStars: 5", temperature=0),
             1: body("Review: Meh\nStars: 3", temperature=0),
         },
+        kit=kit,
     )
-    assert out["response_error"].iloc[2] == "column 'review' is missing (NaN/None)"
+    assert kit.col(out, "response_error")[2] == "column 'review' is missing (NaN/None)"
 
 
-def test_messages_column(client: Client) -> None:
+def test_messages_column(client: Client, kit: FrameKit) -> None:
     convs = [
         [{"role": "user", "content": "Hi"}],
         [
@@ -189,7 +208,7 @@ def test_messages_column(client: Client) -> None:
         ],
         [],
     ]
-    df = pd.DataFrame({"conv": convs})
+    df = kit.frame({"conv": convs})
     out = df.zgpu.batch_chat(
         messages="conv", model=MODEL, system="Be brief.", client=client, progress=False
     )
@@ -200,9 +219,10 @@ def test_messages_column(client: Client) -> None:
             0: {"model": MODEL, "messages": sys_msg + convs[0]},
             1: {"model": MODEL, "messages": sys_msg + convs[1]},
         },
+        kit=kit,
     )
-    assert out["response"].iloc[1].endswith("And times 3?")
-    assert out["response_error_code"].iloc[2] == "empty_messages"
+    assert kit.col(out, "response")[1].endswith("And times 3?")
+    assert kit.col(out, "response_error_code")[2] == "empty_messages"
 
 
 def test_60000_rows_become_two_batches_merged_in_order(server: LocalServer, client: Client) -> None:
@@ -236,63 +256,65 @@ def test_in_place_edits_after_submit_do_not_reach_the_result(client: Client) -> 
     check_rows(out, {i: body(t) for i, t in enumerate(texts)})
 
 
-def test_overwrite_replaces_a_column_in_the_result_only(client: Client) -> None:
-    df = pd.DataFrame({"t": ["a", "b"], "response": ["mine", "also mine"]})
+def test_overwrite_replaces_a_column_in_the_result_only(client: Client, kit: FrameKit) -> None:
+    df = kit.frame({"t": ["a", "b"], "response": ["mine", "also mine"]})
     out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False, overwrite=True)
-    assert df["response"].tolist() == ["mine", "also mine"]
-    assert out["response"].tolist() == [builtin_reply(body("a")), builtin_reply(body("b"))]
+    assert kit.col(df, "response") == ["mine", "also mine"]
+    assert kit.col(out, "response") == [builtin_reply(body("a")), builtin_reply(body("b"))]
+    assert kit.columns(out)[:2] == ["t", "response"]  # replaced where it was
 
 
-def test_some_lines_fail_the_rest_succeed(server: LocalServer, client: Client) -> None:
+def test_some_lines_fail_the_rest_succeed(
+    server: LocalServer, client: Client, kit: FrameKit
+) -> None:
     server.faults.fail_lines(code="rate_limit_exceeded", custom_ids=r"^row-(3|7|8)$")
     texts = [f"t{i}" for i in range(10)]
-    df = pd.DataFrame({"t": texts})
+    df = kit.frame({"t": texts})
     out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False)
     failed = {3, 7, 8}
-    check_rows(out, {i: body(t) for i, t in enumerate(texts) if i not in failed})
-    bad = out.iloc[sorted(failed)]
-    assert (bad["response_status"] == "error").all()
-    assert (bad["response_error_code"] == "rate_limit_exceeded").all()
-    assert bad["response_error"].notna().all()
+    check_rows(out, {i: body(t) for i, t in enumerate(texts) if i not in failed}, kit=kit)
+    status, codes = kit.col(out, "response_status"), kit.col(out, "response_error_code")
+    errors = kit.col(out, "response_error")
+    assert all(status[i] == "error" for i in failed)
+    assert all(codes[i] == "rate_limit_exceeded" and errors[i] for i in failed)
     assert df.zgpu.last_job.status().outcome == "partial"
 
 
-def test_all_lines_fail_no_output_file(server: LocalServer, client: Client) -> None:
+def test_all_lines_fail_no_output_file(server: LocalServer, client: Client, kit: FrameKit) -> None:
     server.faults.fail_lines(code="internal_error")
-    df = pd.DataFrame({"t": ["a", "b", "c"], "u": [None, None, None]})
+    df = kit.frame({"t": ["a", "b", "c"], "u": [None, None, None]})
     job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
     out = job.result()
     batch = client.batches.retrieve(job.batch_ids[0])
     assert batch.status == "completed" and batch.output_file_id is None
     assert batch.error_file_id is not None
-    assert (out["response_status"] == "error").all()
-    assert (out["response_error_code"] == "internal_error").all()
-    assert out["response"].isna().all()
+    assert kit.col(out, "response_status") == ["error"] * 3
+    assert kit.col(out, "response_error_code") == ["internal_error"] * 3
+    assert kit.col(out, "response") == [None] * 3
     assert job.status().outcome == "failure"
 
 
-def test_unknown_model_fails_each_line(client: Client) -> None:
-    df = pd.DataFrame({"t": ["a", "b"]})
+def test_unknown_model_fails_each_line(client: Client, kit: FrameKit) -> None:
+    df = kit.frame({"t": ["a", "b"]})
     out = df.zgpu.batch_chat("t", model="no-such-model", client=client, progress=False)
-    assert (out["response_error_code"] == "not_found_error").all()
+    assert kit.col(out, "response_error_code") == ["not_found_error"] * 2
 
 
-def test_cancelled_job(start_server: Callable[..., LocalServer]) -> None:
+def test_cancelled_job(start_server: Callable[..., LocalServer], kit: FrameKit) -> None:
     srv = start_server(latency=0.05, concurrency=2)
     texts = [f"row text {i}" for i in range(80)]
-    df = pd.DataFrame({"t": texts})
+    df = kit.frame({"t": texts})
     with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
         job = df.zgpu.submit_chat("t", model=MODEL, client=c, progress=False)
         st = job.cancel()
         assert st.batches[0].status in ("cancelling", "cancelled")
         out = job.result()
         assert client_status(c, job) == ["cancelled"]
-    status = out["response_status"]
+    status, codes = kit.col(out, "response_status"), kit.col(out, "response_error_code")
     assert set(status) <= {"ok", "error"}
-    cancelled = out[status == "error"]
-    assert len(cancelled) > 0
-    assert (cancelled["response_error_code"] == "batch_cancelled").all()
-    check_rows(out, {i: body(t) for i, t in enumerate(texts) if status.iloc[i] == "ok"})
+    cancelled = [i for i, s in enumerate(status) if s == "error"]
+    assert cancelled and all(codes[i] == "batch_cancelled" for i in cancelled)
+    check_rows(out, {i: body(t) for i, t in enumerate(texts) if status[i] == "ok"}, kit=kit)
     assert job.status().outcome in ("partial", "failure")
     job.cancel()  # cancelling a finished job is harmless
 
@@ -301,23 +323,24 @@ def client_status(c: Client, job: BatchJob) -> list[str]:
     return [c.batches.retrieve(b).status for b in job.batch_ids]
 
 
-def test_expired_job(start_server: Callable[..., LocalServer]) -> None:
+def test_expired_job(start_server: Callable[..., LocalServer], kit: FrameKit) -> None:
     srv = start_server(latency=0.05, concurrency=2, completion_window_seconds=0.4)
     texts = [f"slow {i}" for i in range(80)]
-    df = pd.DataFrame({"t": texts})
+    df = kit.frame({"t": texts})
     with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
         out = df.zgpu.batch_chat("t", model=MODEL, client=c, progress=False)
         assert client_status(c, df.zgpu.last_job) == ["expired"]
-    status = out["response_status"]
-    expired = out[status == "error"]
-    assert len(expired) > 0
-    assert (expired["response_error_code"] == "batch_expired").all()
-    check_rows(out, {i: body(t) for i, t in enumerate(texts) if status.iloc[i] == "ok"})
+    status, codes = kit.col(out, "response_status"), kit.col(out, "response_error_code")
+    expired = [i for i, s in enumerate(status) if s == "error"]
+    assert expired and all(codes[i] == "batch_expired" for i in expired)
+    check_rows(out, {i: body(t) for i, t in enumerate(texts) if status[i] == "ok"}, kit=kit)
 
 
-def test_non_blocking_job_picked_up_later(server: LocalServer, client: Client) -> None:
+def test_non_blocking_job_picked_up_later(
+    server: LocalServer, client: Client, kit: FrameKit
+) -> None:
     texts = [f"later {i}" for i in range(25)]
-    df = pd.DataFrame({"t": texts})
+    df = kit.frame({"t": texts})
     job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
     assert job.status().outcome in ("running", "success")
     assert df.zgpu.last_job is job
@@ -327,33 +350,33 @@ def test_non_blocking_job_picked_up_later(server: LocalServer, client: Client) -
         assert time.monotonic() < deadline
         time.sleep(0.02)
     out = job.result(wait=False)
-    check_rows(out, {i: body(t) for i, t in enumerate(texts)})
+    check_rows(out, {i: body(t) for i, t in enumerate(texts)}, kit=kit)
 
     # and from a "new kernel": a fresh client and only the batch ids
     with Client(api_key=KEY, project_id="proj", base_url=server.url, poll_interval=0.02) as c2:
-        again = pd.DataFrame({"t": texts}).zgpu.attach(job.batch_ids, client=c2, progress=False)
+        again = kit.frame({"t": texts}).zgpu.attach(job.batch_ids, client=c2, progress=False)
         assert again.job_id == job.job_id  # read back from the batches' metadata
         out2 = again.result()
-    pd.testing.assert_frame_equal(out, out2)
+    assert out.equals(out2)
 
 
 def test_attach_marks_rows_in_no_batch_as_not_sent(
-    client: Client, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    client: Client, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, kit: FrameKit
 ) -> None:
-    df = pd.DataFrame({"t": ["a", None, "c"]})
+    df = kit.frame({"t": ["a", None, "c"]})
     job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
     job.wait()
     # the journal knows why row 1 was not sent
     out = df.zgpu.attach(job.batch_ids[0], client=client, progress=False).result()
-    assert out["response_status"].tolist() == ["ok", "skipped", "ok"]
-    assert out["response_error_code"].iloc[1] == "missing_prompt"
-    check_rows(out, {0: body("a"), 2: body("c")})
+    assert kit.col(out, "response_status") == ["ok", "skipped", "ok"]
+    assert kit.col(out, "response_error_code")[1] == "missing_prompt"
+    check_rows(out, {0: body("a"), 2: body("c")}, kit=kit)
     # without the journal (another machine), the batches alone say only that it was not sent
     monkeypatch.setenv("ZGPU_STATE_DIR", str(tmp_path / "elsewhere"))
     out = df.zgpu.attach(job.batch_ids[0], client=client, progress=False).result()
-    assert out["response_status"].tolist() == ["ok", "skipped", "ok"]
-    assert out["response_error_code"].iloc[1] == "not_sent"
-    check_rows(out, {0: body("a"), 2: body("c")})
+    assert kit.col(out, "response_status") == ["ok", "skipped", "ok"]
+    assert kit.col(out, "response_error_code")[1] == "not_sent"
+    check_rows(out, {0: body("a"), 2: body("c")}, kit=kit)
 
 
 # ---- errors before anything is sent ------------------------------------------------------
@@ -379,9 +402,9 @@ def test_attach_marks_rows_in_no_batch_as_not_sent(
     ],
 )
 def test_bad_calls_fail_before_any_request(
-    server: LocalServer, client: Client, kwargs: dict[str, Any], exc: type, match: str
+    server: LocalServer, client: Client, kwargs: dict[str, Any], exc: type, match: str, kit: FrameKit
 ) -> None:
-    df = pd.DataFrame({"t": ["a"], "taken": ["x"]})
+    df = kit.frame({"t": ["a"], "taken": ["x"]})
     call = {"prompt": "t", "model": MODEL, "client": client, "progress": False, **kwargs}
     with pytest.raises(exc, match=match) as info:
         df.zgpu.batch_chat(**call)
@@ -391,35 +414,41 @@ def test_bad_calls_fail_before_any_request(
     assert api_calls(server) == []
 
 
-def test_oversize_row_fails_fast_or_is_skipped(server: LocalServer, client: Client) -> None:
-    df = pd.DataFrame({"t": ["ok", "x" * (MAX_LINE_BYTES + 1)]}, index=["a", "big"])
-    with pytest.raises(OversizeRowsError, match="row 'big'"):
+def test_oversize_row_fails_fast_or_is_skipped(
+    server: LocalServer, client: Client, kit: FrameKit
+) -> None:
+    df = kit.frame({"t": ["ok", "x" * (MAX_LINE_BYTES + 1)]})
+    if kit.name == "pandas":
+        df.index = ["a", "big"]
+    with pytest.raises(OversizeRowsError, match="row 'big'" if kit.name == "pandas" else "row 1") as info:
         df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False)
     assert api_calls(server) == []
+    assert kit.is_native(info.value.rows)  # the offending rows, in the caller's library
+    assert kit.col(info.value.rows, "position") == [1]
     out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False, on_oversize="skip")
-    assert out["response_status"].tolist() == ["ok", "skipped"]
-    assert out["response_error_code"].iloc[1] == "line_too_large"
+    assert kit.col(out, "response_status") == ["ok", "skipped"]
+    assert kit.col(out, "response_error_code")[1] == "line_too_large"
 
 
-def test_overwrite_and_output_prefix(client: Client) -> None:
-    df = pd.DataFrame({"t": ["a"], "response": ["old"]})
+def test_overwrite_and_output_prefix(client: Client, kit: FrameKit) -> None:
+    df = kit.frame({"t": ["a"], "response": ["old"]})
     out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False, overwrite=True)
-    assert out["response"].iloc[0] == builtin_reply(body("a"))
+    assert kit.col(out, "response") == [builtin_reply(body("a"))]
     out2 = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False, output="tag")
-    assert out2["response"].iloc[0] == "old" and out2["tag"].iloc[0] == builtin_reply(body("a"))
+    assert kit.col(out2, "response") == ["old"] and kit.col(out2, "tag") == [builtin_reply(body("a"))]
 
 
-def test_client_and_connection_settings_are_exclusive(client: Client) -> None:
+def test_client_and_connection_settings_are_exclusive(client: Client, kit: FrameKit) -> None:
     with pytest.raises(ConfigurationError, match="either client="):
-        pd.DataFrame({"t": ["a"]}).zgpu.batch_chat(
+        kit.frame({"t": ["a"]}).zgpu.batch_chat(
             "t", model=MODEL, client=client, base_url="local", progress=False
         )
 
 
-def test_all_rows_skipped_sends_nothing(server: LocalServer, client: Client) -> None:
-    df = pd.DataFrame({"t": [None, ""]})
+def test_all_rows_skipped_sends_nothing(server: LocalServer, client: Client, kit: FrameKit) -> None:
+    df = kit.frame({"t": [None, ""]})
     out = df.zgpu.batch_chat("t", model=MODEL, client=client, progress=False)
-    assert out["response_status"].tolist() == ["skipped", "skipped"]
+    assert kit.col(out, "response_status") == ["skipped", "skipped"]
     assert api_calls(server) == []
     assert df.zgpu.last_job.status().outcome == "failure"
 
@@ -431,10 +460,11 @@ def test_ctrl_c_while_waiting_cancels_nothing_and_says_how_to_resume(
     start_server: Callable[..., LocalServer],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    kit: FrameKit,
 ) -> None:
     srv = start_server(latency=0.02, concurrency=2)
     texts = [f"q{i}" for i in range(40)]
-    df = pd.DataFrame({"t": texts})
+    df = kit.frame({"t": texts})
     import zgpu_pandas.core.job as job_module
 
     def interrupt(_: float) -> None:
@@ -457,12 +487,12 @@ def test_ctrl_c_while_waiting_cancels_nothing_and_says_how_to_resume(
         assert not any("/cancel" in r[1] for r in srv.request_log)
         out = job.result()
         assert client_status(c, job) == ["completed"]
-    check_rows(out, {i: body(t) for i, t in enumerate(texts)})
+    check_rows(out, {i: body(t) for i, t in enumerate(texts)}, kit=kit)
 
 
-def test_wait_timeout_keeps_the_job(start_server: Callable[..., LocalServer]) -> None:
+def test_wait_timeout_keeps_the_job(start_server: Callable[..., LocalServer], kit: FrameKit) -> None:
     srv = start_server(latency=0.05, concurrency=1)
-    df = pd.DataFrame({"t": [f"q{i}" for i in range(30)]})
+    df = kit.frame({"t": [f"q{i}" for i in range(30)]})
     with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
         job = df.zgpu.submit_chat("t", model=MODEL, client=c, progress=False)
         with pytest.raises(JobTimeoutError, match=r"keeps running.*job\.wait\(\)") as exc:
@@ -473,9 +503,9 @@ def test_wait_timeout_keeps_the_job(start_server: Callable[..., LocalServer]) ->
 
 
 def test_submission_stopping_part_way_keeps_what_was_created(
-    server: LocalServer, client: Client
+    server: LocalServer, client: Client, kit: FrameKit
 ) -> None:
-    df = pd.DataFrame({"t": [f"q{i}" for i in range(5)]})
+    df = kit.frame({"t": [f"q{i}" for i in range(5)]})
     reqs = build_requests(df, prompt="t", model=MODEL, max_lines=2)
     assert len(reqs.chunks) == 3
     job = BatchJob(client=client, frame=df, requests=reqs, progress=False)
@@ -496,27 +526,31 @@ def test_submission_stopping_part_way_keeps_what_was_created(
     job.submit()  # the rest, once
     assert len(job.batch_ids) == 3 and len(set(job.batch_ids)) == 3
     out = job.result()
-    check_rows(out, {i: body(f"q{i}") for i in range(5)})
+    check_rows(out, {i: body(f"q{i}") for i in range(5)}, kit=kit)
 
 
 # ---- progress ------------------------------------------------------------------------------
 
 
-def test_tqdm_progress_in_a_terminal(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
-    df = pd.DataFrame({"t": ["a", "b", None]})
+def test_tqdm_progress_in_a_terminal(
+    client: Client, capsys: pytest.CaptureFixture[str], kit: FrameKit
+) -> None:
+    df = kit.frame({"t": ["a", "b", None]})
     df.zgpu.batch_chat("t", model=MODEL, client=client, progress="tqdm")
     err = capsys.readouterr().err
     assert "line" in err and "ok=2" in err
     assert "Done: all 2 sent rows answered, 1 skipped" in err
 
 
-def test_widget_updates_in_place_and_shows_the_outcome(server: LocalServer, client: Client) -> None:
+def test_widget_updates_in_place_and_shows_the_outcome(
+    server: LocalServer, client: Client, kit: FrameKit
+) -> None:
     pytest.importorskip("ipywidgets")
     server.faults.fail_lines(code="internal_error", custom_ids="^row-1$")
-    df = pd.DataFrame({"t": ["a", "b", "c"]})
+    df = kit.frame({"t": ["a", "b", "c"]})
     job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress="widget")
     job.wait()
-    widget = job._display.widget  # type: ignore[attr-defined]
+    widget = job.display.widget  # type: ignore[attr-defined]
     html = widget.value
     assert job.job_id in html and MODEL in html and job.batch_ids[0] in html
     assert "Partly done: 2 rows answered, 1 failed" in html
@@ -536,8 +570,8 @@ def test_ipywidgets_is_not_imported_without_a_widget(server: LocalServer) -> Non
     assert proc.returncode == 0, proc.stderr
 
 
-def test_job_repr_and_html_never_show_the_key(client: Client) -> None:
-    df = pd.DataFrame({"t": ["a"]})
+def test_job_repr_and_html_never_show_the_key(client: Client, kit: FrameKit) -> None:
+    df = kit.frame({"t": ["a"]})
     job = df.zgpu.submit_chat("t", model=MODEL, client=client, progress=False)
     job.wait()
     for text in (repr(job), job._repr_html_(), str(job.status())):
