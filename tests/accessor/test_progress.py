@@ -144,12 +144,12 @@ def test_background_widget_keeps_updating_without_any_call(server: LocalServer) 
     df = pd.DataFrame({"t": ["a", "b"]})
     with Client(api_key="k", project_id="p", base_url=server.url, poll_interval=0.02) as c:
         job = df.zgpu.submit_chat("t", model=MODEL, client=c, progress="widget")
-        widget = job._display.widget
+        widget = job.display.widget
         deadline = time.monotonic() + 30
         while "Done:" not in widget.value:  # nobody calls the job: its thread does the work
             assert time.monotonic() < deadline, widget.value
             time.sleep(0.02)
-        assert job._watcher is not None
+        assert job.watching
         job._watcher.join(5)
         assert not job._watcher.is_alive()
         assert job.result(wait=False)["response_status"].tolist() == ["ok", "ok"]
@@ -174,9 +174,9 @@ def test_in_a_jupyter_kernel_a_widget_is_shown_and_updates_while_the_kernel_is_f
         nbformat.v4.new_code_cell(
             "import time\n"
             "t0 = time.time()\n"
-            "while 'Done:' not in job._display.widget.value and time.time() - t0 < 60:\n"
+            "while 'Done:' not in job.display.widget.value and time.time() - t0 < 60:\n"
             "    time.sleep(0.05)\n"
-            "print(type(job._display).__name__, 'Done:' in job._display.widget.value)\n"
+            "print(type(job.display).__name__, 'Done:' in job.display.widget.value)\n"
         ),
         nbformat.v4.new_code_cell(
             "out = df.zgpu.batch_chat('t', model='LFM2.5-1.2B-Instruct', client=c)\n"

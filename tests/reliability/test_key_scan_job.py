@@ -51,7 +51,7 @@ def test_the_key_never_reaches_job_state_widget_journal_logs_or_output(
     )  # fmt: skip
     out = job.result()
     assert out["response_status"].tolist() == ["ok", "error", "ok"]
-    widget = job._display.widget
+    widget = job.display.widget
     seen += [
         ("job repr", repr(job)),
         ("job html", job._repr_html_()),

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from zgpu_pandas.core.job import CHECKPOINTS, KILL_AT_ENV
+from zgpu_pandas.core.checkpoints import CHECKPOINTS, KILL_AT_ENV
 from zgpu_pandas.server import LocalServer
 
 MODEL = "LFM2.5-1.2B-Instruct"
@@ -38,7 +38,7 @@ CHILD = r"""
 import sys, time
 import pandas as pd
 import zgpu_pandas
-import zgpu_pandas.core.job as job_module
+import zgpu_pandas.core.checkpoints as checkpoints
 
 stage, url, rows, out_path, model, key = sys.argv[1:7]
 
@@ -47,7 +47,7 @@ if stage != "none":
         if name == stage:
             print("AT " + name, flush=True)
             time.sleep(600)  # the test sends SIGKILL now
-    job_module._checkpoint = checkpoint
+    checkpoints.checkpoint = checkpoint
 
 df = pd.DataFrame({"review": [f"review {i}" for i in range(int(rows))]})
 out = df.zgpu.batch_chat(

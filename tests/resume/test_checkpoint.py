@@ -1,4 +1,4 @@
-"""The ``_checkpoint`` test hook: ends the process only at the stage named in the environment."""
+"""The ``checkpoint`` test hook: ends the process only at the stage named in the environment."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from zgpu_pandas.core.job import CHECKPOINTS, KILL_AT_ENV, _checkpoint
+from zgpu_pandas.core.checkpoints import CHECKPOINTS, KILL_AT_ENV, checkpoint
 
 SCRIPT = """
 import sys
-from zgpu_pandas.core.job import _checkpoint
+from zgpu_pandas.core.checkpoints import checkpoint
 for stage in ("before_upload", "after_upload", "after_create", "mid_poll", "mid_download"):
     print(stage, flush=True)
-    _checkpoint(stage)
+    checkpoint(stage)
 print("survived", flush=True)
 """
 
@@ -44,4 +44,4 @@ def test_does_nothing_without_the_variable_or_for_another_stage(
     assert _run(None).stdout.split()[-1] == "survived"
     assert _run("no_such_stage").returncode == 0
     monkeypatch.setenv(KILL_AT_ENV, "mid_poll")
-    _checkpoint("before_upload")  # another stage: returns
+    checkpoint("before_upload")  # another stage: returns

@@ -24,7 +24,7 @@ import pytest
 
 from tests.support import FrameKit
 from zgpu_pandas._journal import Journal
-from zgpu_pandas.core.job import KILL_AT_ENV
+from zgpu_pandas.core.checkpoints import KILL_AT_ENV
 from zgpu_pandas.server import LocalServer
 
 from .resume_support import KEY, MODEL, api_calls, assert_all_answered

@@ -1,6 +1,6 @@
 """Resuming jobs from the journal, in process, against the real local server.
 
-A "crash" is simulated by making ``_checkpoint`` raise at one stage (the subprocess test in
+A "crash" is simulated by making ``checkpoints.checkpoint`` raise at one stage (the subprocess test in
 ``test_kill_subprocess.py`` does it for real with SIGKILL); the same call is then run again
 and must finish the job with exactly one upload and one batch per chunk.
 """
@@ -18,12 +18,12 @@ import orjson
 import pandas as pd
 import pytest
 
-import zgpu_pandas.core.job as job_module
+import zgpu_pandas.core.checkpoints as job_module
 import zgpu_pandas.core.run as accessor_module
 from zgpu_pandas import attach, jobs
 from zgpu_pandas._client import Client
 from zgpu_pandas._journal import Journal
-from zgpu_pandas.core.job import CHECKPOINTS
+from zgpu_pandas.core.checkpoints import CHECKPOINTS
 from zgpu_pandas.core.requests import build_requests
 from zgpu_pandas.errors import (
     APIConnectionError,
@@ -70,10 +70,10 @@ def test_crash_at_any_stage_then_the_same_call_finishes_without_paying_twice(
     srv = start_server(latency=0.2 if slow else 0.0, concurrency=1)
     df = pd.DataFrame({"q": TEXTS})
     with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
-        monkeypatch.setattr(job_module, "_checkpoint", crash_at(stage))
+        monkeypatch.setattr(job_module, "checkpoint", crash_at(stage))
         with pytest.raises(Crash):
             df.zgpu.batch_chat("q", model=MODEL, client=c, progress=False)
-        monkeypatch.setattr(job_module, "_checkpoint", lambda s: None)
+        monkeypatch.setattr(job_module, "checkpoint", lambda s: None)
         (rec,) = Journal().list()
         assert rec.status in ("created", "running")
 
@@ -97,10 +97,10 @@ def test_a_resumed_job_waits_for_batches_still_running(
     srv = start_server(latency=0.2, concurrency=1)
     df = pd.DataFrame({"q": TEXTS[:4]})
     with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
-        monkeypatch.setattr(job_module, "_checkpoint", crash_at("mid_poll"))
+        monkeypatch.setattr(job_module, "checkpoint", crash_at("mid_poll"))
         with pytest.raises(Crash):
             df.zgpu.batch_chat("q", model=MODEL, client=c, progress=False)
-        monkeypatch.setattr(job_module, "_checkpoint", lambda s: None)
+        monkeypatch.setattr(job_module, "checkpoint", lambda s: None)
         (rec,) = Journal().list()
         # the journal saw the batch running when the process died
         assert rec.chunks[0].status == "in_progress" and not rec.chunks[0].downloaded
@@ -233,10 +233,10 @@ def test_a_batch_the_service_does_not_know_stops_with_a_clear_error(
     first = start_server(latency=0.2, concurrency=1, data_dir=tmp_path / "a")
     df = pd.DataFrame({"q": TEXTS[:3]})
     with Client(api_key=KEY, project_id="p", base_url=first.url, poll_interval=0.02) as c:
-        monkeypatch.setattr(job_module, "_checkpoint", crash_at("mid_poll"))
+        monkeypatch.setattr(job_module, "checkpoint", crash_at("mid_poll"))
         with pytest.raises(Crash):
             df.zgpu.batch_chat("q", model=MODEL, client=c, progress=False)
-        monkeypatch.setattr(job_module, "_checkpoint", lambda s: None)
+        monkeypatch.setattr(job_module, "checkpoint", lambda s: None)
         first.stop()
         # the same address, but an empty data directory: the batch is unknown there
         second = start_server(port=first.port, data_dir=tmp_path / "b")
@@ -337,10 +337,10 @@ def test_a_recorded_upload_the_service_lost_is_uploaded_again_once(
     server: LocalServer, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     df = pd.DataFrame({"q": TEXTS[:3]})
-    monkeypatch.setattr(job_module, "_checkpoint", crash_at("after_upload"))
+    monkeypatch.setattr(job_module, "checkpoint", crash_at("after_upload"))
     with pytest.raises(Crash):
         df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
-    monkeypatch.setattr(job_module, "_checkpoint", lambda s: None)
+    monkeypatch.setattr(job_module, "checkpoint", lambda s: None)
     (rec,) = Journal().list()
     assert rec.chunks[0].file_id is not None
     client.files.delete(rec.chunks[0].file_id)  # expired, or deleted by hand
@@ -355,10 +355,10 @@ def test_a_chunk_whose_bytes_do_not_match_the_record_is_not_uploaded(
     server: LocalServer, client: Client, monkeypatch: pytest.MonkeyPatch, state_dir: Path
 ) -> None:
     df = pd.DataFrame({"q": TEXTS[:3]})
-    monkeypatch.setattr(job_module, "_checkpoint", crash_at("before_upload"))
+    monkeypatch.setattr(job_module, "checkpoint", crash_at("before_upload"))
     with pytest.raises(Crash):
         df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False)
-    monkeypatch.setattr(job_module, "_checkpoint", lambda s: None)
+    monkeypatch.setattr(job_module, "checkpoint", lambda s: None)
     (rec,) = Journal().list()
     rec.chunks[0].sha256 = "0" * 64  # a record edited by hand, or for other bytes
     Journal().save(rec)

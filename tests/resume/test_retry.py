@@ -10,7 +10,7 @@ import orjson
 import pandas as pd
 import pytest
 
-import zgpu_pandas.core.job as job_module
+import zgpu_pandas.core.checkpoints as job_module
 import zgpu_pandas.core.run as accessor_module
 from zgpu_pandas._client import Client
 from zgpu_pandas._journal import Journal
@@ -166,10 +166,10 @@ def test_a_crash_inside_a_retry_round_resumes_that_round(
                 raise KeyboardInterrupt
 
     df = pd.DataFrame({"q": TEXTS[:5]})
-    monkeypatch.setattr(job_module, "_checkpoint", crash_on_second_create)
+    monkeypatch.setattr(job_module, "checkpoint", crash_on_second_create)
     with pytest.raises(KeyboardInterrupt):
         df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False, retries=1)
-    monkeypatch.setattr(job_module, "_checkpoint", lambda s: None)
+    monkeypatch.setattr(job_module, "checkpoint", lambda s: None)
     (rec,) = Journal().list()
     assert rec.chunks[1].round == 1 and rec.chunks[1].batch_id is None and rec.chunks[1].token
     out = df.zgpu.batch_chat("q", model=MODEL, client=client, progress=False, retries=1)

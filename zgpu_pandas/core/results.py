@@ -412,7 +412,7 @@ class ResultsTable:
         cid = table.column("custom_id").chunk(0) if table.column("custom_id").num_chunks else None
         if cid is None:
             return 0
-        pos = self._positions(cid)
+        pos = self.positions_of(cid)
         bad = np.flatnonzero(pos < 0)
         if len(bad):
             for k in bad[:5]:
@@ -481,7 +481,7 @@ class ResultsTable:
         self._add_part(pos, status, **cols)
         return len(pos)
 
-    def _positions(self, cid: pa.Array) -> np.ndarray:
+    def positions_of(self, cid: pa.Array) -> np.ndarray:
         """Row position of each custom_id, -1 where it is not one of this job's."""
         n = self.n_rows
         if self._ids is not None:
@@ -519,7 +519,7 @@ class ResultsTable:
                 self.problems.append(f"{source}: a line is not a JSON object; it was ignored.")
                 continue
             cid = obj.get("custom_id")
-            p = self._position_of(cid)
+            p = self.position_of(cid)
             if p < 0:
                 self.problems.append(
                     f"{source}: a line has custom_id {cid!r}, which this job did not send; "
@@ -550,10 +550,10 @@ class ResultsTable:
         )
         return len(pos)
 
-    def _position_of(self, cid: Any) -> int:
+    def position_of(self, cid: Any) -> int:
         if not isinstance(cid, str):
             return -1
-        return int(self._positions(pa.array([cid], pa.string()))[0])
+        return int(self.positions_of(pa.array([cid], pa.string()))[0])
 
 
 def _read_block(block: bytes, piece: int) -> pa.Table:
