@@ -150,8 +150,7 @@ def test_background_widget_keeps_updating_without_any_call(server: LocalServer) 
             assert time.monotonic() < deadline, widget.value
             time.sleep(0.02)
         assert job.watching
-        job._watcher.join(5)
-        assert not job._watcher.is_alive()
+        assert job.join_watcher(5)
         assert job.result(wait=False)["response_status"].tolist() == ["ok", "ok"]
 
 

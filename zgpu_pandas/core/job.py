@@ -33,14 +33,12 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 
 from .._journal import JobRecord, Journal, new_job_id
 from .._models import Batch
 from .._progress import (
     JobStatus,
-    NullProgress,
     Progress,
     ProgressOption,
     make_progress,
@@ -67,13 +65,15 @@ from ..errors import (
 )
 from . import checkpoints, messages
 from .collect import ACCOUNT_CODES, TRANSIENT_CODES, Collector
+from .display import JobDisplay
 from .layout import JobLayout
 from .recorder import JobFacts, JournalRecorder, NullRecorder
 from .requests import RequestSet
 from .results import ResultsTable, check_columns
 from .rounds import Rounds
-from .rows import FrameOutput, as_output, position_output
+from .rows import FrameOutput, as_output
 from .slots import Slot, Slots
+from .status import StatusClock
 from .submit import CHUNK_METADATA_KEY, JOB_METADATA_KEY, ROUND_METADATA_KEY, Submitter
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ class BatchJob:
         retries: int = 0,
         record: JobRecord | None = None,
         custom_ids: Sequence[str] | None = None,
+        batches: Sequence[Batch] = (),
     ) -> None:
         if client is None and client_factory is None:
             raise ValueError("a job needs client= (or client_factory=)")
@@ -162,7 +163,7 @@ class BatchJob:
         self._recorder = (
             JournalRecorder(journal, self.job_id, record) if journal else NullRecorder(self.job_id)
         )
-        self._slots = self._first_slots(requests, record, journal)
+        self._slots = self._first_slots(requests, record, journal, batches)
         self._rounds = Rounds(
             job_id=self.job_id,
             n_rows=self._output.n_rows,
@@ -184,14 +185,12 @@ class BatchJob:
             created_at=time.time(),
         )
         self._collector = Collector(self._table, lambda: self.client, self._recorder)
-        self._started = time.monotonic()
-        self._rate_base: tuple[float, int] | None = None
-        # a resumed job whose every chunk has its batch is submitted already
-        self._submitted = record is not None and not self._slots.todo()
-        self._display: Progress = (
+        self._clock = StatusClock()
+        # an attached job, or a resumed one whose every chunk has its batch, is submitted
+        self._submitted = bool(batches) or (record is not None and not self._slots.todo())
+        self._display = JobDisplay(
             progress if not isinstance(progress, bool | str | None) else make_progress(progress)
         )
-        self._watcher: threading.Thread | None = None
         self._warned = False
         self._stop_codes: dict[str, int] = {}
         self._cancelled = False
@@ -211,9 +210,17 @@ class BatchJob:
         return layout
 
     def _first_slots(
-        self, requests: RequestSet | None, record: JobRecord | None, journal: Journal | None
+        self,
+        requests: RequestSet | None,
+        record: JobRecord | None,
+        journal: Journal | None,
+        batches: Sequence[Batch],
     ) -> Slots:
-        """A new job's chunks, or a resumed job's slots as its record has them."""
+        """A new job's chunks, a resumed job's slots as its record has them, or the batches
+        of a job attached by their ids."""
+        if batches:
+            keyed = self._table.keyed_by_custom_id
+            return Slots.of_batches(batches, every_row=self._table.n_rows if keyed else None)
         if record is None or journal is None:
             return Slots.of(requests) if requests is not None else Slots()
         assert self.layout is not None
@@ -259,12 +266,17 @@ class BatchJob:
     @property
     def display(self) -> Progress:
         """The progress display the job updates (a widget, a tqdm bar, or nothing)."""
-        return self._display
+        return self._display.progress
 
     @property
     def watching(self) -> bool:
         """Whether a background thread keeps the display updating."""
-        return self._watcher is not None
+        return self._display.watching
+
+    def join_watcher(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` s for the display's background thread to end (it ends when
+        the job is done); True when it has ended or there is none."""
+        return self._display.join(timeout)
 
     @property
     def rounds(self) -> int:
@@ -392,52 +404,16 @@ class BatchJob:
 
     def _snapshot(self) -> JobStatus:
         with self._lock:
-            states = tuple(s.state() for s in self._slots)
-            counts = self._table.counts()
-            sent = sum(s.lines for s in states)
-            skipped = len(self.layout.skipped) if self.layout is not None else counts["skipped"]
-            all_in = self._submitted and self._slots.all_collected()
-            if not self._submitted:
-                outcome = "submitting"
-            elif not all_in:
-                outcome = "running"
-            elif sent == 0 or counts["ok"] == 0:
-                outcome = "failure"
-            elif counts["error"] == 0 and counts["pending"] == 0:
-                outcome = "success"
-            else:
-                outcome = "partial"
-            done_lines = sum(s.completed + s.failed for s in states)
-            return JobStatus(
+            return self._clock.snapshot(
                 job_id=self.job_id,
                 model=self.model,
                 rows=self._output.n_rows,
-                sent=sent,
-                skipped=skipped,
-                batches=states,
-                outcome=outcome,  # type: ignore[arg-type]
-                elapsed=self._elapsed(),
-                eta=None if all_in else self._eta(done_lines, sent),
-                answered=counts["ok"],
-                errored=counts["error"],
+                slots=self._slots,
+                table=self._table,
+                layout=self.layout,
+                submitted=self._submitted,
+                resumed=self.requests is None or self._recorder.resumable,
             )
-
-    def _elapsed(self) -> float:
-        created = [s.batch.created_at for s in self._slots if s.batch and s.batch.created_at]
-        if created and (self.requests is None or self._recorder.resumable):
-            # attached or resumed: count from the service's clock
-            return max(time.time() - min(created), 0.0)
-        return time.monotonic() - self._started
-
-    def _eta(self, done: int, total: int) -> float | None:
-        now = time.monotonic()
-        if self._rate_base is None or done < self._rate_base[1]:
-            self._rate_base = (now, done)
-            return None
-        t0, d0 = self._rate_base
-        if done <= d0 or now <= t0:
-            return None
-        return max(total - done, 0) / ((done - d0) / (now - t0))
 
     # ---- wait / result / retry / cancel ------------------------------------------------
 
@@ -625,7 +601,7 @@ class BatchJob:
                 return self
             self._rounds.add(rows)
             self._submitted = False
-            self._rate_base = None
+            self._clock.restart_rate()
         return self.submit()
 
     def cancel(self) -> JobStatus:
@@ -643,14 +619,7 @@ class BatchJob:
         """Say one line about the job: logged (``zgpu_pandas`` logger, INFO) and shown by
         the progress display (the widget keeps it above the status; the tqdm bar writes it;
         with no display it is printed to stderr unless ``progress=False``)."""
-        logger.info("%s", text)
-        show = getattr(self._display, "note", None)
-        if show is None:
-            return
-        try:
-            show(text)
-        except Exception:  # a broken display must never cost a paid-for job
-            self._display = NullProgress(quiet=True)
+        self._display.note(text)
 
     def _note_transient(self) -> None:
         codes = {c: n for c, n in self._table.error_codes().items() if c in TRANSIENT_CODES}
@@ -659,31 +628,17 @@ class BatchJob:
             self.note(text)
 
     def _show(self, st: JobStatus) -> None:
-        try:
-            self._display.update(st)
-        except Exception:  # a broken display must never cost a paid-for job
-            self._display = NullProgress()
+        self._display.update(st)
 
     def watch_in_background(self) -> None:
         """Keep the display updating from a daemon thread until the job is done (used for
         the notebook widget of a non-blocking job; the kernel stays free)."""
-        if self._watcher is not None or not getattr(self._display, "background", False):
-            return
-
-        def run() -> None:
-            while True:
-                try:
-                    st = self.status()
-                except Exception:  # the next poll or the user's own call will say what broke
-                    st = self._snapshot()
-                self._show(st)
-                if st.done:
-                    self._display.close(st)
-                    return
-                time.sleep(self.poll_interval or self.client.poll_interval)
-
-        self._watcher = threading.Thread(target=run, name=f"zgpu-{self.job_id}", daemon=True)
-        self._watcher.start()
+        self._display.watch(
+            f"zgpu-{self.job_id}",
+            self.status,
+            self._snapshot,
+            lambda: self.poll_interval or self.client.poll_interval,
+        )
 
     def _say_interrupted(self, doing: str) -> None:
         text = messages.interrupted(
@@ -695,136 +650,3 @@ class BatchJob:
             output=self.output,
         )
         print(text, file=sys.stderr, flush=True)
-
-    # ---- attach / resume ---------------------------------------------------------------
-
-    @classmethod
-    def from_batch_ids(
-        cls,
-        frame: Any,
-        batch_ids: Sequence[str],
-        *,
-        client: Client,
-        client_factory: Callable[[], Client] | None = None,
-        output: str = "response",
-        overwrite: bool = False,
-        poll_interval: float | None = None,
-        progress: ProgressOption | Progress = False,
-        owns_client: bool = False,
-        resume_hint: str = "job",
-        custom_ids: Sequence[str] | None = None,
-    ) -> BatchJob:
-        """A job for batches created earlier from ``frame`` (custom_ids ``row-<i>``), e.g.
-        after a kernel restart. Rows in none of the batches come back ``skipped`` with code
-        ``not_sent``. With ``custom_ids`` (one per row of ``frame``), lines are matched to
-        rows by those instead (batches made elsewhere). Example::
-
-            job = BatchJob.from_batch_ids(df, ["batch_abc", "batch_def"], client=client)
-            out = job.result()
-        """
-        if isinstance(batch_ids, str):
-            batch_ids = [batch_ids]
-        if not batch_ids:
-            raise OptionError("batch_ids is empty: give the ids of the job's batches")
-        batches = [client.batches.retrieve(b) for b in batch_ids]
-        meta_job = {b.metadata.get(JOB_METADATA_KEY) for b in batches} - {None}
-        job = cls(
-            client=client,
-            frame=frame,
-            requests=None,
-            output=output,
-            overwrite=overwrite,
-            poll_interval=poll_interval,
-            progress=progress,
-            job_id=str(meta_job.pop()) if len(meta_job) == 1 else None,
-            owns_client=owns_client,
-            resume_hint=resume_hint,
-            client_factory=client_factory,
-            custom_ids=custom_ids,
-        )
-        for k, b in enumerate(batches):
-            # one batch made elsewhere, matched by its custom_ids: it carries every row
-            known = custom_ids is not None and len(batches) == 1
-            positions = np.arange(len(custom_ids or ()), dtype=np.int64) if known else None
-            slot = Slot(k, b.request_counts.total, positions)
-            slot.batch = b
-            slot.file_id = b.input_file_id
-            job._slots.items.append(slot)
-        job._submitted = True
-        return job
-
-    @classmethod
-    def from_record(
-        cls,
-        record: JobRecord,
-        journal: Journal,
-        *,
-        frame: Any = None,
-        requests: RequestSet | None = None,
-        client: Client | None = None,
-        client_factory: Callable[[], Client] | None = None,
-        owns_client: bool = False,
-        output: str | None = None,
-        overwrite: bool = False,
-        poll_interval: float | None = None,
-        progress: ProgressOption | Progress = False,
-        resume_hint: str = "job",
-        parse: SchemaSpec | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        retries: int = 0,
-    ) -> BatchJob:
-        """The job of a journal record, picked up where it stopped: batches still running
-        are waited on, finished ones read from the local copies, chunks never created are
-        submitted by ``submit()`` (found by their token first if a create was sent).
-
-        Without ``frame``, the result is indexed by row position (``0..rows-1``) and holds
-        the answer columns only. Example::
-
-            rec = Journal().load("job_20250101-120000_ab12cd34")
-            out = BatchJob.from_record(rec, Journal(), client=client).result()
-        """
-        sink = position_output(record.rows) if frame is None else as_output(frame)
-        if sink.n_rows != record.rows:
-            raise OptionError(
-                f"job {record.job_id} was made from a frame of {record.rows:,} rows; this one "
-                f"has {sink.n_rows:,}"
-            )
-        layout = None if requests is not None else _recorded_layout(record, journal)
-        job = cls(
-            client=client,
-            client_factory=client_factory,
-            frame=sink,
-            requests=requests,
-            model=record.model,
-            output=output or str(record.settings.get("output") or "response"),
-            overwrite=overwrite,
-            metadata=metadata,
-            poll_interval=poll_interval,
-            progress=progress,
-            job_id=record.job_id,
-            resume_hint=resume_hint,
-            journal=journal,
-            record=record,
-            fingerprint=record.fingerprint,
-            connection={
-                "base_url": record.base_url,
-                "provider": record.provider,
-                "project_id": record.project_id,
-            },
-            settings=record.settings,
-            parse=parse,
-            layout=layout,
-            owns_client=owns_client,
-            retries=retries,
-        )
-        return job
-
-
-def _recorded_layout(record: JobRecord, journal: Journal) -> JobLayout:
-    try:
-        layout = JobLayout.from_bytes(journal.read_blob(record.job_id, "layout.npz"))
-    except (OSError, ValueError) as exc:
-        raise journal.corrupt(record.job_id, "layout.npz", exc) from None
-    if layout.n_rows != record.rows:
-        raise journal.corrupt(record.job_id, "layout.npz", "it is for another job")
-    return layout

@@ -258,6 +258,11 @@ class ResultsTable:
         out[self._dup_pos] = True
         return out
 
+    @property
+    def keyed_by_custom_id(self) -> bool:
+        """Whether rows are matched by given custom_ids (lines sent by someone else)."""
+        return self._ids is not None
+
     def mark(self) -> int:
         """A marker for :meth:`positions_since`: results recorded from now on."""
         return len(self._parts)

@@ -34,6 +34,7 @@ from ..errors import (
     OptionError,
     RequestLinesUnavailableError,
 )
+from .attach import job_from_batches, job_from_record
 from .job import BatchJob
 from .rows import as_output, custom_id_output
 
@@ -151,7 +152,7 @@ def attach(
         )
     if record is not None:
         factory = _factory(record, api_key=api_key, project_id=project_id, base_url=base_url)
-        job = BatchJob.from_record(
+        job = job_from_record(
             record,
             journal,
             frame=frame,
@@ -192,7 +193,7 @@ def attach(
         raise OptionError(
             f"batch {batch.id} has {len(custom_ids):,} lines; the frame has {base.n_rows:,} rows"
         )
-    job = BatchJob.from_batch_ids(
+    job = job_from_batches(
         base,
         [batch.id],
         client=the_client,

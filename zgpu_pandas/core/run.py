@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._journal import Journal
 from ..errors import ZgpuError
+from .attach import job_from_batches, job_from_record
 from .estimate import ChatEstimate, estimate_requests
 from .job import BatchJob
 from .requests import RequestSet, build_requests
@@ -112,7 +113,7 @@ def start(
     journal = Journal()
     record = None if spec.fresh else journal.find(fingerprint)
     if record is not None:
-        job = BatchJob.from_record(
+        job = job_from_record(
             record,
             journal,
             frame=frame,
@@ -198,7 +199,7 @@ def attach_batches(
         LAST_JOBS.remember(frame, job)
         return job
     the_client, factory = conn.open()
-    job = BatchJob.from_batch_ids(
+    job = job_from_batches(
         frame,
         ids,
         client=the_client,
@@ -230,7 +231,7 @@ def _journaled(
         return None
     if rec is None or rec.rows != as_output(frame).n_rows or set(ids) != set(rec.batch_ids):
         return None
-    return BatchJob.from_record(
+    return job_from_record(
         rec,
         journal,
         frame=frame,

@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -87,6 +87,22 @@ class Slots:
     def of(cls, requests: RequestSet) -> Slots:
         """Round 0 of a new job: one slot per chunk of its request lines."""
         return cls([Slot(c.index, c.lines, requests.chunk_positions(c)) for c in requests.chunks])
+
+    @classmethod
+    def of_batches(cls, batches: Sequence[Batch], *, every_row: int | None = None) -> Slots:
+        """The batches of a job attached by their ids. Which rows each carries is read later
+        from its input file, unless ``every_row`` (a row count) says that the one batch
+        carries every row (a batch made elsewhere, keyed by its own custom_ids)."""
+        items = []
+        for k, b in enumerate(batches):
+            rows: np.ndarray | None = None
+            if every_row is not None and len(batches) == 1:
+                rows = np.arange(every_row, dtype=np.int64)
+            slot = Slot(k, b.request_counts.total, rows)
+            slot.batch = b
+            slot.file_id = b.input_file_id
+            items.append(slot)
+        return cls(items)
 
     @classmethod
     def from_record(cls, record: JobRecord, journal: Journal, sent: np.ndarray) -> Slots:

@@ -81,7 +81,7 @@ def arrow_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     if pa.types.is_dictionary(t):
         text = arrow_text(arr.dictionary)
         return None if text is None else text.take(arr.indices)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or _is_string_view(t):
         return arr.cast(LARGE_STRING)
     if pa.types.is_null(t):
         return pa.nulls(len(arr), LARGE_STRING)
@@ -91,6 +91,12 @@ def arrow_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
             arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, t), arr)
         return pc.cast(pc.cast(arr, pa.string()), LARGE_STRING)
     return None
+
+
+def _is_string_view(t: pa.DataType) -> bool:
+    # string_view arrived in pyarrow 16 (Polars can hand it over); older pyarrow has none
+    check = getattr(pa.types, "is_string_view", None)
+    return bool(check(t)) if check is not None else False
 
 
 def object_text(
