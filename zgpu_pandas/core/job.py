@@ -33,8 +33,6 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from .._journal import JobRecord, Journal, new_job_id
 from .._models import Batch
 from .._progress import (
@@ -45,36 +43,27 @@ from .._progress import (
     render_html,
     summary,
 )
-from .._retry import Outage
 from .._retry import outage_grace as outage_grace_for
 from ..errors import (
-    APIConnectionError,
-    ColumnClashError,
-    ConflictError,
-    InternalServerError,
-    JobNotFoundOnServiceError,
     JobStoppedError,
     JobSubmitError,
     JobTimeoutError,
     JobUnreachableError,
-    NotFoundError,
     OptionError,
-    RateLimitError,
-    StructuredOutputError,
     ZgpuError,
 )
-from . import checkpoints, messages
-from .collect import ACCOUNT_CODES, TRANSIENT_CODES, Collector
+from . import messages
+from .collect import ACCOUNT_CODES, TRANSIENT_CODES
 from .display import JobDisplay
 from .layout import JobLayout
-from .recorder import JobFacts, JournalRecorder, NullRecorder
+from .outcome import merge_outcome
+from .parts import assemble
+from .recorder import JobFacts
 from .requests import RequestSet
-from .results import ResultsTable, check_columns
-from .rounds import Rounds
+from .results import check_columns
 from .rows import FrameOutput, as_output
-from .slots import Slot, Slots
-from .status import StatusClock
-from .submit import CHUNK_METADATA_KEY, JOB_METADATA_KEY, ROUND_METADATA_KEY, Submitter
+from .submit import CHUNK_METADATA_KEY, JOB_METADATA_KEY, ROUND_METADATA_KEY
+from .waiting import poll_until_done
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -158,79 +147,29 @@ class BatchJob:
         self._fingerprint = fingerprint
         self._connection = dict(connection or {})
         self._lock = threading.RLock()
-        self._table = ResultsTable(self._output.n_rows, custom_ids=custom_ids)
-        self.layout = self._take_layout(requests, layout)
-        self._recorder = (
-            JournalRecorder(journal, self.job_id, record) if journal else NullRecorder(self.job_id)
-        )
-        self._slots = self._first_slots(requests, record, journal, batches)
-        self._rounds = Rounds(
+        parts = assemble(
             job_id=self.job_id,
             n_rows=self._output.n_rows,
+            client=lambda: self.client,
             requests=requests,
-            settings=settings or (requests.settings if requests else {}),
-            table=self._table,
-            slots=self._slots,
-            recorder=self._recorder,
-            client=lambda: self.client,
-            layout=self.layout,
+            settings=settings,
+            metadata=metadata,
+            layout=layout,
+            journal=journal,
+            record=record,
+            custom_ids=custom_ids,
+            batches=batches,
         )
-        self._submitter = Submitter(
-            job_id=self.job_id,
-            metadata=metadata or {},
-            client=lambda: self.client,
-            recorder=self._recorder,
-            rounds=self._rounds,
-            slots=self._slots,
-            created_at=time.time(),
-        )
-        self._collector = Collector(self._table, lambda: self.client, self._recorder)
-        self._clock = StatusClock()
+        self._table, self.layout, self._recorder = parts.table, parts.layout, parts.recorder
+        self._slots, self._rounds = parts.slots, parts.rounds
+        self._submitter, self._clock, self._poller = parts.submitter, parts.clock, parts.poller
         # an attached job, or a resumed one whose every chunk has its batch, is submitted
         self._submitted = bool(batches) or (record is not None and not self._slots.todo())
         self._display = JobDisplay(
             progress if not isinstance(progress, bool | str | None) else make_progress(progress)
         )
         self._warned = False
-        self._stop_codes: dict[str, int] = {}
         self._cancelled = False
-
-    def _take_layout(self, requests: RequestSet | None, layout: JobLayout | None) -> JobLayout | None:
-        """Which rows were skipped or share a line: from the request set, or as recorded."""
-        n = self._output.n_rows
-        if requests is not None:
-            if requests.n_rows != n:
-                raise ValueError("the request set was built from a frame of another length")
-            layout = JobLayout.of(requests)
-        if layout is not None:
-            if layout.n_rows != n:
-                raise ValueError("the job's layout is for a frame of another length")
-            self._table.set_duplicates(layout.dup_pos, layout.dup_src)
-            self._table.add_skipped(layout.skipped, layout.skipped_codes, layout.skipped_reasons)
-        return layout
-
-    def _first_slots(
-        self,
-        requests: RequestSet | None,
-        record: JobRecord | None,
-        journal: Journal | None,
-        batches: Sequence[Batch],
-    ) -> Slots:
-        """A new job's chunks, a resumed job's slots as its record has them, or the batches
-        of a job attached by their ids."""
-        if batches:
-            keyed = self._table.keyed_by_custom_id
-            return Slots.of_batches(batches, every_row=self._table.n_rows if keyed else None)
-        if record is None or journal is None:
-            return Slots.of(requests) if requests is not None else Slots()
-        assert self.layout is not None
-        slots = Slots.from_record(record, journal, self.layout.sent)
-        round0 = [s.lines for s in slots if s.round == 0]
-        if requests is not None and round0 != [c.lines for c in requests.chunks]:
-            raise journal.corrupt(
-                record.job_id, "job.json", "its chunks do not match the request lines"
-            )
-        return slots
 
     # ---- identity ----------------------------------------------------------------------
 
@@ -343,64 +282,11 @@ class BatchJob:
         the ones that just finished, and return a snapshot. A job whose batches are all
         finished and collected makes no network call."""
         with self._lock:
-            running = self._slots.running()
-            changed = False
-            for slot in running:
-                assert slot.batch is not None
-                changed |= self._recorder.note_batch(slot, self._retrieve(slot.batch.id))
-            if changed:
-                self._recorder.save()
-            if running:
-                checkpoints.checkpoint("mid_poll")
-            for slot in self._slots:
-                if slot.terminal and not slot.collected:
-                    self._collect(slot)
-            if self.layout is None and len(self._slots) and self._slots.all_collected():
-                self._collector.mark_unsent()
+            self._poller.refresh()
             st = self._snapshot()
             if st.done:
-                self._recorder.finish(self._final_status(st))
+                self._recorder.finish(self._poller.final_status(st.outcome, cancelled=self._cancelled))
             return st
-
-    def _retrieve(self, batch_id: str) -> Batch:
-        try:
-            return self.client.batches.retrieve(batch_id)
-        except NotFoundError as exc:
-            if not self._recorder.resumable:
-                raise
-            text = messages.not_found_on_service(
-                self.job_id, self._recorder.where(), batch_id, self.client.base_url, exc.message
-            )
-            raise JobNotFoundOnServiceError(text) from None
-
-    def _final_status(self, st: JobStatus) -> str:
-        if self._stop_codes_now():
-            return "stopped"
-        if self._cancelled:
-            return "cancelled"
-        return {"success": "completed", "partial": "partial"}.get(st.outcome, "failed")
-
-    def _collect(self, slot: Slot) -> None:
-        account = self._collector.collect(slot)
-        if account:
-            for c, n in account.items():
-                self._stop_codes[c] = self._stop_codes.get(c, 0) + n
-            self._cancel_running()  # the other batches would fail the same way
-
-    def _cancel_running(self) -> None:
-        for slot in self._slots.running():
-            assert slot.batch is not None
-            try:
-                self._recorder.note_batch(slot, self.client.batches.cancel(slot.batch.id))
-            except ConflictError:  # it finished meanwhile: nothing to stop
-                self._recorder.note_batch(slot, self.client.batches.retrieve(slot.batch.id))
-        self._recorder.save()
-
-    def _stop_codes_now(self) -> dict[str, int]:
-        """Account-wide codes among the rows' latest results (a successful retry clears)."""
-        if not self._stop_codes:
-            return {}
-        return {c: n for c, n in self._table.error_codes().items() if c in ACCOUNT_CODES}
 
     def _snapshot(self) -> JobStatus:
         with self._lock:
@@ -431,45 +317,30 @@ class BatchJob:
         how to pick the job up."""
         if not self._submitted:
             self.submit()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        base = self.poll_interval or self.client.poll_interval
-        grace = outage_grace_for(outage_grace, is_local=self.client.is_local)
-        outage = Outage(grace=grace, base=base)
+
+        def timed_out(st: JobStatus | None) -> JobTimeoutError:
+            done = summary(st) if st is not None else "no answer from the service yet"
+            text = messages.timed_out(self.job_id, timeout, done, self.resume_hint)
+            return JobTimeoutError(text, job=self)
+
         try:
-            while True:
-                try:
-                    st = self.status()
-                except (APIConnectionError, RateLimitError, InternalServerError) as exc:
-                    delay = outage.failed()
-                    now = time.monotonic()
-                    if delay is None or (deadline is not None and now >= deadline):
-                        raise self._unreachable(exc, outage.gone) from exc
-                    logger.warning(
-                        "job %s: polling failed (%s); the batches keep running, still "
-                        "waiting (next poll in %.1f s)",
-                        self.job_id,
-                        exc,
-                        delay,
-                    )
-                else:
-                    outage.ok()
-                    self._show(st)
-                    if st.done:
-                        self._display.close(st)
-                        self._raise_if_stopped(st)
-                        return st
-                    delay = base
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        text = messages.timed_out(self.job_id, timeout, summary(st), self.resume_hint)
-                        raise JobTimeoutError(text, job=self)
-                    delay = min(delay, left)
-                time.sleep(delay)
+            st = poll_until_done(
+                self.status,
+                base=self.poll_interval or self.client.poll_interval,
+                grace=outage_grace_for(outage_grace, is_local=self.client.is_local),
+                deadline=None if timeout is None else time.monotonic() + timeout,
+                on_status=self._show,
+                unreachable=self._unreachable,
+                timed_out=timed_out,
+                name=f"job {self.job_id}",
+            )
         except KeyboardInterrupt:
             self._display.close(None)
             self._say_interrupted("waiting")
             raise
+        self._display.close(st)
+        self._raise_if_stopped(st)
+        return st
 
     def _unreachable(self, exc: Exception, gone: float) -> JobUnreachableError:
         self._display.close(None)
@@ -487,7 +358,7 @@ class BatchJob:
         )
 
     def _raise_if_stopped(self, st: JobStatus) -> None:
-        codes = self._stop_codes_now()
+        codes = self._poller.stop_codes()
         if codes:
             text = messages.stopped(self.job_id, codes, st.answered, self.resume_hint)
             raise JobStoppedError(text, job=self, codes=codes)
@@ -516,12 +387,14 @@ class BatchJob:
                     RuntimeWarning,
                     stacklevel=2,
                 )
-            answers = self._table.answers(self.output)
-            check_columns(self._output.columns, self.output, overwrite=self.overwrite)
-            if self.parse is None:
-                out = self._output.merge(answers, {})
-            else:
-                out = self._merge_parsed(answers, self.parse)
+            out = merge_outcome(
+                self._table.answers(self.output),
+                self._output,
+                parse=self.parse,
+                output=self.output,
+                overwrite=self.overwrite,
+                job_id=self.job_id,
+            )
         done = self._snapshot().done
         if done:
             self._note_transient()
@@ -542,27 +415,6 @@ class BatchJob:
                 break
             left = None if deadline is None else max(deadline - time.monotonic(), 1e-3)
             self.wait(timeout=left, outage_grace=outage_grace)
-
-    def _merge_parsed(self, answers: pa.Table, spec: SchemaSpec) -> Any:
-        from .structured import parse_answers
-
-        try:
-            parsed = parse_answers(
-                answers,
-                spec,
-                output=self.output,
-                frame_columns=self._output.columns,
-                overwrite=self.overwrite,
-            )
-            return self._output.merge(parsed.answers, parsed.fields)
-        except ColumnClashError:
-            raise
-        except Exception as exc:  # a reply shape no test foresaw: say how to go on
-            raise StructuredOutputError(
-                f"Job {self.job_id}: the answers arrived but could not be split into "
-                f"columns ({type(exc).__name__}: {exc}). They are kept: call the same way "
-                f"with parse=False to get the raw JSON text in {self.output!r}."
-            ) from exc
 
     def retry(self, codes: Iterable[str] | None = None) -> BatchJob:
         """Resubmit the rows whose latest error code is in ``codes`` (default: the transient
@@ -593,7 +445,7 @@ class BatchJob:
                 if not wanted & set(ACCOUNT_CODES):
                     raise
         with self._lock:
-            stop = self._stop_codes_now()
+            stop = self._poller.stop_codes()
             if stop and not wanted & set(stop):
                 self._raise_if_stopped(self._snapshot())
             rows = self._rounds.rows_with_codes(wanted)
@@ -610,7 +462,7 @@ class BatchJob:
         ``result()`` then collects what finished."""
         with self._lock:
             self._cancelled = True
-            self._cancel_running()
+            self._poller.cancel_running()
             return self.status()
 
     # ---- display -----------------------------------------------------------------------
