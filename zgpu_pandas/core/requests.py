@@ -557,6 +557,59 @@ def build_requests(
         for chunk in reqs.chunks:
             payload = reqs.chunk_bytes(chunk)      # JSONL bytes for one batch
     """
+    _check_args(model, prompt, messages, system, on_oversize, max_lines, max_bytes)
+    params = _params_json(chat_params)
+    if dedup is None:
+        dedup = not asks_for_sampling(chat_params)
+    rows = as_rows(frame)
+    head, payload, tail, skips = _payload(rows, model, prompt, messages, system, params)
+    send, sk_pos, sk_codes, sk_reasons = _skipped(rows.n_rows, skips)
+    positions = np.flatnonzero(send).astype(np.int64)
+    sent = payload.filter(pa.array(send)) if not send.all() else payload
+    if isinstance(sent, pa.ChunkedArray):
+        sent = sent.combine_chunks()
+    shared = _Shared.none()
+    if dedup and len(positions) > 1:
+        positions, sent, shared = _dedup(positions, sent)
+    lines = _join(positions, head, sent, tail)
+    lines, positions, shared, too_large = _drop_oversize(rows, lines, positions, shared, on_oversize)
+    if len(too_large.positions):
+        sk_pos, sk_codes, sk_reasons = too_large.merge_into(sk_pos, sk_codes, sk_reasons)
+    settings: dict[str, Any] = {
+        "model": model,
+        "system": system,
+        "prompt": prompt if isinstance(prompt, str) or prompt is None else repr(prompt),
+        "messages": messages if isinstance(messages, str) or messages is None else repr(messages),
+        "chat_params": orjson.loads(b"{" + params[1:] + b"}") if params else {},
+        "on_oversize": on_oversize,
+        "dedup": dedup,
+    }
+    reqs = RequestSet(
+        n_rows=rows.n_rows,
+        lines=lines,
+        positions=positions,
+        skipped_positions=sk_pos,
+        skipped_codes=sk_codes,
+        skipped_reasons=sk_reasons,
+        settings=settings,
+        max_lines=max_lines,
+        max_bytes=max_bytes,
+        duplicate_positions=shared.positions,
+        duplicate_of=shared.sources,
+    )
+    _self_check(reqs)
+    return reqs
+
+
+def _check_args(
+    model: Any,
+    prompt: Any,
+    messages: Any,
+    system: Any,
+    on_oversize: Any,
+    max_lines: int,
+    max_bytes: int,
+) -> None:
     if not isinstance(model, str) or not model:
         raise PromptError("model= is required, e.g. model='LFM2.5-1.2B-Instruct'.")
     if (prompt is None) == (messages is None):
@@ -570,42 +623,43 @@ def build_requests(
         raise PromptError(f"system= must be text, not {type(system).__name__}.")
     if max_lines < 1 or max_bytes < MAX_LINE_BYTES + 1:
         raise OptionError("max_lines must be >= 1 and max_bytes above the 1 MB line limit.")
-    params = _params_json(chat_params)
-    if dedup is None:
-        dedup = not asks_for_sampling(chat_params)
-    rows = as_rows(frame)
-    n = rows.n_rows
 
+
+_Skips = list[tuple[np.ndarray, str, str]]
+
+
+def _payload(
+    rows: Rows, model: str, prompt: Any, messages: Any, system: str | None, params: bytes
+) -> tuple[bytes, pa.Array, bytes, _Skips]:
+    """What differs per row (``payload``, JSON) between the constant ``head`` and ``tail`` of
+    every line, and (mask, code, reason) for the rows to skip."""
     head = b'","method":"POST","url":"' + BATCH_ENDPOINT.encode() + b'","body":{"model":'
     head += orjson.dumps(model) + b',"messages":'
-    skips: list[tuple[np.ndarray, str, str]]
     if messages is not None:
-        col = rows.key(messages, "messages=")
-        payload, skips = _messages_json(rows, col, system)
-        tail = params + b"}}\n"
+        payload, skips = _messages_json(rows, rows.key(messages, "messages="), system)
+        return head, payload, params + b"}}\n", skips
+    if rows.has_column(prompt):
+        text, missing = rows.text(rows.key(prompt, "prompt="))
+        skips = [
+            (missing, "missing_prompt", SKIP_CODES["missing_prompt"]),
+            (~missing & blank(text), "empty_prompt", SKIP_CODES["empty_prompt"]),
+        ]
+    elif isinstance(prompt, str) and any(f is not None for _, f, _, _ in _template_fields(prompt)):
+        text, skips = _render_template(rows, prompt)
     else:
-        if rows.has_column(prompt):
-            text, missing = rows.text(rows.key(prompt, "prompt="))
-            skips = [
-                (missing, "missing_prompt", SKIP_CODES["missing_prompt"]),
-                (~missing & blank(text), "empty_prompt", SKIP_CODES["empty_prompt"]),
-            ]
-        elif isinstance(prompt, str) and any(
-            f is not None for _, f, _, _ in _template_fields(prompt)
-        ):
-            text, skips = _render_template(rows, prompt)
-        else:
-            rows.key(prompt, "prompt= is neither a column nor a template with {column} fields")
-            raise AssertionError("unreachable")
-        if system is not None:
-            head += b'[{"role":"system","content":' + orjson.dumps(system) + b"},"
-        else:
-            head += b"["
-        head += b'{"role":"user","content":"'
-        payload = json_escape(text).cast(_LB)
-        tail = b'"}]' + params + b"}}\n"
+        rows.key(prompt, "prompt= is neither a column nor a template with {column} fields")
+        raise AssertionError("unreachable")
+    if system is not None:
+        head += b'[{"role":"system","content":' + orjson.dumps(system) + b"},"
+    else:
+        head += b"["
+    head += b'{"role":"user","content":"'
+    return head, json_escape(text).cast(_LB), b'"}]' + params + b"}}\n", skips
 
-    # Which rows are skipped and why: the first rule that applies to a row wins.
+
+def _skipped(n: int, skips: _Skips) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Which rows are sent, and the skipped ones with code and reason: the first rule that
+    applies to a row wins."""
     code = np.full(n, -1, dtype=np.int16)
     reasons: list[tuple[str, str]] = []
     for mask, c, reason in skips:
@@ -614,43 +668,83 @@ def build_requests(
             code[hit] = len(reasons)
             reasons.append((c, reason))
     send = code < 0
-    positions = np.flatnonzero(send).astype(np.int64)
+    skipped = np.flatnonzero(~send).astype(np.int64)
+    return (
+        send,
+        skipped,
+        [reasons[i][0] for i in code[skipped]],
+        [reasons[i][1] for i in code[skipped]],
+    )
 
-    sent_payload = payload.filter(pa.array(send)) if not send.all() else payload
-    if isinstance(sent_payload, pa.ChunkedArray):
-        sent_payload = sent_payload.combine_chunks()
-    # annotated as plain ndarrays: later assignments change their inferred shapes
-    dup_pos: np.ndarray = np.empty(0, dtype=np.int64)
-    dup_of: np.ndarray = np.empty(0, dtype=np.int64)
-    if dedup and len(positions) > 1:
-        # Everything but the custom_id is a constant around the payload, so equal payloads
-        # are equal request bodies: hash them in C++ and keep the first row of each.
-        codes_ = sent_payload.dictionary_encode().indices.to_numpy(zero_copy_only=False)
-        _, first = np.unique(codes_, return_index=True)
-        rep_line = first[codes_]
-        is_dup = rep_line != np.arange(len(codes_))
-        if is_dup.any():
-            dup_pos = positions[is_dup]
-            dup_of = positions[rep_line[is_dup]]
-            keep_lines = ~is_dup
-            sent_payload = sent_payload.filter(pa.array(keep_lines))
-            positions = positions[keep_lines]
+
+@dataclass(frozen=True)
+class _Shared:
+    """Rows answered by another row's line: ``positions[k]`` shares ``sources[k]``'s."""
+
+    positions: np.ndarray
+    sources: np.ndarray
+
+    @classmethod
+    def none(cls) -> _Shared:
+        empty = np.empty(0, dtype=np.int64)
+        return cls(empty, empty)
+
+
+def _dedup(positions: np.ndarray, sent: pa.Array) -> tuple[np.ndarray, pa.Array, _Shared]:
+    """Everything but the custom_id is a constant around the payload, so equal payloads are
+    equal request bodies: hash them in C++ and keep the first row of each."""
+    codes = sent.dictionary_encode().indices.to_numpy(zero_copy_only=False)
+    _, first = np.unique(codes, return_index=True)
+    rep_line = first[codes]
+    is_dup = rep_line != np.arange(len(codes))
+    if not is_dup.any():
+        return positions, sent, _Shared.none()
+    shared = _Shared(positions[is_dup], positions[rep_line[is_dup]])
+    return positions[~is_dup], sent.filter(pa.array(~is_dup)), shared
+
+
+def _join(positions: np.ndarray, head: bytes, sent: pa.Array, tail: bytes) -> pa.Array:
+    """Every line: ``{"custom_id":"row-<i>`` + head + payload + tail, in one buffer."""
     ids = pc.cast(pa.array(positions), _LS).cast(_LB)
     lines = pc.binary_join_element_wise(
         pa.scalar(b'{"custom_id":"row-', _LB),
         ids,
         pa.scalar(head, _LB),
-        sent_payload,
+        sent,
         pa.scalar(tail, _LB),
         pa.scalar(b"", _LB),
     )
-    if isinstance(lines, pa.ChunkedArray):
-        lines = lines.combine_chunks()
+    return lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
 
+
+@dataclass(frozen=True)
+class _TooLarge:
+    """Rows skipped because their line is over the per-line limit, with the reason."""
+
+    positions: np.ndarray
+    reasons: list[str]
+
+    def merge_into(
+        self, skipped: np.ndarray, codes: list[str], reasons: list[str]
+    ) -> tuple[np.ndarray, list[str], list[str]]:
+        allpos = np.concatenate([skipped, self.positions])
+        order = np.argsort(allpos, kind="stable")
+        all_codes = codes + ["line_too_large"] * len(self.positions)
+        all_reasons = reasons + self.reasons
+        return allpos[order], [all_codes[i] for i in order], [all_reasons[i] for i in order]
+
+
+def _drop_oversize(
+    rows: Rows,
+    lines: pa.Array,
+    positions: np.ndarray,
+    shared: _Shared,
+    on_oversize: str,
+) -> tuple[pa.Array, np.ndarray, _Shared, _TooLarge]:
+    """Lines over the per-line limit: raise naming their rows (and the rows sharing them),
+    or drop them and say why (``on_oversize="skip"``)."""
     sizes = pc.subtract(pc.binary_length(lines), 1).to_numpy()
     over = np.flatnonzero(sizes > MAX_LINE_BYTES)
-    extra_skip_pos: np.ndarray = np.empty(0, dtype=np.int64)
-    extra_skip_reason: list[str] = []
     if len(over):
         # The shared rule decides (same check and message as the service), the numpy
         # comparison only narrows down which lines to ask about.
@@ -659,70 +753,31 @@ def build_requests(
             for k in over
         ]
         over = np.array([k for k, e in errors if e is not None], dtype=np.int64)
-    if len(over):
-        over_pos = positions[over]
-        if on_oversize == "raise":
-            # the rows sharing an oversize line are oversize too: name them all
-            shared = np.isin(dup_of, over_pos)
-            size_of = dict(zip(over_pos.tolist(), sizes[over].tolist(), strict=True))
-            all_pos = np.concatenate([over_pos, dup_pos[shared]])
-            all_sizes = np.array(
-                [size_of[int(p)] for p in over_pos] + [size_of[int(p)] for p in dup_of[shared]],
-                dtype=np.int64,
-            )
-            order = np.argsort(all_pos, kind="stable")
-            raise _oversize_error(rows, all_pos[order], all_sizes[order])
-        keep = np.ones(len(positions), dtype=bool)
-        keep[over] = False
-        lines = lines.filter(pa.array(keep))
-        extra_skip_pos = over_pos
-        extra_skip_reason = [
-            f"the request line would be {int(b):,} bytes, over the {MAX_LINE_BYTES:,}-byte "
-            f"limit per line"
-            for b in sizes[over]
-        ]
-        positions = positions[keep]
-        shared = np.isin(dup_of, over_pos)
-        if shared.any():
-            reason_of = dict(zip(over_pos.tolist(), extra_skip_reason, strict=True))
-            extra_skip_pos = np.concatenate([extra_skip_pos, dup_pos[shared]])
-            extra_skip_reason += [reason_of[int(p)] for p in dup_of[shared]]
-            dup_pos, dup_of = dup_pos[~shared], dup_of[~shared]
-
-    skipped = np.flatnonzero(~send).astype(np.int64)
-    sk_codes = [reasons[i][0] for i in code[skipped]]
-    sk_reasons = [reasons[i][1] for i in code[skipped]]
-    if len(extra_skip_pos):
-        allpos = np.concatenate([skipped, extra_skip_pos])
-        order = np.argsort(allpos, kind="stable")
-        sk_codes = [(sk_codes + ["line_too_large"] * len(extra_skip_pos))[i] for i in order]
-        sk_reasons = [(sk_reasons + extra_skip_reason)[i] for i in order]
-        skipped = allpos[order]
-
-    settings: dict[str, Any] = {
-        "model": model,
-        "system": system,
-        "prompt": prompt if isinstance(prompt, str) or prompt is None else repr(prompt),
-        "messages": messages if isinstance(messages, str) or messages is None else repr(messages),
-        "chat_params": orjson.loads(b"{" + params[1:] + b"}") if params else {},
-        "on_oversize": on_oversize,
-        "dedup": dedup,
+    if not len(over):
+        return lines, positions, shared, _TooLarge(np.empty(0, dtype=np.int64), [])
+    over_pos = positions[over]
+    size_of = dict(zip(over_pos.tolist(), sizes[over].tolist(), strict=True))
+    along = np.isin(shared.sources, over_pos)  # rows sharing an oversize line
+    if on_oversize == "raise":
+        all_pos = np.concatenate([over_pos, shared.positions[along]])
+        all_sizes = np.array(
+            [size_of[int(p)] for p in over_pos] + [size_of[int(p)] for p in shared.sources[along]],
+            dtype=np.int64,
+        )
+        order = np.argsort(all_pos, kind="stable")
+        raise _oversize_error(rows, all_pos[order], all_sizes[order])
+    keep = np.ones(len(positions), dtype=bool)
+    keep[over] = False
+    reason_of = {
+        int(p): f"the request line would be {int(b):,} bytes, over the {MAX_LINE_BYTES:,}-byte "
+        f"limit per line"
+        for p, b in size_of.items()
     }
-    reqs = RequestSet(
-        n_rows=n,
-        lines=lines,
-        positions=positions,
-        skipped_positions=skipped,
-        skipped_codes=sk_codes,
-        skipped_reasons=sk_reasons,
-        settings=settings,
-        max_lines=max_lines,
-        max_bytes=max_bytes,
-        duplicate_positions=dup_pos,
-        duplicate_of=dup_of,
-    )
-    _self_check(reqs)
-    return reqs
+    skip_pos = np.concatenate([over_pos, shared.positions[along]])
+    skip_reasons = [reason_of[int(p)] for p in over_pos]
+    skip_reasons += [reason_of[int(p)] for p in shared.sources[along]]
+    left = _Shared(shared.positions[~along], shared.sources[~along])
+    return lines.filter(pa.array(keep)), positions[keep], left, _TooLarge(skip_pos, skip_reasons)
 
 
 def _oversize_error(rows: Rows, positions: np.ndarray, sizes: np.ndarray) -> OversizeRowsError:

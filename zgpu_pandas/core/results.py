@@ -399,85 +399,16 @@ class ResultsTable:
         return arrays, np.concatenate([pos, extra_pos]), np.concatenate([status, status[src_rows]])
 
     def _add_block(self, block: bytes, source: str) -> int:
-        try:
-            table = _read_block(block, _INNER_BLOCK)
-        except pa.ArrowInvalid as exc:
-            # a line longer than a piece "straddles" two pieces: read the block as one piece
-            if "straddl" not in str(exc):
-                return self._add_block_slow(block, source)
-            try:
-                table = _read_block(block, len(block) + 1)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-                return self._add_block_slow(block, source)
-        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        table = self._parse_block(block)
+        if table is None:
             return self._add_block_slow(block, source)
-        if table.num_rows == 0:
+        if table.num_rows == 0 or not table.column("custom_id").num_chunks:
             return 0
-        table = table.combine_chunks()
-        cid = table.column("custom_id").chunk(0) if table.column("custom_id").num_chunks else None
-        if cid is None:
-            return 0
+        cid = table.column("custom_id").chunk(0)
         pos = self.positions_of(cid)
-        bad = np.flatnonzero(pos < 0)
-        if len(bad):
-            for k in bad[:5]:
-                self.problems.append(
-                    f"{source}: a line has custom_id {cid[int(k)].as_py()!r}, which this job "
-                    f"did not send; it was ignored."
-                )
-            if len(bad) > 5:
-                self.problems.append(f"{source}: {len(bad) - 5} more such lines were ignored.")
-        resp = table.column("response").chunk(0)
-        top_err = table.column("error").chunk(0)
-        sc = pc.struct_field(resp, "status_code")
-        body = pc.struct_field(resp, "body")
-        first = _first_choice(pc.struct_field(body, "choices"))
-        text = pc.struct_field(pc.struct_field(first, "message"), "content")
-        finish = pc.struct_field(first, "finish_reason")
-        usage = pc.struct_field(body, "usage")
-        body_err = pc.struct_field(body, "error")
-
-        has_top = top_err.is_valid()
-        sc_bad = pc.fill_null(pc.or_(pc.less(sc, 200), pc.greater_equal(sc, 300)), False)
-        no_resp = pc.invert(resp.is_valid())
-        is_err = pc.or_(pc.or_(has_top, sc_bad), no_resp)
-        http_code = pc.binary_join_element_wise(
-            pa.scalar("http_"), pc.cast(sc, pa.string()), pa.scalar("")
-        )
-        code = pc.if_else(
-            has_top,
-            pc.struct_field(top_err, "code"),
-            pc.if_else(
-                sc_bad,
-                pc.coalesce(pc.struct_field(body_err, "code"), http_code),
-                pa.scalar(None, pa.string()),
-            ),
-        )
-        message = pc.if_else(
-            has_top,
-            pc.struct_field(top_err, "message"),
-            pc.if_else(
-                sc_bad, pc.struct_field(body_err, "message"), pa.scalar(None, pa.large_string())
-            ),
-        )
-        code = pc.if_else(pc.and_(no_resp, pc.invert(has_top)), pa.scalar("missing_response"), code)
-        message = pc.if_else(
-            pc.and_(no_resp, pc.invert(has_top)),
-            pa.scalar("the line has neither a response nor an error", pa.large_string()),
-            message,
-        )
-        err_np = is_err.to_numpy(zero_copy_only=False)
-        status = np.where(err_np, ERROR, OK).astype(np.int8)
-        none_s = pa.scalar(None, pa.large_string())
-        cols = {
-            "text": pc.if_else(is_err, none_s, text),
-            "finish_reason": pc.if_else(is_err, pa.scalar(None, pa.string()), finish),
-            "error_code": code,
-            "error": message,
-            "prompt_tokens": pc.struct_field(usage, "prompt_tokens"),
-            "completion_tokens": pc.struct_field(usage, "completion_tokens"),
-            "total_tokens": pc.struct_field(usage, "total_tokens"),
-        }
+        self._note_foreign(pos, cid, source)
+        is_err, cols = _block_columns(table)
+        status = np.where(is_err.to_numpy(zero_copy_only=False), ERROR, OK).astype(np.int8)
         good = pos >= 0
         if not good.all():
             mask = pa.array(good)
@@ -485,6 +416,35 @@ class ResultsTable:
             pos, status = pos[good], status[good]
         self._add_part(pos, status, **cols)
         return len(pos)
+
+    @staticmethod
+    def _parse_block(block: bytes) -> pa.Table | None:
+        """The block read by pyarrow against the fixed schema (``None``: it does not fit;
+        read it line by line instead)."""
+        try:
+            table = _read_block(block, _INNER_BLOCK)
+        except pa.ArrowInvalid as exc:
+            # a line longer than a piece "straddles" two pieces: read the block as one piece
+            if "straddl" not in str(exc):
+                return None
+            try:
+                table = _read_block(block, len(block) + 1)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                return None
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return None
+        return table.combine_chunks()
+
+    def _note_foreign(self, pos: np.ndarray, cid: pa.Array, source: str) -> None:
+        """Lines whose custom_id this job did not send are ignored, and said so."""
+        bad = np.flatnonzero(pos < 0)
+        for k in bad[:5]:
+            self.problems.append(
+                f"{source}: a line has custom_id {cid[int(k)].as_py()!r}, which this job "
+                f"did not send; it was ignored."
+            )
+        if len(bad) > 5:
+            self.problems.append(f"{source}: {len(bad) - 5} more such lines were ignored.")
 
     def positions_of(self, cid: pa.Array) -> np.ndarray:
         """Row position of each custom_id, -1 where it is not one of this job's."""
@@ -668,6 +628,51 @@ def _blocks_from_lines(lines: Iterable[bytes]) -> Iterator[bytes]:
         yield b"\n".join(group) + b"\n"
         avg = max(size // len(group), 1)
         count = max(1, min(_BLOCK_BYTES // avg, 1 << 20))
+
+
+def _block_columns(table: pa.Table) -> tuple[pa.Array, dict[str, pa.Array]]:
+    """Per line of a parsed block: whether it is an error, and its result columns (answer
+    text and finish reason for answers; code and message for errors; the token counts)."""
+    resp = table.column("response").chunk(0)
+    top_err = table.column("error").chunk(0)
+    sc = pc.struct_field(resp, "status_code")
+    body = pc.struct_field(resp, "body")
+    first = _first_choice(pc.struct_field(body, "choices"))
+    usage = pc.struct_field(body, "usage")
+    body_err = pc.struct_field(body, "error")
+    has_top = top_err.is_valid()
+    sc_bad = pc.fill_null(pc.or_(pc.less(sc, 200), pc.greater_equal(sc, 300)), False)
+    no_resp = pc.invert(resp.is_valid())
+    is_err = pc.or_(pc.or_(has_top, sc_bad), no_resp)
+    http_code = pc.binary_join_element_wise(
+        pa.scalar("http_"), pc.cast(sc, pa.string()), pa.scalar("")
+    )
+    none_code, none_text = pa.scalar(None, pa.string()), pa.scalar(None, pa.large_string())
+    code = pc.if_else(
+        has_top,
+        pc.struct_field(top_err, "code"),
+        pc.if_else(sc_bad, pc.coalesce(pc.struct_field(body_err, "code"), http_code), none_code),
+    )
+    message = pc.if_else(
+        has_top,
+        pc.struct_field(top_err, "message"),
+        pc.if_else(sc_bad, pc.struct_field(body_err, "message"), none_text),
+    )
+    bare = pc.and_(no_resp, pc.invert(has_top))
+    code = pc.if_else(bare, pa.scalar("missing_response"), code)
+    message = pc.if_else(
+        bare, pa.scalar("the line has neither a response nor an error", pa.large_string()), message
+    )
+    text = pc.struct_field(pc.struct_field(first, "message"), "content")
+    return is_err, {
+        "text": pc.if_else(is_err, none_text, text),
+        "finish_reason": pc.if_else(is_err, none_code, pc.struct_field(first, "finish_reason")),
+        "error_code": code,
+        "error": message,
+        "prompt_tokens": pc.struct_field(usage, "prompt_tokens"),
+        "completion_tokens": pc.struct_field(usage, "completion_tokens"),
+        "total_tokens": pc.struct_field(usage, "total_tokens"),
+    }
 
 
 def _blocks_from_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:

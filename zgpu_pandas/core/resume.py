@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,7 +28,6 @@ import orjson
 from .._journal import JobRecord, Journal
 from .._progress import ProgressOption
 from ..errors import (
-    ConfigurationError,
     JobNotFoundError,
     OptionError,
     RequestLinesUnavailableError,
@@ -37,6 +35,7 @@ from ..errors import (
 from .attach import job_from_batches, job_from_record
 from .job import BatchJob
 from .rows import as_output, custom_id_output
+from .spec import Connection
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -131,57 +130,56 @@ def attach(
     """
     if not isinstance(job_or_batch_id, str) or not job_or_batch_id:
         raise OptionError(f"give a job id (job_...) or a batch id, not {job_or_batch_id!r}")
+    conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
+    conn.open_check()
     journal = Journal(state_dir)
-    record: JobRecord | None = None
-    if job_or_batch_id.startswith("job_"):
-        try:
-            record = journal.load(job_or_batch_id)
-        except KeyError:
-            raise JobNotFoundError(
-                f"There is no job {job_or_batch_id!r} in the journal at {journal.root}; "
-                f"zgpu_pandas.jobs() lists the jobs there (ZGPU_STATE_DIR chooses the folder)."
-            ) from None
-    else:
-        record = journal.find_by_batch(job_or_batch_id)
-    if (client is not None) and (
-        api_key is not None or project_id is not None or base_url is not None
-    ):
-        raise ConfigurationError(
-            "Pass either client= or api_key=/project_id=/base_url=, not both: a client "
-            "already carries its settings."
-        )
+    record = _journaled(journal, job_or_batch_id)
+    view = dict(frame=frame, overwrite=overwrite, poll_interval=poll_interval, progress=progress)
     if record is not None:
-        factory = _factory(record, api_key=api_key, project_id=project_id, base_url=base_url)
         job = job_from_record(
             record,
             journal,
-            frame=frame,
             client=client,
-            client_factory=None if client is not None else factory,
+            client_factory=None if client is not None else _factory(record, conn),
             output=output,
-            overwrite=overwrite,
-            poll_interval=poll_interval,
-            progress=progress,
             resume_hint=hint,
             parse=parse_spec_of(record),
+            **view,
         )
-        job.watch_in_background()
-        return job
-    from .._client import Client
+    else:
+        job = _foreign_batch(job_or_batch_id, conn, output=output, hint=hint, **view)
+    job.watch_in_background()
+    return job
 
-    owned = client is None
-    factory = partial(Client, api_key=api_key, project_id=project_id, base_url=base_url)
-    the_client = client or factory()
-    batch = the_client.batches.retrieve(job_or_batch_id)
-    custom_ids: list[str] = []
-    if batch.input_file_id:
-        for raw in the_client.files.iter_lines(batch.input_file_id):
-            try:
-                cid = orjson.loads(raw).get("custom_id")
-            except (orjson.JSONDecodeError, AttributeError):
-                continue
-            if isinstance(cid, str):
-                custom_ids.append(cid)
+
+def _journaled(journal: Journal, job_or_batch_id: str) -> JobRecord | None:
+    """The journal's record of a job id (which must be there) or of a batch id (if any)."""
+    if not job_or_batch_id.startswith("job_"):
+        return journal.find_by_batch(job_or_batch_id)
+    try:
+        return journal.load(job_or_batch_id)
+    except KeyError:
+        raise JobNotFoundError(
+            f"There is no job {job_or_batch_id!r} in the journal at {journal.root}; "
+            f"zgpu_pandas.jobs() lists the jobs there (ZGPU_STATE_DIR chooses the folder)."
+        ) from None
+
+
+def _foreign_batch(
+    batch_id: str,
+    conn: Connection,
+    *,
+    frame: Any,
+    output: str | None,
+    overwrite: bool,
+    poll_interval: float | None,
+    progress: ProgressOption,
+    hint: str,
+) -> BatchJob:
+    """A batch the journal does not know: its rows are its lines, keyed by custom_id."""
+    the_client, factory = conn.open()
+    batch = the_client.batches.retrieve(batch_id)
+    custom_ids = _custom_ids(the_client, batch.input_file_id)
     if not custom_ids:
         raise RequestLinesUnavailableError(
             f"Batch {batch.id} has no readable input file, so its lines cannot be listed by "
@@ -193,7 +191,7 @@ def attach(
         raise OptionError(
             f"batch {batch.id} has {len(custom_ids):,} lines; the frame has {base.n_rows:,} rows"
         )
-    job = job_from_batches(
+    return job_from_batches(
         base,
         [batch.id],
         client=the_client,
@@ -201,25 +199,37 @@ def attach(
         overwrite=overwrite,
         poll_interval=poll_interval,
         progress=progress,
-        owns_client=owned,
-        client_factory=factory if owned else None,
+        owns_client=factory is not None,
+        client_factory=factory,
         resume_hint=hint,
         custom_ids=custom_ids,
     )
-    job.watch_in_background()
-    return job
 
 
-def _factory(
-    record: JobRecord, *, api_key: str | None, project_id: str | None, base_url: str | None
-) -> Callable[[], Client]:
+def _custom_ids(client: Client, file_id: str | None) -> list[str]:
+    out: list[str] = []
+    if not file_id:
+        return out
+    for raw in client.files.iter_lines(file_id):
+        try:
+            cid = orjson.loads(raw).get("custom_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(cid, str):
+            out.append(cid)
+    return out
+
+
+def _factory(record: JobRecord, conn: Connection) -> Callable[[], Client]:
+    """A client for the journaled job's service, provider and project, unless given."""
+
     def make() -> Client:
         from .._client import Client
 
         return Client(
-            api_key=api_key,
-            project_id=project_id if project_id is not None else record.project_id,
-            base_url=base_url if base_url is not None else record.base_url,
+            api_key=conn.api_key,
+            project_id=conn.project_id if conn.project_id is not None else record.project_id,
+            base_url=conn.base_url if conn.base_url is not None else record.base_url,
             provider=record.provider,
         )
 

@@ -147,15 +147,21 @@ class Connection:
     project_id: str | None = None
     base_url: str | None = None
 
+    def open_check(self) -> None:
+        """A client and the settings to make one are not given together."""
+        if self.client is not None and (
+            self.api_key is not None or self.project_id is not None or self.base_url is not None
+        ):
+            raise ConfigurationError(
+                "Pass either client= or api_key=/project_id=/base_url=, not both: a client "
+                "already carries its settings."
+            )
+
     def open(self) -> tuple[Client, Callable[[], Client] | None]:
         """The client to use and, when the job owns it (and so closes it when done), how to
         make it again (a job may be retried after its result closed the first one)."""
+        self.open_check()
         if self.client is not None:
-            if self.api_key is not None or self.project_id is not None or self.base_url is not None:
-                raise ConfigurationError(
-                    "Pass either client= or api_key=/project_id=/base_url=, not both: a client "
-                    "already carries its settings."
-                )
             return self.client, None
         from .._client import Client
 
