@@ -43,7 +43,8 @@ import orjson
 import pandas as pd
 
 from zgpu_pandas.core.requests import build_requests
-from zgpu_pandas.core.results import ResultsTable, merge_results
+from zgpu_pandas.core.results import ResultsTable
+from zgpu_pandas.frames._pandas_columns import merge_results
 
 MODEL = "LFM2.5-1.2B-Instruct"
 SYSTEM = (
