@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from zgpu_pandas.server import LocalServer
 from zgpu_pandas.server.engines import builtin_reply
 
@@ -23,7 +21,9 @@ def body(user: str, **params: Any) -> dict[str, Any]:
     return {"model": MODEL, "messages": [{"role": "user", "content": user}], **params}
 
 
-def assert_all_answered(out: pd.DataFrame, texts: list[str], **params: Any) -> None:
-    """Every row ok, with the engine's answer to exactly its own prompt."""
-    assert out["response_status"].tolist() == ["ok"] * len(texts), out["response_error"].tolist()
-    assert out["response"].tolist() == [builtin_reply(body(t, **params)) for t in texts]
+def assert_all_answered(out: Any, texts: list[str], **params: Any) -> None:
+    """Every row ok, with the engine's answer to exactly its own prompt (a pandas or a
+    Polars frame)."""
+    status, text = list(out["response_status"]), list(out["response"])
+    assert status == ["ok"] * len(texts), list(out["response_error"])
+    assert text == [builtin_reply(body(t, **params)) for t in texts]

@@ -20,6 +20,7 @@ import pytest
 
 import zgpu_pandas.core.checkpoints as job_module
 import zgpu_pandas.core.run as accessor_module
+from tests.support import FrameKit
 from zgpu_pandas import attach, jobs
 from zgpu_pandas._client import Client
 from zgpu_pandas._journal import Journal
@@ -64,11 +65,12 @@ def test_crash_at_any_stage_then_the_same_call_finishes_without_paying_twice(
     start_server: Callable[..., LocalServer],
     monkeypatch: pytest.MonkeyPatch,
     three_chunks: None,
+    kit: FrameKit,
 ) -> None:
     # slow lines where the crash must come while a batch runs; fast ones elsewhere
     slow = stage in ("mid_poll",)
     srv = start_server(latency=0.2 if slow else 0.0, concurrency=1)
-    df = pd.DataFrame({"q": TEXTS})
+    df = kit.frame({"q": TEXTS})
     with Client(api_key=KEY, project_id="p", base_url=srv.url, poll_interval=0.02) as c:
         monkeypatch.setattr(job_module, "checkpoint", crash_at(stage))
         with pytest.raises(Crash):

@@ -25,7 +25,7 @@ import numpy as np
 
 from .._journal import ChunkRecord, JobRecord, Journal
 from .._models import Batch
-from ..errors import RequestLinesUnavailableError, ZgpuError
+from ..errors import JournalCorruptError, RequestLinesUnavailableError, ZgpuError
 from .layout import JobLayout
 from .requests import RequestSet
 from .slots import Slot, Slots, npy_bytes, npy_load
@@ -116,7 +116,7 @@ class NullRecorder:
         """Nothing to write down."""
 
     def corrupt(self, what: str) -> ZgpuError:
-        return ZgpuError(f"Job {self.job_id}: {what}")
+        return JournalCorruptError(f"Job {self.job_id}: {what}")
 
     def where(self) -> str:
         return "no journal"
