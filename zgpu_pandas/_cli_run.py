@@ -64,7 +64,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     p = Path(path)
     fmt = _format_of(p)
     p.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(p) as tmp:
+    with atomic_path(p, private=False) as tmp:  # the user's own output file
         if fmt == "csv":
             df.to_csv(tmp, index=False)
         elif fmt == "parquet":

@@ -25,15 +25,21 @@ __all__ = ["atomic_path", "write_atomic"]
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, *, private: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path``; when the block ends without an error, the file
-    written there is synced and renamed to ``path``."""
+    written there is synced and renamed to ``path``. ``private=False`` gives the file the
+    usual permissions (``0666`` less the umask) instead of ``0600``, for output a user
+    writes for others to read."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:  # the writer may have closed it without syncing
             os.fsync(f.fileno())
+        if not private:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

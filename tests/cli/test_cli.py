@@ -83,6 +83,11 @@ def test_run_csv_to_parquet_matches_rows_one_for_one(
         )
     assert sum(s == "ok" for s in status) == n - 2
     assert "ok: 998" in capsys.readouterr().out
+    # the user's own output file has the usual permissions (the journal's are 0600)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert not list(tmp_path.glob(".out.parquet.*"))  # no temporary file left behind
 
 
 def test_run_jsonl_template_and_exit_code_on_failure(
