@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .._client import Client
     from .._models import Batch
 
-__all__ = ["ACCOUNT_CODES", "TRANSIENT_CODES", "Collector"]
+__all__ = ["ACCOUNT_CODES", "TRANSIENT_CODES", "Collector", "custom_ids_in"]
 
 #: Error codes worth resubmitting as they are (the service's recovery guidance).
 TRANSIENT_CODES = ("internal_error", "rate_limit_exceeded", "batch_expired")
@@ -84,16 +84,7 @@ class Collector:
 
     def input_positions(self, b: Batch) -> np.ndarray:
         """Row positions a batch carries, read from its input file (attached jobs only)."""
-        if not b.input_file_id:
-            return np.empty(0, dtype=np.int64)
-        ids: list[str] = []
-        for raw in self._client().files.iter_lines(b.input_file_id):
-            try:
-                cid = orjson.loads(raw).get("custom_id")
-            except (orjson.JSONDecodeError, AttributeError):
-                continue
-            if isinstance(cid, str):
-                ids.append(cid)
+        ids = custom_ids_in(self._client(), b.input_file_id)
         pos = self.table.positions_of(pa.array(ids, pa.string())) if ids else np.empty(0)
         return np.asarray(pos[pos >= 0], dtype=np.int64)
 
@@ -106,6 +97,22 @@ class Collector:
                 ["not_sent"] * len(left),
                 ["this row is in none of the job's batches"] * len(left),
             )
+
+
+def custom_ids_in(client: Client, file_id: str | None) -> list[str]:
+    """The custom_ids of an input file's lines, in order (lines that are not JSON objects
+    with a text custom_id are passed over)."""
+    out: list[str] = []
+    if not file_id:
+        return out
+    for raw in client.files.iter_lines(file_id):
+        try:
+            cid = orjson.loads(raw).get("custom_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(cid, str):
+            out.append(cid)
+    return out
 
 
 def _unanswered(b: Batch) -> tuple[str, str]:

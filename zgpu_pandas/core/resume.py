@@ -33,6 +33,7 @@ from ..errors import (
     RequestLinesUnavailableError,
 )
 from .attach import job_from_batches, job_from_record
+from .collect import custom_ids_in
 from .job import BatchJob
 from .rows import as_output, custom_id_output
 from .spec import Connection
@@ -179,7 +180,7 @@ def _foreign_batch(
     """A batch the journal does not know: its rows are its lines, keyed by custom_id."""
     the_client, factory = conn.open()
     batch = the_client.batches.retrieve(batch_id)
-    custom_ids = _custom_ids(the_client, batch.input_file_id)
+    custom_ids = custom_ids_in(the_client, batch.input_file_id)
     if not custom_ids:
         raise RequestLinesUnavailableError(
             f"Batch {batch.id} has no readable input file, so its lines cannot be listed by "
@@ -204,20 +205,6 @@ def _foreign_batch(
         resume_hint=hint,
         custom_ids=custom_ids,
     )
-
-
-def _custom_ids(client: Client, file_id: str | None) -> list[str]:
-    out: list[str] = []
-    if not file_id:
-        return out
-    for raw in client.files.iter_lines(file_id):
-        try:
-            cid = orjson.loads(raw).get("custom_id")
-        except (orjson.JSONDecodeError, AttributeError):
-            continue
-        if isinstance(cid, str):
-            out.append(cid)
-    return out
 
 
 def _factory(record: JobRecord, conn: Connection) -> Callable[[], Client]:
