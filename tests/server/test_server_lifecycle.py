@@ -180,3 +180,29 @@ def test_several_batches_progress_together(start_server, api_for, make_lines):
     assert api.get(f"/v1/batches/{big['id']}").json()["status"] == "in_progress"
     api.post(f"/v1/batches/{big['id']}/cancel")
     assert api.wait(big["id"])["status"] == "cancelled"
+
+
+def test_cancel_answers_the_state_it_left(start_server, api_for, make_lines, monkeypatch):
+    """The worker may end a cancelled batch between the cancel's write and its answer;
+    the answer is still ``cancelling`` (what this call did), as the spec shows it."""
+    from zgpu_pandas.server.store import Store
+
+    read = Store.batch_row
+    raced = []
+
+    def worker_finishes_first(self, bid):
+        row = read(self, bid)
+        if row is not None and row["status"] == "cancelling" and not raced:
+            raced.append(bid)  # what a fast worker does right after the cancel commits
+            with self.tx() as c:
+                c.execute("UPDATE batches SET status = 'cancelled' WHERE id = ?", (bid,))
+            row = read(self, bid)
+        return row
+
+    monkeypatch.setattr(Store, "batch_row", worker_finishes_first)
+    srv = start_server(latency=0.05, concurrency=1)
+    api = api_for(srv)
+    batch = api.submit(make_lines(50))
+    r = api.post(f"/v1/batches/{batch['id']}/cancel")
+    assert r.status_code == 200
+    assert r.json()["status"] == "cancelling"

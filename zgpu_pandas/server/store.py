@@ -410,7 +410,10 @@ class Store:
                 ok = True
             else:
                 ok = status in ("cancelling", "cancelled")
-        return self.batch_row(bid), ok
+            # Read inside the transaction: the answer shows the state this call left
+            # ("cancelling"), not whatever the worker made of it a moment later.
+            after = c.execute("SELECT * FROM batches WHERE id = ?", (bid,)).fetchone()
+        return after, ok
 
     def active_batch_ids(self) -> list[str]:
         marks = ",".join("?" * len(ACTIVE_STATUSES))
