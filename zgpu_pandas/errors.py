@@ -10,6 +10,7 @@ class is also a built-in kind of error (a bad value, a timeout), it subclasses t
     ├── PromptError (ValueError)          prompt, template, messages or chat parameters unusable
     ├── OversizeRowsError (ValueError)    rows over the 1 MB line limit; ``.rows`` names them
     ├── ColumnClashError (ValueError)     result columns would replace the frame's own
+    ├── CostLimitError (ValueError)       the estimate exceeds max_cost=; nothing was sent
     ├── StructuredOutputError             replies could not become columns (parse=False works)
     ├── WaitTimeoutError (TimeoutError)   Batches.wait(timeout=...) ran out; carries the last Batch
     ├── JobSubmitError                    submitting stopped part-way; ``.job`` has what was made
@@ -77,6 +78,7 @@ __all__ = [
     "ColumnClashError",
     "ConfigurationError",
     "ConflictError",
+    "CostLimitError",
     "CreateOutcomeUnknownError",
     "InsufficientQuotaError",
     "InternalServerError",
@@ -140,6 +142,16 @@ class OversizeRowsError(ZgpuError, ValueError):
 
 class ColumnClashError(ZgpuError, ValueError):
     """The result columns would replace columns the frame already has."""
+
+
+class CostLimitError(ZgpuError, ValueError):
+    """The job's estimated cost exceeds ``max_cost=``: refused before anything is uploaded or
+    sent. ``estimate_usd`` is the figure compared, ``max_cost`` the limit."""
+
+    def __init__(self, message: str, *, estimate_usd: float, max_cost: float) -> None:
+        super().__init__(message)
+        self.estimate_usd = estimate_usd
+        self.max_cost = max_cost
 
 
 class StructuredOutputError(ZgpuError):

@@ -35,7 +35,16 @@ if TYPE_CHECKING:
     from .._progress import ProgressOption
     from .structured import SchemaSpec
 
-__all__ = ["LAST_JOBS", "LastJobs", "attach_batches", "build", "estimate", "start"]
+__all__ = [
+    "LAST_CHATS",
+    "LAST_JOBS",
+    "LastJobs",
+    "attach_batches",
+    "build",
+    "check_budget",
+    "estimate",
+    "start",
+]
 
 
 class LastJobs:
@@ -45,10 +54,10 @@ class LastJobs:
     keyed by the frame's id and dropped when the frame is garbage collected."""
 
     def __init__(self) -> None:
-        self._jobs: dict[int, tuple[weakref.ref[Any], BatchJob]] = {}
+        self._jobs: dict[int, tuple[weakref.ref[Any], Any]] = {}
         self._lock = threading.Lock()
 
-    def remember(self, frame: Any, job: BatchJob) -> None:
+    def remember(self, frame: Any, job: Any) -> None:
         key = id(frame)
 
         def forget(_: object, key: int = key) -> None:
@@ -58,7 +67,7 @@ class LastJobs:
         with self._lock:
             self._jobs[key] = (weakref.ref(frame, forget), job)
 
-    def recall(self, frame: Any) -> BatchJob | None:
+    def recall(self, frame: Any) -> Any:
         with self._lock:
             entry = self._jobs.get(id(frame))
         if entry is None or entry[0]() is not frame:
@@ -67,6 +76,8 @@ class LastJobs:
 
 
 LAST_JOBS = LastJobs()
+#: the result of the most recent online call on each frame (also an interrupted one's)
+LAST_CHATS = LastJobs()
 
 
 def build(frame: Any, spec: ChatSpec) -> tuple[RequestSet, SchemaSpec | None]:
@@ -88,6 +99,45 @@ def build(frame: Any, spec: ChatSpec) -> tuple[RequestSet, SchemaSpec | None]:
     return requests, parse
 
 
+def check_budget(requests: RequestSet, spec: ChatSpec, *, online: bool = False) -> None:
+    """Refuse, before anything is sent, a job whose estimate exceeds ``spec.max_cost``.
+
+    The figure compared is the estimate's prompt cost at list price plus, when
+    ``max_tokens`` (or ``max_completion_tokens``) caps the answers, their most expensive
+    case. Without a cap the answers' cost is unknown before they exist; the message says so
+    and how to bound it. Batches are billed below list price, so for a batch the check errs
+    on the safe side."""
+    if spec.max_cost is None:
+        return
+    from ..errors import CostLimitError
+
+    est = estimate_requests(requests)
+    if est.prompt_cost_usd is None:
+        raise CostLimitError(
+            f"max_cost=${spec.max_cost:,.4f} cannot be checked: the catalog lists no price for "
+            f"model {est.model!r}. Drop max_cost= to send anyway.",
+            estimate_usd=float("nan"),
+            max_cost=float(spec.max_cost),
+        )
+    worst = est.prompt_cost_usd + (est.max_completion_cost_usd or 0.0)
+    if worst <= spec.max_cost:
+        return
+    answers = (
+        f" + answers up to ${est.max_completion_cost_usd:,.4f}"
+        if est.max_completion_cost_usd is not None
+        else ""
+    )
+    how = "requests" if online else "the batch"
+    raise CostLimitError(
+        f"Refused before sending: {est.rows_to_send:,} {how} estimated at ${worst:,.4f} "
+        f"(prompt ${est.prompt_cost_usd:,.4f} at list price{answers}) exceed "
+        f"max_cost=${spec.max_cost:,.4f}. Send fewer rows (df.sample(...)), lower max_tokens, "
+        f"or raise max_cost.",
+        estimate_usd=worst,
+        max_cost=float(spec.max_cost),
+    )
+
+
 def estimate(frame: Any, spec: ChatSpec) -> ChatEstimate:
     """What :func:`start` would send and cost, without any network call."""
     requests, _ = build(frame, spec)
@@ -107,6 +157,7 @@ def start(
     batches; returns the job at once. ``hint`` is how messages name the job for the user
     (``df.zgpu.last_job``)."""
     requests, parse = build(frame, spec)
+    check_budget(requests, spec)
     the_client, factory = conn.open()
     where = connection_of(the_client, conn.base_url)
     fingerprint = job_fingerprint(requests.fingerprint, **where)

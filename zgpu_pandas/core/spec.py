@@ -45,6 +45,7 @@ class ChatSpec:
     output. ``dedup``: merge identical requests (``None``: only deterministic ones).
     ``retries``: rounds of resubmitting transient failures; ``timeout``: how long a blocking
     call waits; ``fresh``: never resume a journaled job; ``metadata``: put on each batch.
+    ``max_cost``: refuse, before anything is sent, a job whose estimate exceeds it (USD).
     """
 
     prompt: Any = None
@@ -61,6 +62,7 @@ class ChatSpec:
     timeout: float | None = None
     fresh: bool = False
     metadata: Mapping[str, Any] | None = None
+    max_cost: float | None = None
     chat_params: Mapping[str, Any] = field(default_factory=dict)
 
     def check_options(self) -> None:
@@ -86,6 +88,11 @@ class ChatSpec:
                 f"{JOB_METADATA_PREFIX!r} are reserved for the job's own bookkeeping (e.g. "
                 f"'zgpu_job'); rename them."
             )
+        mc = self.max_cost
+        if mc is not None and (
+            isinstance(mc, bool) or not isinstance(mc, int | float) or not mc >= 0
+        ):
+            raise OptionError(f"max_cost= must be a number of US dollars >= 0, not {mc!r}.")
         if "response_format" in self.chat_params:  # not through the signatures; be sure
             raise PromptError("pass response_format= once.")
 

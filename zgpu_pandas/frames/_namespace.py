@@ -52,7 +52,15 @@ class FrameNamespace(Generic[FrameT]):
     def last_job(self) -> BatchJob | None:
         """The most recent job started from (or attached to) this frame object, e.g. to
         resume waiting after Ctrl-C: ``df.zgpu.last_job.result()``."""
-        return run.LAST_JOBS.recall(self._df)
+        job: BatchJob | None = run.LAST_JOBS.recall(self._df)
+        return job
+
+    @property
+    def last_chat(self) -> FrameT | None:
+        """The result of the most recent :meth:`chat` on this frame object, also when it
+        was interrupted (Ctrl-C): the rows answered by then, the others ``pending``."""
+        out: FrameT | None = run.LAST_CHATS.recall(self._df)
+        return out
 
     def batch_chat(
         self,
@@ -77,6 +85,7 @@ class FrameNamespace(Generic[FrameT]):
         project_id: str | None = None,
         base_url: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        max_cost: float | None = None,
         **chat_params: Any,
     ) -> FrameT:
         """Send one chat request per row as a batch, wait, and return the frame with the answers.
@@ -147,6 +156,7 @@ class FrameNamespace(Generic[FrameT]):
             timeout=timeout,
             fresh=fresh,
             metadata=metadata,
+            max_cost=max_cost,
             chat_params=chat_params,
         )
         conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
@@ -154,6 +164,90 @@ class FrameNamespace(Generic[FrameT]):
             self._df, spec, conn, progress=progress, poll_interval=poll_interval, hint=self._hint
         )
         out: FrameT = job.result(timeout=timeout)
+        return out
+
+    def chat(
+        self,
+        prompt: Any = None,
+        model: str | None = None,
+        *,
+        system: str | None = None,
+        messages: Any = None,
+        output: str = "response",
+        overwrite: bool = False,
+        on_oversize: Literal["raise", "skip"] = "raise",
+        response_format: Any = None,
+        parse: ParseOption = None,
+        retries: int = 0,
+        timeout: float | None = None,
+        fresh: bool = False,
+        dedup: bool | None = None,
+        progress: ProgressOption = None,
+        poll_interval: float | None = None,
+        client: Client | None = None,
+        api_key: str | None = None,
+        project_id: str | None = None,
+        base_url: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        max_cost: float | None = None,
+        concurrency: int | None = None,
+        **chat_params: Any,
+    ) -> FrameT:
+        """Like :meth:`batch_chat`, answered now: one ``POST /v1/chat/completions`` per row
+        (``concurrency`` in flight, default 32 on a local server and 8 on a remote one), for
+        trying a prompt on a few rows before sending them all as a batch. Same arguments,
+        same checks, same result columns: moving to the batch is one word.
+
+        Every answer is kept as it arrives (in the journal directory), so re-running the
+        cell, or the same deterministic requests inside a later ``chat`` or ``batch_chat``,
+        does not pay twice; the summary line says how many answers were reused. 429 and 5xx
+        answers are retried after the ``Retry-After`` the service gives; a server that cannot
+        be reached is waited for (30 s on loopback, 10 minutes remote); ``retries=N`` then
+        resends the rows that still failed transiently, up to N more rounds. Ctrl-C stops
+        sending, lets the requests in flight finish (up to 10 s), keeps every answer and
+        leaves the partial result in ``df.zgpu.last_chat``. ``timeout`` (seconds) stops
+        starting new requests after that long; those rows stay ``pending``.
+        ``poll_interval`` and ``metadata`` only apply to batches and are ignored here.
+        Prices: online requests are billed at list price (batches cost less).
+
+        Example::
+
+            trial = df.sample(20, random_state=0).zgpu.chat(
+                "Review: {review}", model="LFM2.5-1.2B-Instruct", temperature=0)
+            # adjust the prompt, try again, then:
+            out = df.zgpu.batch_chat("Review: {review}", model="LFM2.5-1.2B-Instruct",
+                                     temperature=0, max_cost=5.0)
+        """
+        del poll_interval, metadata  # batch-only settings
+        from ..core.online import run_chat
+
+        spec = ChatSpec(
+            prompt=prompt,
+            messages=messages,
+            model=model,
+            system=system,
+            output=output,
+            overwrite=overwrite,
+            on_oversize=on_oversize,
+            response_format=response_format,
+            parse=parse,
+            dedup=dedup,
+            retries=retries,
+            timeout=timeout,
+            fresh=fresh,
+            max_cost=max_cost,
+            chat_params=chat_params,
+        )
+        conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
+        frame = self._df
+        out: FrameT = run_chat(
+            frame,
+            spec,
+            conn,
+            concurrency=concurrency,
+            progress=progress,
+            remember=lambda result: run.LAST_CHATS.remember(frame, result),
+        )
         return out
 
     def submit_chat(
@@ -178,6 +272,7 @@ class FrameNamespace(Generic[FrameT]):
         project_id: str | None = None,
         base_url: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        max_cost: float | None = None,
         **chat_params: Any,
     ) -> BatchJob:
         """Like :meth:`batch_chat`, but return a :class:`BatchJob` as soon as the batches
@@ -207,6 +302,7 @@ class FrameNamespace(Generic[FrameT]):
             timeout=None,
             fresh=fresh,
             metadata=metadata,
+            max_cost=max_cost,
             chat_params=chat_params,
         )
         conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
@@ -239,6 +335,7 @@ class FrameNamespace(Generic[FrameT]):
         project_id: str | None = None,
         base_url: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        max_cost: float | None = None,
         **chat_params: Any,
     ) -> ChatEstimate:
         """What :meth:`batch_chat` with the same arguments would send and cost, without any
@@ -271,6 +368,7 @@ class FrameNamespace(Generic[FrameT]):
             timeout=timeout,
             fresh=fresh,
             metadata=metadata,
+            max_cost=max_cost,
             chat_params=chat_params,
         )
         return run.estimate(self._df, spec)
