@@ -56,7 +56,7 @@ def test_classify_multi_gives_lists_of_labels(kit, server, mode):
             st.none(),
             st.text(max_size=20),  # chatter, no JSON at all
             st.text(max_size=12).map(lambda s: orjson.dumps({"label": s}).decode()),
-            st.integers().map(lambda n: orjson.dumps({"label": n}).decode()),
+            st.integers(-(2**63), 2**63 - 1).map(lambda n: orjson.dumps({"label": n}).decode()),
             st.just('{"labels": "x"}'),
         ),
         min_size=1,

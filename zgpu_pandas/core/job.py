@@ -60,7 +60,7 @@ from .outcome import merge_outcome
 from .parts import assemble
 from .recorder import JobFacts
 from .requests import RequestSet
-from .results import check_columns
+from .results import check_columns, total_cost
 from .rows import FrameOutput, as_output
 from .submit import CHUNK_METADATA_KEY, JOB_METADATA_KEY, ROUND_METADATA_KEY
 from .waiting import poll_until_done
@@ -388,7 +388,7 @@ class BatchJob:
                     stacklevel=2,
                 )
             out = merge_outcome(
-                self._table.answers(self.output),
+                self._table.answers(self.output, model=self.model),
                 self._output,
                 parse=self.parse,
                 output=self.output,
@@ -404,6 +404,14 @@ class BatchJob:
             if self._client_factory is not None:
                 self._client = None
         return out
+
+    def cost(self) -> float:
+        """What the answers cost so far, in US dollars at the catalog's list price (an upper
+        bound for batches): the sum of the ``{output}_cost`` column; ``nan`` when the model
+        has no listed price. Example: ``job.cost() == out["response_cost"].sum()``."""
+        with self._lock:
+            return total_cost(self._table.answers(self.output, model=self.model), self.output,
+                              model=self.model)
 
     def _wait_and_retry(self, timeout: float | None, outage_grace: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -444,7 +444,7 @@ def _stderr_is_tty() -> bool:
 
 def _merge(table: ResultsTable, frame: Any, parse: SchemaSpec | None, spec: ChatSpec) -> Any:
     return merge_outcome(
-        table.answers(spec.output),
+        table.answers(spec.output, model=spec.model),
         as_output(frame),
         parse=parse,
         output=spec.output,

@@ -130,6 +130,7 @@ def result_columns(output: str = "response") -> list[str]:
         f"{output}_completion_tokens",
         f"{output}_total_tokens",
         f"{output}_shared",
+        f"{output}_cost",
     ]
 
 
@@ -309,12 +310,14 @@ class ResultsTable:
 
     # ---- reading -------------------------------------------------------------------------
 
-    def answers(self, output: str = "response") -> pa.Table:
+    def answers(self, output: str = "response", *, model: str | None = None) -> pa.Table:
         """One column per result field, aligned to row positions, named as they are added
         to the caller's frame (see :func:`result_columns`): the answer text, status, error
         code and message, finish reason (``large_string``), the three token counts
-        (``int64``, null where unknown) and ``shared`` (``bool``)."""
+        (``int64``, null where unknown), ``shared`` (``bool``) and ``cost`` (``float64``,
+        US dollars at the catalog's list price for ``model``; see :func:`row_costs`)."""
         cols = self.columns()
+        shared = self.shared()
         values = [
             cols["text"],
             cols["status"],
@@ -324,7 +327,8 @@ class ResultsTable:
             cols["prompt_tokens"],
             cols["completion_tokens"],
             cols["total_tokens"],
-            pa.array(self.shared(), pa.bool_()),
+            pa.array(shared, pa.bool_()),
+            row_costs(cols["prompt_tokens"], cols["completion_tokens"], shared, model=model),
         ]
         return pa.table(dict(zip(result_columns(output), values, strict=True)))
 
@@ -519,6 +523,41 @@ class ResultsTable:
         if not isinstance(cid, str):
             return -1
         return int(self.positions_of(pa.array([cid], pa.string()))[0])
+
+
+def row_costs(
+    prompt_tokens: pa.Array, completion_tokens: pa.Array, shared: np.ndarray, *, model: str | None
+) -> pa.Array:
+    """What each row's request cost, in US dollars, from its usage and the catalog's list
+    prices for ``model`` (:mod:`zgpu_pandas._catalog`). A row that shared another row's
+    request costs 0 (the other row carries it), so the column sums to what was paid. Null
+    where the usage is unknown (not answered, or an error without usage) or the model has no
+    listed price. Batches are billed at a discount to list price that the service does not
+    publish, so for a batch job this is an upper bound."""
+    from .._catalog import get_model
+
+    info = get_model(model) if model else None
+    n = len(shared)
+    if info is None or info.input_per_million is None or info.output_per_million is None:
+        return pa.nulls(n, pa.float64())
+    p = pc.cast(prompt_tokens, pa.float64())
+    c = pc.cast(completion_tokens, pa.float64())
+    cost = pc.divide(
+        pc.add(pc.multiply(p, info.input_per_million), pc.multiply(c, info.output_per_million)),
+        1e6,
+    )
+    return pc.if_else(pa.array(shared, pa.bool_()), pa.scalar(0.0), cost)
+
+
+def total_cost(answers: pa.Table, output: str, *, model: str | None) -> float:
+    """The sum of the ``{output}_cost`` column of ``answers``; ``nan`` when ``model`` has no
+    listed price (so "free" is never claimed for an unknown price)."""
+    from .._catalog import get_model
+
+    info = get_model(model) if model else None
+    if info is None or info.input_per_million is None or info.output_per_million is None:
+        return float("nan")
+    return float(pc.sum(answers.column(f"{output}_cost")).as_py() or 0.0)
 
 
 def _read_block(block: bytes, piece: int) -> pa.Table:

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..core.results import ResultsTable, check_columns
 from ..core.structured import FieldKind, ParsedAnswers, SchemaSpec, column_kind, parse_answers
@@ -73,6 +75,11 @@ def _column(arr: pa.Array | pa.ChunkedArray) -> Any:
         return int_array(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
     if pa.types.is_boolean(t):
         return arr.to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(t):
+        flat = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        data = pc.fill_null(flat, 0.0).to_numpy(zero_copy_only=False).astype(np.float64)
+        mask = flat.is_null().to_numpy(zero_copy_only=False)
+        return pd.arrays.FloatingArray(data, mask)
     raise TypeError(f"no pandas column for Arrow type {t}")
 
 
