@@ -54,7 +54,7 @@ from ..errors import (
 from .collect import TRANSIENT_CODES
 from .outcome import merge_outcome
 from .requests import RequestSet, asks_for_sampling
-from .results import ERROR, ResultsTable
+from .results import ERROR, ResultsTable, answer_extras
 from .resume import connection_of
 from .rows import as_output
 from .spec import ChatSpec, Connection
@@ -288,6 +288,7 @@ def run_chat(
         known = cache.get_many(keys) if reusable else {}
         run = ChatRun(rows=requests.n_rows)
         table = ResultsTable(requests.n_rows)
+        table.extras = answer_extras(params)
         table.set_duplicates(requests.duplicate_positions, requests.duplicate_of)
         table.add_skipped(
             requests.skipped_positions, requests.skipped_codes, requests.skipped_reasons

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ColumnClashError, StructuredOutputError
-from .results import check_columns
+from .results import EXTRAS, check_columns
 from .rows import FrameOutput
 from .structured import SchemaSpec, parse_answers
 
@@ -36,7 +36,8 @@ def merge_outcome(
     splitting replies into columns (a shape no test foresaw) raises
     :class:`~zgpu_pandas.errors.StructuredOutputError`, which says that the answers are kept
     and that ``parse=False`` returns them as raw text."""
-    check_columns(sink.columns, output, overwrite=overwrite)
+    extras = [x for x in EXTRAS if f"{output}_{x}" in answers.column_names]
+    check_columns(sink.columns, output, overwrite=overwrite, extras=extras)
     if parse is None:
         return sink.merge(answers, {})
     try:

@@ -24,7 +24,7 @@ from .layout import JobLayout
 from .polling import Poller
 from .recorder import JournalRecorder, NullRecorder
 from .requests import RequestSet
-from .results import ResultsTable
+from .results import ResultsTable, answer_extras
 from .rounds import Rounds
 from .slots import Slots
 from .status import StatusClock
@@ -66,6 +66,10 @@ def assemble(
 ) -> JobParts:
     """The parts of a job over ``n_rows`` rows (see the module docstring)."""
     table = ResultsTable(n_rows, custom_ids=custom_ids)
+    asked = settings or (record.settings if record else None) or (
+        requests.settings if requests else {}
+    )
+    table.extras = answer_extras(asked.get("chat_params"))
     layout = _take_layout(table, requests, layout)
     recorder = JournalRecorder(journal, job_id, record) if journal else NullRecorder(job_id)
     slots = _first_slots(table, layout, requests, record, journal, batches)

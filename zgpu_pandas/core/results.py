@@ -40,6 +40,7 @@ __all__ = [
     "STATUS_LABELS",
     "ColumnClashError",
     "ResultsTable",
+    "answer_extras",
     "check_columns",
     "result_columns",
 ]
@@ -54,6 +55,14 @@ _BLOCK_BYTES = 16 << 20
 _INNER_BLOCK = 1 << 20
 
 _ERR = pa.struct([("code", pa.string()), ("message", pa.large_string())])
+# choices[i].logprobs.content: one entry per generated token (OpenAI's shape, bytes left out)
+_TOP = pa.list_(pa.struct([("token", pa.large_string()), ("logprob", pa.float64())]))
+_TOKENS = pa.list_(
+    pa.struct(
+        [("token", pa.large_string()), ("logprob", pa.float64()), ("top_logprobs", _TOP)]
+    )
+)
+_CHOICES = pa.list_(pa.large_string())
 _SCHEMA = pa.schema(
     [
         ("custom_id", pa.string()),
@@ -76,6 +85,7 @@ _SCHEMA = pa.schema(
                                                     pa.struct([("content", pa.large_string())]),
                                                 ),
                                                 ("finish_reason", pa.string()),
+                                                ("logprobs", pa.struct([("content", _TOKENS)])),
                                             ]
                                         )
                                     ),
@@ -114,13 +124,16 @@ _PART = pa.schema(
         ("prompt_tokens", pa.int64()),
         ("completion_tokens", pa.int64()),
         ("total_tokens", pa.int64()),
+        ("choices", _CHOICES),
+        ("logprobs", _TOKENS),
     ]
 )
 
 
-def result_columns(output: str = "response") -> list[str]:
-    """Names of the columns a merge adds, for ``output`` as the prefix."""
-    return [
+def result_columns(output: str = "response", extras: Sequence[str] = ()) -> list[str]:
+    """Names of the columns a merge adds, for ``output`` as the prefix; ``extras`` (see
+    :func:`answer_extras`) adds ``{output}_choices`` and/or ``{output}_logprobs``."""
+    cols = [
         output,
         f"{output}_status",
         f"{output}_error_code",
@@ -132,9 +145,36 @@ def result_columns(output: str = "response") -> list[str]:
         f"{output}_shared",
         f"{output}_cost",
     ]
+    return cols + [f"{output}_{x}" for x in EXTRAS if x in extras]
 
 
-def check_columns(frame: Any, output: str = "response", *, overwrite: bool = False) -> None:
+#: answer columns that exist only when the request asks for them, in column order
+EXTRAS = ("choices", "logprobs")
+
+
+def answer_extras(chat_params: Any) -> tuple[str, ...]:
+    """The extra answer columns a request's chat parameters ask for: ``choices`` when it
+    asks for ``n`` > 1 (every choice, as a list, beside the first in ``{output}``) and
+    ``logprobs`` when it asks for token log-probabilities (``logprobs`` or ``top_logprobs``).
+
+    Example::
+
+        >>> answer_extras({"n": 3, "logprobs": True})
+        ('choices', 'logprobs')
+    """
+    params = chat_params if isinstance(chat_params, dict) else {}
+    out = []
+    n = params.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+        out.append("choices")
+    if params.get("logprobs") is True or params.get("top_logprobs") is not None:
+        out.append("logprobs")
+    return tuple(out)
+
+
+def check_columns(
+    frame: Any, output: str = "response", *, overwrite: bool = False, extras: Sequence[str] = ()
+) -> None:
     """Raise :class:`ColumnClashError` if the merge would replace existing columns (unless
     ``overwrite``); ``frame`` is a DataFrame or its column names. Called before anything is
     sent, so a clash never costs a batch."""
@@ -143,7 +183,7 @@ def check_columns(frame: Any, output: str = "response", *, overwrite: bool = Fal
     if overwrite:
         return
     names = column_names(frame)
-    clash = [c for c in result_columns(output) if c in names]
+    clash = [c for c in result_columns(output, extras) if c in names]
     if clash:
         raise ColumnClashError(
             f"The frame already has column(s) {', '.join(map(repr, clash))}. Pass "
@@ -184,6 +224,8 @@ class ResultsTable:
         self._ids: pa.Array | None = None
         self._dup_pos: np.ndarray = np.empty(0, dtype=np.int64)
         self._dup_src: np.ndarray = np.empty(0, dtype=np.int64)
+        #: extra answer columns the job's requests asked for (see :func:`answer_extras`)
+        self.extras: tuple[str, ...] = ()
         if custom_ids is not None:
             if len(custom_ids) != n_rows:
                 raise ValueError("custom_ids must have one entry per row")
@@ -310,14 +352,24 @@ class ResultsTable:
 
     # ---- reading -------------------------------------------------------------------------
 
-    def answers(self, output: str = "response", *, model: str | None = None) -> pa.Table:
+    def answers(
+        self,
+        output: str = "response",
+        *,
+        model: str | None = None,
+        extras: Sequence[str] | None = None,
+    ) -> pa.Table:
         """One column per result field, aligned to row positions, named as they are added
         to the caller's frame (see :func:`result_columns`): the answer text, status, error
         code and message, finish reason (``large_string``), the three token counts
         (``int64``, null where unknown), ``shared`` (``bool``) and ``cost`` (``float64``,
-        US dollars at the catalog's list price for ``model``; see :func:`row_costs`)."""
+        US dollars at the catalog's list price for ``model``; see :func:`row_costs`); with
+        ``extras`` (:func:`answer_extras`), every choice (``list<large_string>``) and the
+        first choice's token log-probabilities (a list of ``{token, logprob,
+        top_logprobs}``)."""
         cols = self.columns()
         shared = self.shared()
+        extras = self.extras if extras is None else tuple(extras)
         values = [
             cols["text"],
             cols["status"],
@@ -329,8 +381,9 @@ class ResultsTable:
             cols["total_tokens"],
             pa.array(shared, pa.bool_()),
             row_costs(cols["prompt_tokens"], cols["completion_tokens"], shared, model=model),
+            *(cols[x] for x in EXTRAS if x in extras),
         ]
-        return pa.table(dict(zip(result_columns(output), values, strict=True)))
+        return pa.table(dict(zip(result_columns(output, extras), values, strict=True)))
 
     def columns(self) -> dict[str, pa.Array]:
         """The results aligned to row positions: ``status`` (labels), ``text``,
@@ -474,6 +527,8 @@ class ResultsTable:
         codes: list[str | None] = []
         msgs: list[str | None] = []
         toks: list[list[int | None]] = [[], [], []]
+        choices: list[Any] = []
+        logprobs: list[Any] = []
         for raw in block.split(b"\n"):
             if not raw.strip():
                 continue
@@ -504,6 +559,8 @@ class ResultsTable:
             msgs.append(row[4])
             for i in range(3):
                 toks[i].append(row[5 + i])
+            choices.append(row[8])
+            logprobs.append(row[9])
         if not pos:
             return 0
         self._add_part(
@@ -516,6 +573,8 @@ class ResultsTable:
             prompt_tokens=pa.array(toks[0], pa.int64()),
             completion_tokens=pa.array(toks[1], pa.int64()),
             total_tokens=pa.array(toks[2], pa.int64()),
+            choices=pa.array(choices, _CHOICES),
+            logprobs=pa.array(logprobs, _TOKENS),
         )
         return len(pos)
 
@@ -568,6 +627,16 @@ def _read_block(block: bytes, piece: int) -> pa.Table:
     )
 
 
+def _choice_texts(choices: pa.Array, is_err: pa.Array) -> pa.Array:
+    """The message content of every choice of each row, as a list (null for errors)."""
+    flat = pc.list_flatten(choices)
+    texts = pc.struct_field(pc.struct_field(flat, "message"), "content")
+    lengths = pc.fill_null(pc.list_value_length(choices), 0).to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    mask = pc.or_(pc.fill_null(is_err, False), pc.is_null(choices))
+    return pa.ListArray.from_arrays(pa.array(offsets), texts, type=_CHOICES, mask=mask)
+
+
 def _first_choice(choices: pa.Array) -> pa.Array:
     """``choices[0]`` of each row, null where the list is null or empty."""
     sliced = pc.list_slice(choices, 0, 1)
@@ -598,6 +667,35 @@ def _content_text(content: Any) -> str | None:
     return orjson.dumps(content).decode()
 
 
+def _token_list(tokens: Any) -> list[dict[str, Any]] | None:
+    """``logprobs.content`` kept to the fields of the column's type (token, logprob,
+    top_logprobs), ``None`` when the line has none."""
+    if not isinstance(tokens, list):
+        return None
+    out = []
+    for t in tokens:
+        t = _dict(t)
+        top = t.get("top_logprobs")
+        out.append(
+            {
+                "token": _str_or_none(t.get("token")),
+                "logprob": _float_or_none(t.get("logprob")),
+                "top_logprobs": [
+                    {"token": _str_or_none(_dict(x).get("token")),
+                     "logprob": _float_or_none(_dict(x).get("logprob"))}
+                    for x in top
+                ]
+                if isinstance(top, list)
+                else None,
+            }
+        )
+    return out
+
+
+def _float_or_none(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
 def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
@@ -622,6 +720,8 @@ def _parse_line(obj: dict[str, Any]) -> tuple[Any, ...]:
             _str_or_none(err.get("code")),
             _str_or_none(err.get("message")),
             *tok,
+            None,
+            None,
         )
     if not isinstance(resp, dict):
         return (
@@ -631,15 +731,23 @@ def _parse_line(obj: dict[str, Any]) -> tuple[Any, ...]:
             "missing_response",
             "the line has neither a response nor an error",
             *tok,
+            None,
+            None,
         )
     sc = resp.get("status_code")
     if isinstance(sc, int) and not 200 <= sc < 300:
         berr = _dict(body.get("error"))
         code = _str_or_none(berr.get("code")) or f"http_{sc}"
-        return (ERROR, None, None, code, _str_or_none(berr.get("message")), *tok)
+        return (ERROR, None, None, code, _str_or_none(berr.get("message")), *tok, None, None)
     choices = body.get("choices")
     first = _dict(choices[0]) if isinstance(choices, list) and choices else {}
     message = _dict(first.get("message"))
+    texts = (
+        [_content_text(_dict(_dict(c).get("message")).get("content")) for c in choices]
+        if isinstance(choices, list)
+        else None
+    )
+    tokens = _dict(first.get("logprobs")).get("content")
     return (
         OK,
         _content_text(message.get("content")),
@@ -647,6 +755,8 @@ def _parse_line(obj: dict[str, Any]) -> tuple[Any, ...]:
         None,
         None,
         *tok,
+        texts,
+        _token_list(tokens),
     )
 
 
@@ -703,7 +813,13 @@ def _block_columns(table: pa.Table) -> tuple[pa.Array, dict[str, pa.Array]]:
         bare, pa.scalar("the line has neither a response nor an error", pa.large_string()), message
     )
     text = pc.struct_field(pc.struct_field(first, "message"), "content")
+    choices = pc.struct_field(body, "choices")
     return is_err, {
+        "choices": _choice_texts(choices, is_err),
+        "logprobs": pc.if_else(
+            is_err, pa.scalar(None, _TOKENS),
+            pc.struct_field(pc.struct_field(first, "logprobs"), "content"),
+        ),
         "text": pc.if_else(is_err, none_text, text),
         "finish_reason": pc.if_else(is_err, none_code, pc.struct_field(first, "finish_reason")),
         "error_code": code,

@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ColumnClashError, ConfigurationError, OptionError, PromptError
-from .results import check_columns, column_names, result_columns
+from .results import answer_extras, check_columns, column_names, result_columns
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -123,7 +123,8 @@ class ChatSpec:
     def check_columns(self, columns: Any, parse: SchemaSpec | None) -> None:
         """Answer columns and schema fields that would replace the frame's ``columns``:
         found before anything is sent."""
-        check_columns(columns, self.output, overwrite=self.overwrite)
+        extras = answer_extras(dict(self.chat_params))
+        check_columns(columns, self.output, overwrite=self.overwrite, extras=extras)
         if parse is None or not parse.fields:
             return
         own = [f for f in parse.fields if f in set(result_columns(self.output))]

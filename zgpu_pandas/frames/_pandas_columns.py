@@ -75,6 +75,9 @@ def _column(arr: pa.Array | pa.ChunkedArray) -> Any:
         return int_array(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
     if pa.types.is_boolean(t):
         return arr.to_numpy(zero_copy_only=False)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        # every choice / the token log-probabilities: one Python list per row
+        return object_array(arr.to_pylist())
     if pa.types.is_floating(t):
         flat = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
         data = pc.fill_null(flat, 0.0).to_numpy(zero_copy_only=False).astype(np.float64)
