@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._client import Client
+from ._compare import Comparison, compare
 from ._listing import jobs
 from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
 from ._polars_hook import install as _install_polars_namespace
@@ -85,6 +86,7 @@ __all__ = [
     "ChatEstimate",
     "Client",
     "ColumnClashError",
+    "Comparison",
     "ConfigurationError",
     "ConflictError",
     "CostLimitError",
@@ -119,6 +121,7 @@ __all__ = [
     "ZgpuError",
     "__version__",
     "attach",
+    "compare",
     "errors",
     "jobs",
 ]
