@@ -203,3 +203,30 @@ def test_max_cost_counts_capped_answers(server):
     with pytest.raises(OptionError, match="max_cost"):
         df.zgpu.batch_chat("q", model=MODEL, base_url=server.url, max_cost=-1)
     assert server.request_log == []
+
+
+def test_batch_chat_does_not_buy_again_what_chat_bought(start_server, caplog):
+    srv = start_server()
+    df = pd.DataFrame({"q": [f"q{i}" for i in range(40)] + [None, "q3"]})
+    trial = df.head(10).zgpu.chat("q", model=MODEL, base_url=srv.url, progress=False)
+    assert (trial["response_status"] == "ok").all()
+    caplog.set_level("INFO", logger="zgpu_pandas")
+    job = df.zgpu.submit_chat("q", model=MODEL, base_url=srv.url, progress=False)
+    out = job.result()
+    # only the 30 rows chat had not answered went into the batch
+    uploads = [p for m, p, _ in srv.request_log if m == "POST" and p == "/v1/files"]
+    assert len(uploads) == 1
+    batch = job.client.batches.retrieve(job.batch_ids[0]) if job.batch_ids else None
+    assert batch is not None and batch.request_counts.total == 30
+    assert out["response_status"].tolist() == ["ok"] * 40 + ["skipped", "ok"]
+    assert out["response"].tolist()[:40] == [f"[{MODEL}] q{i}" for i in range(40)]
+    assert out["response_shared"].tolist()[41] is True  # "q3" again: row 3's answer
+    pd.testing.assert_frame_equal(out.head(10), trial)
+    assert "10 request(s) answered earlier (online mode) were not sent again" in caplog.text
+    # the same call again resumes the journaled job (no new batch), reused rows included
+    again = df.zgpu.batch_chat("q", model=MODEL, base_url=srv.url, progress=False)
+    pd.testing.assert_frame_equal(again, out)
+    assert sum(1 for m, p, _ in srv.request_log if m == "POST" and p == "/v1/batches") == 1
+    # and the journal alone rebuilds it (the reused answers are kept beside the record)
+    alone = zgpu_pandas.attach(job.job_id, base_url=srv.url).result()
+    assert alone["response"].tolist() == out["response"].tolist()

@@ -126,6 +126,7 @@ class BatchJob:
         record: JobRecord | None = None,
         custom_ids: Sequence[str] | None = None,
         batches: Sequence[Batch] = (),
+        known: Sequence[bytes] = (),
     ) -> None:
         if client is None and client_factory is None:
             raise ValueError("a job needs client= (or client_factory=)")
@@ -159,6 +160,7 @@ class BatchJob:
             record=record,
             custom_ids=custom_ids,
             batches=batches,
+            known=known,
         )
         self._table, self.layout, self._recorder = parts.table, parts.layout, parts.recorder
         self._slots, self._rounds = parts.slots, parts.rounds
@@ -410,8 +412,7 @@ class BatchJob:
         bound for batches): the sum of the ``{output}_cost`` column; ``nan`` when the model
         has no listed price. Example: ``job.cost() == out["response_cost"].sum()``."""
         with self._lock:
-            return total_cost(self._table.answers(self.output, model=self.model), self.output,
-                              model=self.model)
+            return total_cost(self._table.answers(self.output, model=self.model), self.output)
 
     def _wait_and_retry(self, timeout: float | None, outage_grace: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -56,6 +56,7 @@ from .outcome import merge_outcome
 from .requests import RequestSet, asks_for_sampling
 from .results import ERROR, ResultsTable, answer_extras
 from .resume import connection_of
+from .reuse import output_line
 from .rows import as_output
 from .spec import ChatSpec, Connection
 
@@ -123,10 +124,6 @@ def _item_lines(requests: RequestSet) -> list[tuple[str, bytes]]:
         obj = orjson.loads(raw)
         out.append((obj["custom_id"], orjson.dumps(obj["body"])))
     return out
-
-
-def _output_line(custom_id: str, reply: bytes) -> bytes:
-    return b'{"custom_id":' + orjson.dumps(custom_id) + b',"response":{"status_code":200,"body":' + reply + b"}}"
 
 
 def _error_line(custom_id: str, exc: BaseException) -> tuple[bytes, str]:
@@ -219,7 +216,7 @@ class _Sender:
         cid, key, _ = d.item
         if d.error is None:
             reply = orjson.dumps(d.result)
-            line = _output_line(cid, reply)
+            line = output_line(cid, reply)
             with self._lock:
                 self._pending[key] = reply
                 self.run.answered += 1
@@ -294,7 +291,7 @@ def run_chat(
             requests.skipped_positions, requests.skipped_codes, requests.skipped_reasons
         )
         pairs = list(zip(items, keys, strict=True))
-        reused = [_output_line(cid, known[k]) for (cid, _), k in pairs if k in known]
+        reused = [output_line(cid, known[k]) for (cid, _), k in pairs if k in known]
         run.reused = len(reused)
         table.add_lines(reused, source="answers already received")
         todo = [(cid, k, body) for (cid, body), k in pairs if k not in known]

@@ -25,6 +25,7 @@ from .polling import Poller
 from .recorder import JournalRecorder, NullRecorder
 from .requests import RequestSet
 from .results import ResultsTable, answer_extras
+from .reuse import recorded_lines
 from .rounds import Rounds
 from .slots import Slots
 from .status import StatusClock
@@ -63,6 +64,7 @@ def assemble(
     record: JobRecord | None = None,
     custom_ids: Sequence[str] | None = None,
     batches: Sequence[Batch] = (),
+    known: Sequence[bytes] = (),
 ) -> JobParts:
     """The parts of a job over ``n_rows`` rows (see the module docstring)."""
     table = ResultsTable(n_rows, custom_ids=custom_ids)
@@ -71,7 +73,14 @@ def assemble(
     )
     table.extras = answer_extras(asked.get("chat_params"))
     layout = _take_layout(table, requests, layout)
-    recorder = JournalRecorder(journal, job_id, record) if journal else NullRecorder(job_id)
+    # answers bought earlier (online mode) for rows the job does not send
+    reused = recorded_lines(journal, record) if journal and record else known
+    table.add_lines(reused, source="answers received earlier")
+    recorder = (
+        JournalRecorder(journal, job_id, record, reused=known)
+        if journal
+        else NullRecorder(job_id)
+    )
     slots = _first_slots(table, layout, requests, record, journal, batches)
     rounds = Rounds(
         job_id=job_id,

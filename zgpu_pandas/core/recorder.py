@@ -16,7 +16,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from .._models import Batch
 from ..errors import JournalCorruptError, RequestLinesUnavailableError, ZgpuError
 from .layout import JobLayout
 from .requests import RequestSet
+from .reuse import REUSED_FILE
 from .slots import Slot, Slots, npy_bytes, npy_load
 
 __all__ = ["JobFacts", "JournalRecorder", "NullRecorder"]
@@ -125,10 +126,19 @@ class NullRecorder:
 class JournalRecorder(NullRecorder):
     """A job written down in a :class:`~zgpu_pandas._journal.Journal` as it goes."""
 
-    def __init__(self, journal: Journal, job_id: str, record: JobRecord | None = None) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        job_id: str,
+        record: JobRecord | None = None,
+        *,
+        reused: Sequence[bytes] = (),
+    ) -> None:
         super().__init__(job_id)
         self.journal = journal
         self.record = record
+        # answers bought earlier for rows this job does not send (see core/reuse.py)
+        self._reused = list(reused)
         # (round, chunk) whose recorded checksum was computed from the bytes in hand
         self._verified: set[tuple[int, int]] = set()
 
@@ -165,6 +175,8 @@ class JournalRecorder(NullRecorder):
         )
         # the layout first: a record without it could not be rebuilt without the frame
         self._store().write_blob(rec.job_id, "layout.npz", facts.layout.to_bytes())
+        if self._reused:
+            self._store().write_blob(rec.job_id, REUSED_FILE, b"\n".join(self._reused) + b"\n")
         for slot, crec in zip(slots, rec.chunks, strict=True):
             slot.rec = crec
             self._verified.add((0, crec.index))

@@ -220,6 +220,39 @@ class RequestSet:
             max_bytes=self.max_bytes,
         )
 
+    def without(
+        self, positions: Sequence[int] | np.ndarray, *, code: str, reason: str
+    ) -> RequestSet:
+        """The same request set with the lines of some rows taken out and those rows listed
+        as not sent (``code``/``reason``), e.g. rows whose answer was bought earlier. Rows
+        sharing a taken-out row's line stay its duplicates (they get the answer it gets).
+
+        Example::
+
+            rest = reqs.without([0, 4], code="answered_earlier", reason="...")
+        """
+        drop = np.unique(np.asarray(positions, dtype=np.int64))
+        keep = ~np.isin(self.positions, drop)
+        k = np.flatnonzero(keep)
+        lines = self._lines.take(pa.array(k)) if len(k) else self._lines.slice(0, 0)
+        skipped = np.concatenate([self.skipped_positions, drop])
+        order = np.argsort(skipped, kind="stable")
+        codes = [*self.skipped_codes, *([code] * len(drop))]
+        reasons = [*self.skipped_reasons, *([reason] * len(drop))]
+        return RequestSet(
+            n_rows=self.n_rows,
+            lines=lines,
+            positions=self.positions[keep],
+            skipped_positions=skipped[order],
+            skipped_codes=[codes[int(i)] for i in order],
+            skipped_reasons=[reasons[int(i)] for i in order],
+            settings=self.settings,
+            max_lines=self.max_lines,
+            max_bytes=self.max_bytes,
+            duplicate_positions=self.duplicate_positions,
+            duplicate_of=self.duplicate_of,
+        )
+
     @property
     def total_bytes(self) -> int:
         """Size of all request lines as JSONL, newlines included."""

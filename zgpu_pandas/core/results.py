@@ -608,15 +608,15 @@ def row_costs(
     return pc.if_else(pa.array(shared, pa.bool_()), pa.scalar(0.0), cost)
 
 
-def total_cost(answers: pa.Table, output: str, *, model: str | None) -> float:
-    """The sum of the ``{output}_cost`` column of ``answers``; ``nan`` when ``model`` has no
-    listed price (so "free" is never claimed for an unknown price)."""
-    from .._catalog import get_model
-
-    info = get_model(model) if model else None
-    if info is None or info.input_per_million is None or info.output_per_million is None:
+def total_cost(answers: pa.Table, output: str) -> float:
+    """The sum of the ``{output}_cost`` column of ``answers``; ``nan`` when no row has a
+    cost although some row has usage (a model without a listed price: "free" is never
+    claimed for an unknown price)."""
+    cost = answers.column(f"{output}_cost")
+    used = answers.column(f"{output}_total_tokens")
+    if cost.null_count == len(cost) and used.null_count < len(used):
         return float("nan")
-    return float(pc.sum(answers.column(f"{output}_cost")).as_py() or 0.0)
+    return float(pc.sum(cost).as_py() or 0.0)
 
 
 def _read_block(block: bytes, piece: int) -> pa.Table:

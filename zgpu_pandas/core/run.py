@@ -28,6 +28,7 @@ from .estimate import ChatEstimate, estimate_requests
 from .job import BatchJob
 from .requests import RequestSet, build_requests
 from .resume import connection_of, job_fingerprint, parse_spec_of
+from .reuse import leave_out_known, leave_out_recorded, recorded_lines
 from .rows import as_output, as_rows
 from .spec import ChatSpec, Connection
 
@@ -163,7 +164,9 @@ def start(
     fingerprint = job_fingerprint(requests.fingerprint, **where)
     journal = Journal()
     record = None if spec.fresh else journal.find(fingerprint)
+    known: list[bytes] = []
     if record is not None:
+        requests = leave_out_recorded(requests, recorded_lines(journal, record))
         job = job_from_record(
             record,
             journal,
@@ -182,6 +185,7 @@ def start(
             retries=spec.retries,
         )
     else:
+        requests, known = leave_out_known(requests, where=where, fresh=spec.fresh)
         job = BatchJob(
             client=the_client,
             client_factory=factory,
@@ -201,6 +205,7 @@ def start(
             settings={**requests.settings, "parse": "json" if parse is not None else None},
             parse=parse,
             retries=spec.retries,
+            known=known,
         )
     LAST_JOBS.remember(frame, job)
     job.submit()
@@ -213,6 +218,11 @@ def start(
             else f"{job.creates_sent} batch(es) it had not created yet were created now"
         )
         job.note(f"Resumed job {job.job_id} from the journal ({len(job.batch_ids)} batches); {made}")
+    elif known:
+        job.note(
+            f"{len(known):,} request(s) answered earlier (online mode) were not sent again; "
+            f"their answers are in the result"
+        )
     return job
 
 
