@@ -24,73 +24,70 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from ._cli_checks import format_of, input_format, output_format
 from ._fs import atomic_path
+from .errors import OptionError
 
 __all__ = ["read_table", "register", "write_table"]
-
-_FORMATS = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
-
-
-def _format_of(path: Path) -> str:
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise SystemExit(
-            f"error: cannot tell the format of {path}: use a .csv, .parquet or .jsonl file name"
-        )
-    return fmt
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read CSV, Parquet or JSONL by extension. CSV cells are read as text (``keep_default_na``
     off except for truly empty cells) so an id like ``007`` or a review reading ``NA`` is
-    sent as written."""
+    sent as written. A file that cannot be read is an :class:`OptionError` naming it."""
     p = Path(path)
-    fmt = _format_of(p)
-    if fmt == "csv":
-        return pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
-    if fmt == "parquet":
-        return pd.read_parquet(p)
-    return pd.read_json(p, lines=True, dtype=False)
+    fmt = input_format(p)
+    try:
+        if fmt == "csv":
+            return pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
+        if fmt == "parquet":
+            return pd.read_parquet(p)
+        return pd.read_json(p, lines=True, dtype=False)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # pandas' and pyarrow's errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OptionError(f"cannot read {str(p)!r} as {fmt.upper()}: {first}") from None
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write by extension, atomically (a temporary file renamed into place: _fs)."""
+    """Write by extension, atomically (a temporary file renamed into place: _fs). List and
+    dict cells (structured output) are written as JSON text in CSV and Parquet, so any tool
+    reads them back (``json.loads``)."""
+    from .frames._export import for_csv
+
     p = Path(path)
-    fmt = _format_of(p)
+    fmt = format_of(p, what="output file")
     p.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(p, private=False) as tmp:  # the user's own output file
         if fmt == "csv":
-            df.to_csv(tmp, index=False)
+            for_csv(df).to_csv(tmp, index=False)
         elif fmt == "parquet":
-            out = df.copy()
-            for col in out.columns:  # lists/dicts from structured outputs: keep them as JSON text
-                if (
-                    out[col].dtype == object
-                    and out[col].map(lambda v: isinstance(v, dict | list)).any()
-                ):
-                    out[col] = out[col].map(
-                        lambda v: orjson.dumps(v).decode() if isinstance(v, dict | list) else v
-                    )
-            out.to_parquet(tmp, index=False)
+            for_csv(df).to_parquet(tmp, index=False)
         else:
             df.to_json(tmp, orient="records", lines=True, force_ascii=False)
     return p
 
 
-def _parse_param(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
+def _key_value(option: str) -> Any:
+    def parse(text: str) -> tuple[str, Any]:
+        key, sep, raw = text.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"{option} takes KEY=VALUE, got {text!r}")
+        try:
+            value: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = raw  # a bare word is a string
+        return key, value
+
+    return parse
+
+
+_parse_param = _key_value("--param")
+
+
+def _fill(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
     if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--param takes KEY=VALUE, got {text!r}")
-    try:
-        value: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        value = raw  # a bare word is a string
+        raise argparse.ArgumentTypeError(f"--fill takes COLUMN=TEXT, got {text!r}")
     return key, value
 
 
@@ -104,32 +101,63 @@ def _exit_code(result: pd.DataFrame, output: str) -> int:
 
 
 def _summary(result: pd.DataFrame, output: str) -> str:
-    counts = result[f"{output}_status"].value_counts()
-    return ", ".join(f"{k}: {v}" for k, v in counts.items())
+    """Counts by status, and why rows failed: the one reason when they all failed alike,
+    else the most common codes (the messages are in the output file)."""
+    status = result[f"{output}_status"]
+    text = ", ".join(f"{k}: {v}" for k, v in status.value_counts().items())
+    failed = result[status.isin(["error", "parse_error"])]
+    if failed.empty:
+        return text
+    codes = failed[f"{output}_error_code"].fillna(failed[f"{output}_status"]).value_counts()
+    if len(codes) == 1:
+        code = str(codes.index[0])
+        msgs = failed[f"{output}_error"].dropna().unique()
+        why = f"{code}: {msgs[0]}" if len(msgs) == 1 else code
+        every = "every failed row" if len(failed) > 1 else "the failed row"
+        return f"{text} ({every}: {why})"
+    top = ", ".join(f"{c} x{n}" for c, n in codes.head(3).items())
+    return f"{text} (failures: {top})"
+
+
+def _schema(text: str | None) -> Any:
+    from ._cli_schema import load_schema
+
+    return None if text is None else load_schema(text)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .frames import pandas as _registers_df_zgpu  # noqa: F401
+    from .core import run
+    from .core.messages import CLI_HINT
+    from .core.spec import ChatSpec, Connection
 
-    df = read_table(args.input)
-    params = dict(args.param or [])
-    prompt = args.template if args.template else args.prompt_col
-    result = df.zgpu.batch_chat(
-        prompt,
+    src, dest = Path(args.input), Path(args.output)
+    input_format(src)  # both files checked before anything is read, uploaded or paid for
+    output_format(dest)
+    schema = _schema(args.schema)
+    df = read_table(src)
+    spec = ChatSpec(
+        prompt=args.template if args.template else args.prompt_col,
+        messages=args.messages_col,
         model=args.model,
         system=args.system,
-        messages=args.messages_col,
         output=args.output_prefix,
         overwrite=args.overwrite,
         on_oversize=args.on_oversize,
-        progress=False if args.quiet else None,
-        base_url=args.base_url,
-        project_id=args.project_id,
-        fresh=args.fresh,
+        response_format=schema,
         retries=args.retries,
-        **params,
+        fresh=args.fresh,
+        chat_params=dict(args.param or []),
+        extra_body=dict(args.extra) if args.extra else None,
+        check_model=not args.no_check_model,
+        missing=dict(args.fill) if args.fill else args.missing,
+        on_invalid=args.on_invalid,
+        name=args.name,
     )
-    path = write_table(result, args.output)
+    conn = Connection(base_url=args.base_url, project_id=args.project_id)
+    progress = False if args.quiet else None
+    job = run.start(df, spec, conn, progress=progress, hint=CLI_HINT)
+    result = job.result()
+    path = write_table(result, dest)
     print(f"{_summary(result, args.output_prefix)}; wrote {len(result)} rows to {path}")
     return _exit_code(result, args.output_prefix)
 
@@ -208,49 +236,121 @@ def register(sub: Any) -> None:
         "run",
         help="send one chat request per row of a CSV/Parquet/JSONL file and write the answers",
         description=(__doc__ or "").split("Example::")[0].split("\n", 1)[1].strip(),
+        epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", help="a .csv, .parquet or .jsonl file, one row per request")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt-col", help="column holding the user prompt")
     src.add_argument("--template", help='a prompt template over columns, e.g. "Review: {review}"')
-    src.add_argument("--messages-col", help="column holding whole message lists")
+    src.add_argument("--messages-col", help="column holding whole message lists (JSON)")
     p.add_argument("--model", required=True, help="model id, e.g. LFM2.5-1.2B-Instruct")
+    p.add_argument(
+        "--no-check-model",
+        action="store_true",
+        help="send a model id the ZeroGPU catalog does not list (a custom deployment)",
+    )
     p.add_argument("--system", help="system prompt for every row")
     p.add_argument("-o", "--output", required=True, help="output .csv, .parquet or .jsonl")
+    p.add_argument(
+        "--schema",
+        metavar="FILE.json|module:Class",
+        help="structured output: a JSON schema file, or a Pydantic model as module:Class; "
+        "each field of the reply becomes a column",
+    )
     p.add_argument(
         "--param",
         action="append",
         type=_parse_param,
         metavar="KEY=VALUE",
-        help="extra chat parameter, VALUE parsed as JSON if it can be (repeatable)",
+        help="chat parameter such as temperature=0 or max_tokens=50, VALUE parsed as JSON "
+        "if it can be (repeatable)",
+    )
+    p.add_argument(
+        "--extra",
+        action="append",
+        type=_key_value("--extra"),
+        metavar="KEY=VALUE",
+        help="a custom request body field, sent as given and not checked (repeatable)",
+    )
+    p.add_argument(
+        "--missing",
+        choices=["skip", "empty"],
+        default="skip",
+        help="a --template row with an empty field: skip the row (default), or send it "
+        "with the field empty (skipped only when every field is empty)",
+    )
+    p.add_argument(
+        "--fill",
+        action="append",
+        type=_fill,
+        metavar="COLUMN=TEXT",
+        help="a --template field's text where its column is empty, e.g. body='(no body)' "
+        "(repeatable; other columns follow --missing skip)",
+    )
+    p.add_argument(
+        "--on-invalid",
+        choices=["raise", "skip", "replace"],
+        default="raise",
+        help="text that is not valid Unicode: stop naming every bad row (default), skip "
+        "those rows, or replace the bad characters with U+FFFD",
     )
     p.add_argument("--output-prefix", default="response", help="prefix of the answer columns")
     p.add_argument("--overwrite", action="store_true", help="replace existing answer columns")
-    p.add_argument("--on-oversize", choices=["raise", "skip"], default="raise")
+    p.add_argument(
+        "--on-oversize",
+        choices=["raise", "skip"],
+        default="raise",
+        help="a row whose request exceeds 1 MB: stop naming it (default) or skip it",
+    )
     p.add_argument(
         "--retries", type=int, default=0, help="rounds of resubmitting transiently failed rows"
     )
     p.add_argument(
         "--fresh", action="store_true", help="start a new job even if this one ran before"
     )
+    p.add_argument("--name", help="a label for the job, shown by zgpu-pandas jobs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_connection_options(p)
     p.set_defaults(func=_cmd_run)
 
-    d = sub.add_parser("demo", help="tag 300 bundled reviews on a local server (offline)")
+    d = sub.add_parser(
+        "demo",
+        help="tag 300 bundled reviews on a local server (offline)",
+        description=(
+            "Tag the 300 customer reviews bundled with the package with a sentiment and up "
+            "to three topics (structured output), on a local ZeroGPU-compatible server "
+            "started for the purpose (no key, no network), or on ZeroGPU with --remote. "
+            "Prints a summary and writes the tagged rows to a CSV file."
+        ),
+    )
     d.add_argument(
         "--remote", action="store_true", help="run on ZeroGPU with the key from the environment"
     )
-    d.add_argument("--model", default="LFM2.5-1.2B-Instruct")
+    d.add_argument("--model", default="LFM2.5-1.2B-Instruct", help="model id (default %(default)s)")
     d.add_argument(
-        "-o", "--output", default="zgpu-demo/reviews_tagged.csv", help="where to write the result"
+        "-o",
+        "--output",
+        default="zgpu-demo/reviews_tagged.csv",
+        help="where to write the result (default %(default)s)",
     )
     d.add_argument(
         "--latency", type=float, default=0.05, help="local server seconds per line (default 0.05)"
     )
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_demo)
+
+
+RUN_EPILOG = """\
+structured output:
+  --schema tags.json          a JSON schema: {"type": "object", "properties": {...}}
+  --schema mypkg.models:Tag   a Pydantic model class (importable from the current folder)
+  Each field becomes a column; list and dict fields are written as JSON text in CSV and
+  Parquet. A reply that does not match is marked parse_error and keeps its raw text.
+
+interrupting: Ctrl-C does not cancel the batches. Run the same command again to pick the job
+up (nothing is bought twice); zgpu-pandas batches cancel BATCH_ID stops a batch.
+"""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,8 @@ from __future__ import annotations
 import html
 import io
 import math
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from .._catalog import get_model
+from .preflight import over_context
 from .requests import RequestSet
 
 __all__ = ["ChatEstimate", "estimate_requests"]
@@ -90,6 +93,10 @@ class ChatEstimate:
     output_price_per_million: float | None
     prompt_cost_usd: float | None
     max_completion_cost_usd: float | None
+    #: the model's context in tokens (catalog), and the rows whose estimated prompt plus
+    #: max_tokens exceeds it (their labels): they would fail ``context_length_exceeded``
+    context_tokens: int | None = None
+    rows_over_context: tuple[str, ...] = ()
 
     def to_series(self) -> Any:
         """The figures as a pandas Series (one entry per field)."""
@@ -116,6 +123,8 @@ class ChatEstimate:
                 f"answers: at most ${self.max_completion_cost_usd:,.4f} "
                 f"({self.max_completion_tokens:,} tokens at most)"
             )
+        if self.rows_over_context:
+            lines.append(over_context_text(self.model, self.context_tokens, self.rows_over_context))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -172,13 +181,61 @@ def _line_tokens(reqs: RequestSet) -> np.ndarray:
     )
 
 
-def estimate_requests(reqs: RequestSet) -> ChatEstimate:
-    """Count and price a request set without sending anything (see the module notes)."""
-    model = str(reqs.settings.get("model", ""))
+def _cap(reqs: RequestSet) -> int | None:
     params = reqs.settings.get("chat_params") or {}
-    tokens = int(_line_tokens(reqs).sum())
     cap = params.get("max_completion_tokens", params.get("max_tokens"))
-    max_out = int(cap) * len(reqs) if isinstance(cap, int) and not isinstance(cap, bool) else None
+    return int(cap) if isinstance(cap, int) and not isinstance(cap, bool) else None
+
+
+def _over_context(
+    reqs: RequestSet, per_line: np.ndarray, label: Callable[[int], str] | None
+) -> tuple[str, ...]:
+    """Labels of the rows (sent ones and the rows sharing their line) whose line does not
+    fit the model's context."""
+    model = str(reqs.settings.get("model", ""))
+    lines = over_context(model, per_line, _cap(reqs) or 0)
+    if len(lines) == 0:
+        return ()
+    positions = np.asarray(reqs.positions)[lines]
+    if len(reqs.duplicate_positions):
+        shares = np.isin(np.asarray(reqs.duplicate_of), positions)
+        positions = np.concatenate([positions, np.asarray(reqs.duplicate_positions)[shares]])
+    name = label or (lambda p: f"position {p}")
+    return tuple(name(int(p)) for p in np.sort(positions))
+
+
+def over_context_text(model: str, context: int | None, rows: Sequence[str]) -> str:
+    """The one-line warning about rows too long for ``model``'s context."""
+    shown = ", ".join(rows[:10]) + (f" and {len(rows) - 10:,} more" if len(rows) > 10 else "")
+    return (
+        f"{len(rows):,} row(s) have a prompt (plus max_tokens) estimated over {model}'s "
+        f"context of {context:,} tokens and would fail with context_length_exceeded: {shown}. "
+        f"Shorten them, leave them out, or use a model with a larger context."
+    )
+
+
+def warn_over_context(reqs: RequestSet, *, label: Callable[[int], str] | None = None) -> None:
+    """Warn (``UserWarning``) before a run about rows too long for the model's context.
+
+    A warning, not an error: the token count is an estimate (~4 characters per token),
+    and a row near the limit may fit; the rows are named so they can be left out."""
+    rows = _over_context(reqs, _line_tokens(reqs), label)
+    if rows:
+        info = get_model(str(reqs.settings.get("model", "")))
+        text = over_context_text(info.id if info else "", info.context_tokens if info else None, rows)
+        warnings.warn(text, UserWarning, stacklevel=4)
+
+
+def estimate_requests(
+    reqs: RequestSet, *, label: Callable[[int], str] | None = None
+) -> ChatEstimate:
+    """Count and price a request set without sending anything (see the module notes);
+    ``label(position)`` names a row in ``rows_over_context``."""
+    model = str(reqs.settings.get("model", ""))
+    per_line = _line_tokens(reqs)
+    tokens = int(per_line.sum())
+    cap = _cap(reqs)
+    max_out = cap * len(reqs) if cap is not None else None
     info = get_model(model)
     p_in = info.input_per_million if info else None
     p_out = info.output_per_million if info else None
@@ -198,4 +255,6 @@ def estimate_requests(reqs: RequestSet) -> ChatEstimate:
         max_completion_cost_usd=None
         if (p_out is None or max_out is None)
         else max_out * p_out / 1e6,
+        context_tokens=info.context_tokens if info else None,
+        rows_over_context=_over_context(reqs, per_line, label),
     )

@@ -58,6 +58,7 @@ from .display import JobDisplay
 from .layout import JobLayout
 from .outcome import merge_outcome
 from .parts import assemble
+from .provenance import job_labels, stamp
 from .recorder import JobFacts
 from .requests import RequestSet
 from .results import check_columns, total_cost
@@ -172,6 +173,15 @@ class BatchJob:
         )
         self._warned = False
         self._cancelled = False
+        # what the user called the job, and whether it was picked up from the journal
+        # (core/provenance.py): shown by jobs(), on attached jobs and in out.attrs
+        self.name, self.metadata = job_labels(
+            record.settings if record is not None else settings,
+            batches[0].metadata if batches else metadata,
+        )
+        self.from_journal = record is not None
+        #: the one line said when the job was picked up from the journal
+        self.resume_note: str | None = None
 
     # ---- identity ----------------------------------------------------------------------
 
@@ -396,6 +406,13 @@ class BatchJob:
                 output=self.output,
                 overwrite=self.overwrite,
                 job_id=self.job_id,
+            )
+            stamp(
+                out,
+                job_id=self.job_id,
+                name=self.name,
+                from_journal=self.from_journal,
+                note=self.resume_note,
             )
         done = self._snapshot().done
         if done:

@@ -19,6 +19,7 @@ from .._client import CLIENT_TOKEN_KEY
 from .slots import Slot
 
 __all__ = [
+    "CLI_HINT",
     "interrupted",
     "not_found_on_service",
     "resumed",
@@ -28,6 +29,10 @@ __all__ = [
     "transient",
     "unreachable",
 ]
+
+
+#: how ``zgpu-pandas run`` names its job: messages then speak of commands, not of Python
+CLI_HINT = "zgpu-pandas run"
 
 
 def _again(resumable: bool) -> str:
@@ -99,6 +104,11 @@ def transient(job_id: str, codes: Mapping[str, int], hint: str) -> str | None:
     if not total:
         return None
     what = ", ".join(f"{c}: {n:,}" for c, n in sorted(codes.items()))
+    if hint == CLI_HINT:
+        return (
+            f"Job {job_id}: {total:,} row(s) failed with a transient error ({what}). Run the "
+            f"same command with --retries N to resubmit only those rows."
+        )
     return (
         f"Job {job_id}: {total:,} row(s) failed with a transient error ({what}). {hint}.retry() "
         f"resubmits only those rows (then {hint}.result()), or pass retries=N to the call to do "
@@ -126,6 +136,8 @@ def interrupted(
 ) -> str:
     """What an interrupt (Ctrl-C) left running, and how to pick it up or stop it."""
     ids = [s.batch.id for s in slots if s.batch is not None]
+    if hint == CLI_HINT:
+        return _interrupted_cli(doing, job_id, ids, any(s.token is not None for s in slots))
     unanswered = [s for s in slots if s.batch is None and s.token is not None]
     if ids:
         lines = _running_lines(doing, job_id, slots, ids, hint=hint, resumable=resumable)
@@ -146,6 +158,23 @@ def interrupted(
     else:
         lines = [f"Interrupted while {doing}."]
     return "\n".join(lines + _unknown_creates(unanswered, hint=hint, resumable=resumable))
+
+
+def _interrupted_cli(doing: str, job_id: str, ids: list[str], started: bool) -> str:
+    """The interrupt message for a command-line user: the same command resumes."""
+    if not ids and not started:
+        return f"Interrupted while {doing}: no batch was created, nothing is running."
+    lines = [
+        f"Interrupted while {doing}. Nothing was cancelled: job {job_id} keeps running on the "
+        f"service and keeps what it has done.",
+        "  to pick it up: run the same command again; it resumes from the journal and "
+        "buys nothing twice, then writes the output.",
+    ]
+    if ids:
+        cancel = " ; ".join(f"zgpu-pandas batches cancel {i}" for i in ids[:5])
+        more = f" (and {len(ids) - 5} more: zgpu-pandas jobs lists them)" if len(ids) > 5 else ""
+        lines.append(f"  to cancel it:  {cancel}{more}")
+    return "\n".join(lines)
 
 
 def _running_lines(

@@ -57,12 +57,15 @@ from .._jsonl import (
     check_request,
 )
 from ..errors import OptionError, OversizeRowsError, PromptError
+from .invalid_text import INVALID_CODE, OnInvalid, collecting, record, replace_surrogates, settle
 from .rows import Rows, as_rows
+from .template_fill import MissingOption, fills_for
 from .text import blank, is_missing
 
 __all__ = [
     "SKIP_CODES",
     "Chunk",
+    "MissingOption",
     "OversizeRowsError",
     "PromptError",
     "RequestSet",
@@ -77,6 +80,7 @@ SKIP_CODES = {
     "missing_messages": "the messages cell is missing (NaN/None)",
     "empty_messages": "the message list is empty",
     "line_too_large": "the request line would exceed the 1 MB limit per line",
+    INVALID_CODE: "the text is not valid Unicode (lone surrogates); on_invalid='skip'",
 }
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
@@ -378,12 +382,16 @@ def _template_fields(template: str) -> list[tuple[str, str | None, str | None, s
 
 
 def _render_template(
-    rows: Rows, template: str
+    rows: Rows, template: str, missing_fill: MissingOption = "skip"
 ) -> tuple[pa.Array, list[tuple[np.ndarray, str, str]]]:
-    """The template filled in per row, and (mask, code, reason) for rows to skip."""
+    """The template filled in per row, and (mask, code, reason) for rows to skip; an empty
+    field skips its row unless ``missing_fill`` gives it a fill (core/template_fill.py)."""
     parts: list[Any] = []
     skips: list[tuple[np.ndarray, str, str]] = []
-    for literal, field, spec, conv in _template_fields(template):
+    fields = _template_fields(template)
+    fills = fills_for(missing_fill, [f for _, f, _, _ in fields if f])
+    nothing = np.ones(rows.n_rows, dtype=bool)  # every filled field empty so far
+    for literal, field, spec, conv in fields:
         if literal:
             parts.append(pa.scalar(literal, _LS))
         if field is None:
@@ -397,14 +405,23 @@ def _render_template(
         text, missing = rows.text(col)
         if spec or conv:
             text = _formatted(rows, col, missing, spec or "", conv)
-        skips.append((missing, "missing_prompt", f"column {col!r} is missing (NaN/None)"))
-        skips.append((~missing & blank(text), "empty_prompt", f"column {col!r} is empty"))
+        fill = fills.get(field, fills.get(col))
+        if fill is None:
+            skips.append((missing, "missing_prompt", f"column {col!r} is missing (NaN/None)"))
+            skips.append((~missing & blank(text), "empty_prompt", f"column {col!r} is empty"))
+            nothing[:] = False
+        else:
+            empty = missing | blank(pc.fill_null(text, ""))
+            nothing &= empty
+            text = pc.if_else(pa.array(empty), pa.scalar(fill, _LS), text)
         parts.append(text)
     if not any(isinstance(p, pa.Array) for p in parts):
         raise PromptError(
             f"The prompt {template!r} is neither a column nor a template with {{column}} fields."
         )
     joined = pc.binary_join_element_wise(*parts, pa.scalar("", _LS))
+    if fills and nothing.any():
+        skips.append((nothing, "empty_prompt", "every field of the template is empty"))
     return joined, skips
 
 
@@ -461,7 +478,15 @@ def _messages_json(
         try:
             data = orjson.dumps(msgs, default=_json_default, option=_OPTS)
         except TypeError as exc:
-            raise PromptError(f"{where} cannot be sent as JSON ({exc}).") from None
+            if "surrogates" not in str(exc):
+                raise PromptError(f"{where} cannot be sent as JSON ({exc}).") from None
+            # lone surrogates: noted for on_invalid= (core/invalid_text.py), sent repaired
+            if not record(pos, rows.label(pos), str(col)):
+                raise PromptError(
+                    f"{where} holds text that is not valid Unicode (lone surrogates); pass "
+                    f"on_invalid='replace' or 'skip', or clean the messages first."
+                ) from None
+            data = orjson.dumps(replace_surrogates(msgs), default=_json_default, option=_OPTS)
         out[pos] = sys_prefix + data[1:] if sys_prefix is not None else data
     skips = [
         (missing, "missing_messages", SKIP_CODES["missing_messages"]),
@@ -569,6 +594,8 @@ def build_requests(
     dedup: bool | None = None,
     max_lines: int = MAX_LINES,
     max_bytes: int = MAX_UPLOAD_BYTES,
+    missing: MissingOption = "skip",
+    on_invalid: OnInvalid = "raise",
     **chat_params: Any,
 ) -> RequestSet:
     """Turn the rows of ``frame`` (a pandas or Polars DataFrame, or any
@@ -580,8 +607,9 @@ def build_requests(
     whose line would exceed 1 MB raises :class:`OversizeRowsError` naming it
     (``on_oversize="raise"``) or is skipped (``"skip"``). With ``dedup``, rows whose request
     body is identical to an earlier row's share that row's line; ``dedup=None`` (the default)
-    means on unless the body asks for sampling (:func:`asks_for_sampling`). Nothing is sent
-    anywhere.
+    means on unless the body asks for sampling (:func:`asks_for_sampling`). ``missing``: what
+    an empty template field does (``core/template_fill.py``); ``on_invalid``: what text that
+    is not valid Unicode does (``core/invalid_text.py``). Nothing is sent anywhere.
 
     Example::
 
@@ -595,7 +623,11 @@ def build_requests(
     if dedup is None:
         dedup = not asks_for_sampling(chat_params)
     rows = as_rows(frame)
-    head, payload, tail, skips = _payload(rows, model, prompt, messages, system, params)
+    with collecting() as invalid:
+        head, payload, tail, skips = _payload(rows, model, prompt, messages, system, params, missing)
+    bad = settle(invalid, on_invalid, rows.n_rows)
+    if bad is not None:
+        skips.insert(0, (bad, INVALID_CODE, SKIP_CODES[INVALID_CODE]))
     send, sk_pos, sk_codes, sk_reasons = _skipped(rows.n_rows, skips)
     positions = np.flatnonzero(send).astype(np.int64)
     sent = payload.filter(pa.array(send)) if not send.all() else payload
@@ -662,7 +694,13 @@ _Skips = list[tuple[np.ndarray, str, str]]
 
 
 def _payload(
-    rows: Rows, model: str, prompt: Any, messages: Any, system: str | None, params: bytes
+    rows: Rows,
+    model: str,
+    prompt: Any,
+    messages: Any,
+    system: str | None,
+    params: bytes,
+    missing: MissingOption = "skip",
 ) -> tuple[bytes, pa.Array, bytes, _Skips]:
     """What differs per row (``payload``, JSON) between the constant ``head`` and ``tail`` of
     every line, and (mask, code, reason) for the rows to skip."""
@@ -678,7 +716,7 @@ def _payload(
             (~missing & blank(text), "empty_prompt", SKIP_CODES["empty_prompt"]),
         ]
     elif isinstance(prompt, str) and any(f is not None for _, f, _, _ in _template_fields(prompt)):
-        text, skips = _render_template(rows, prompt)
+        text, skips = _render_template(rows, prompt, missing)
     else:
         rows.key(prompt, "prompt= is neither a column nor a template with {column} fields")
         raise AssertionError("unreachable")

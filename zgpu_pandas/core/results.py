@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import IO, Any
@@ -696,6 +697,14 @@ def _float_or_none(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
+#: the old API's code in front of a line error's message: "[legacy:http_500] "
+_LEGACY_PREFIX = r"^\[legacy:[^\]]*\] "
+
+
+def _without_legacy(message: str | None) -> str | None:
+    return None if message is None else re.sub(_LEGACY_PREFIX, "", message, count=1)
+
+
 def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
@@ -718,7 +727,7 @@ def _parse_line(obj: dict[str, Any]) -> tuple[Any, ...]:
             None,
             None,
             _str_or_none(err.get("code")),
-            _str_or_none(err.get("message")),
+            _without_legacy(_str_or_none(err.get("message"))),
             *tok,
             None,
             None,
@@ -738,7 +747,8 @@ def _parse_line(obj: dict[str, Any]) -> tuple[Any, ...]:
     if isinstance(sc, int) and not 200 <= sc < 300:
         berr = _dict(body.get("error"))
         code = _str_or_none(berr.get("code")) or f"http_{sc}"
-        return (ERROR, None, None, code, _str_or_none(berr.get("message")), *tok, None, None)
+        message = _without_legacy(_str_or_none(berr.get("message")))
+        return (ERROR, None, None, code, message, *tok, None, None)
     choices = body.get("choices")
     first = _dict(choices[0]) if isinstance(choices, list) and choices else {}
     message = _dict(first.get("message"))
@@ -813,6 +823,9 @@ def _block_columns(table: pa.Table) -> tuple[pa.Array, dict[str, pa.Array]]:
         bare, pa.scalar("the line has neither a response nor an error", pa.large_string()), message
     )
     text = pc.struct_field(pc.struct_field(first, "message"), "content")
+    # The service prefixes line errors with the code of its old API ("[legacy:http_500] ");
+    # the code column already says what failed, so the message column keeps the sentence.
+    message = pc.replace_substring_regex(message, pattern=_LEGACY_PREFIX, replacement="")
     choices = pc.struct_field(body, "choices")
     return is_err, {
         "choices": _choice_texts(choices, is_err),

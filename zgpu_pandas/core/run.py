@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections.abc import Sequence
@@ -24,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 from .._journal import Journal
 from ..errors import ZgpuError
 from .attach import job_from_batches, job_from_record
-from .estimate import ChatEstimate, estimate_requests
+from .estimate import ChatEstimate, estimate_requests, warn_over_context
 from .job import BatchJob
+from .preflight import check_model
+from .provenance import JOB_NAME_KEY
 from .requests import RequestSet, build_requests
 from .resume import connection_of, job_fingerprint, parse_spec_of
 from .reuse import leave_out_known, leave_out_recorded, recorded_lines
@@ -95,6 +98,8 @@ def build(frame: Any, spec: ChatSpec) -> tuple[RequestSet, SchemaSpec | None]:
         system=spec.system,
         on_oversize=spec.on_oversize,
         dedup=spec.dedup,
+        missing=spec.missing,
+        on_invalid=spec.on_invalid,
         **params,
     )
     return requests, parse
@@ -141,8 +146,10 @@ def check_budget(requests: RequestSet, spec: ChatSpec, *, online: bool = False) 
 
 def estimate(frame: Any, spec: ChatSpec) -> ChatEstimate:
     """What :func:`start` would send and cost, without any network call."""
+    if spec.check_model:
+        check_model(spec.model)
     requests, _ = build(frame, spec)
-    return estimate_requests(requests)
+    return estimate_requests(requests, label=as_rows(frame).label)
 
 
 def start(
@@ -160,6 +167,14 @@ def start(
     requests, parse = build(frame, spec)
     check_budget(requests, spec)
     the_client, factory = conn.open()
+    try:
+        if spec.check_model and the_client.provider == "zerogpu":  # OpenAI's are not listed
+            check_model(spec.model)
+    except ZgpuError:
+        if factory is not None:
+            the_client.close()
+        raise
+    warn_over_context(requests, label=as_rows(frame).label)
     where = connection_of(the_client, conn.base_url)
     fingerprint = job_fingerprint(requests.fingerprint, **where)
     journal = Journal()
@@ -181,7 +196,7 @@ def start(
             progress=progress,
             resume_hint=hint,
             parse=parse,
-            metadata=spec.metadata,
+            metadata=_batch_metadata(spec),
             retries=spec.retries,
         )
     else:
@@ -194,7 +209,7 @@ def start(
             model=spec.model or "",
             output=spec.output,
             overwrite=spec.overwrite,
-            metadata=spec.metadata,
+            metadata=_batch_metadata(spec),
             poll_interval=poll_interval,
             progress=progress,
             owns_client=factory is not None,
@@ -202,7 +217,12 @@ def start(
             journal=journal,
             fingerprint=fingerprint,
             connection=where,
-            settings={**requests.settings, "parse": "json" if parse is not None else None},
+            settings={
+                **requests.settings,
+                "parse": "json" if parse is not None else None,
+                "name": spec.name,
+                "metadata": dict(spec.metadata or {}),
+            },
             parse=parse,
             retries=spec.retries,
             known=known,
@@ -217,13 +237,27 @@ def start(
             if job.creates_sent == 0
             else f"{job.creates_sent} batch(es) it had not created yet were created now"
         )
-        job.note(f"Resumed job {job.job_id} from the journal ({len(job.batch_ids)} batches); {made}")
+        job.resume_note = (
+            f"Resumed job {job.job_id} from the journal ({len(job.batch_ids)} batches); {made}"
+        )
+        job.note(job.resume_note)
+        if progress is False:  # "no progress display" is not "silence": say it once
+            print(job.resume_note, file=sys.stderr, flush=True)
     elif known:
         job.note(
             f"{len(known):,} request(s) answered earlier (online mode) were not sent again; "
             f"their answers are in the result"
         )
     return job
+
+
+def _batch_metadata(spec: ChatSpec) -> dict[str, Any]:
+    """The metadata put on each batch: the caller's, and the job's name (so that a job
+    attached by batch id gets it back)."""
+    meta = dict(spec.metadata or {})
+    if spec.name:
+        meta[JOB_NAME_KEY] = spec.name
+    return meta
 
 
 def attach_batches(

@@ -19,6 +19,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ColumnClashError, ConfigurationError, OptionError, PromptError
+from .preflight import chat_params
+from .requests import MissingOption
 from .results import answer_extras, check_columns, column_names, result_columns
 
 if TYPE_CHECKING:
@@ -46,6 +48,9 @@ class ChatSpec:
     ``retries``: rounds of resubmitting transient failures; ``timeout``: how long a blocking
     call waits; ``fresh``: never resume a journaled job; ``metadata``: put on each batch.
     ``max_cost``: refuse, before anything is sent, a job whose estimate exceeds it (USD).
+    ``check_model``: refuse a model id the catalog does not list; ``extra_body``: body
+    fields sent as given; ``missing``: what an empty template field does; ``on_invalid``:
+    what text that is not valid Unicode does; ``name``: shown by ``jobs()`` and on the job.
     """
 
     prompt: Any = None
@@ -64,6 +69,12 @@ class ChatSpec:
     metadata: Mapping[str, Any] | None = None
     max_cost: float | None = None
     chat_params: Mapping[str, Any] = field(default_factory=dict)
+    # checks and choices of issue 12 (core/preflight.py, core/requests.py)
+    check_model: bool = True
+    extra_body: Mapping[str, Any] | None = None
+    missing: MissingOption = "skip"
+    on_invalid: Literal["raise", "skip", "replace"] = "raise"
+    name: str | None = None
 
     def check_options(self) -> None:
         """The options that are not about the rows: an :class:`OptionError` naming the
@@ -93,8 +104,12 @@ class ChatSpec:
             isinstance(mc, bool) or not isinstance(mc, int | float) or not mc >= 0
         ):
             raise OptionError(f"max_cost= must be a number of US dollars >= 0, not {mc!r}.")
-        if "response_format" in self.chat_params:  # not through the signatures; be sure
+        if "response_format" in self.chat_params or "response_format" in (self.extra_body or {}):
             raise PromptError("pass response_format= once.")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
+            raise OptionError(f"name= must be a non-empty text, not {self.name!r}.")
+        if not isinstance(self.check_model, bool):
+            raise OptionError(f"check_model= must be True or False, not {self.check_model!r}.")
 
     def structured(self) -> tuple[dict[str, Any], SchemaSpec | None]:
         """The chat parameters with ``response_format`` in its wire form, and how to parse
@@ -104,7 +119,7 @@ class ChatSpec:
         parse = self.parse
         if parse not in (None, True, False, "json"):
             raise OptionError(f"parse= must be 'json', True, False or None, not {parse!r}.")
-        params = dict(self.chat_params)
+        params = chat_params(self.chat_params, extra_body=self.extra_body)
         spec: SchemaSpec | None = None
         if self.response_format is not None:
             try:

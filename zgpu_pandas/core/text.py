@@ -115,18 +115,28 @@ def object_text(
     try:
         return pa.array(out, type=LARGE_STRING), missing
     except (UnicodeError, pa.ArrowException):
-        for pos, t in enumerate(out):
-            if t is None:
-                continue
-            try:
-                t.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise PromptError(
-                    f"Column {name!r}, {label(pos)}, is not valid Unicode text"
-                    f" ({exc.reason} at character {exc.start}); clean it, e.g. with "
-                    f".str.encode('utf-8', 'replace').str.decode('utf-8')."
-                ) from None
-        raise
+        pass
+    from .invalid_text import record, replace_surrogates
+
+    # lone surrogates: every bad cell is noted (and its text repaired) for the caller's
+    # on_invalid= choice; with nobody collecting, the error names every bad row at once
+    bad: list[str] = []
+    for pos, t in enumerate(out):
+        if t is None:
+            continue
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            if not record(pos, label(pos), name):
+                bad.append(label(pos))
+            out[pos] = replace_surrogates(t)
+    if bad:
+        raise PromptError(
+            f"Column {name!r} holds text that is not valid Unicode (lone surrogates) in "
+            f"{len(bad):,} row(s): {', '.join(bad[:20])}{' ...' if len(bad) > 20 else ''}; "
+            f"clean it, e.g. with .str.encode('utf-8', 'replace').str.decode('utf-8')."
+        )
+    return pa.array(out, type=LARGE_STRING), missing
 
 
 def blank(arr: pa.Array) -> np.ndarray:

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ..core import run
 from ..core.estimate import ChatEstimate
+from ..core.invalid_text import OnInvalid
 from ..core.job import BatchJob
 from ..core.spec import ChatSpec, Connection, ParseOption
+from ..core.template_fill import MissingOption
 from ._labelling import LabellingMixin
 
 if TYPE_CHECKING:
@@ -32,6 +34,23 @@ __all__ = ["FrameNamespace"]
 
 
 FrameT = TypeVar("FrameT")
+
+
+def _checks(
+    name: str | None,
+    check_model: bool,
+    extra_body: Mapping[str, Any] | None,
+    missing: MissingOption,
+    on_invalid: OnInvalid,
+) -> dict[str, Any]:
+    """The ChatSpec fields of the pre-flight choices, alike for every entry point."""
+    return {
+        "name": name,
+        "check_model": check_model,
+        "extra_body": extra_body,
+        "missing": missing,
+        "on_invalid": on_invalid,
+    }
 
 
 class FrameNamespace(LabellingMixin, Generic[FrameT]):
@@ -88,6 +107,11 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
         base_url: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         max_cost: float | None = None,
+        name: str | None = None,
+        check_model: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        missing: MissingOption = "skip",
+        on_invalid: OnInvalid = "raise",
         **chat_params: Any,
     ) -> FrameT:
         """Send one chat request per row as a batch, wait, and return the frame with the answers.
@@ -95,7 +119,15 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
         ``prompt`` is a column name or a template over columns (``"Review: {review}"``);
         ``messages`` instead names a column of whole message lists. ``system`` adds a system
         message to every request; any other keyword (``temperature``, ``max_tokens``, ...)
-        goes into every request body.
+        goes into every request body; an unknown keyword is refused (with the closest known
+        parameter: ``temprature`` → ``temperature``), and a custom body field goes in
+        ``extra_body={...}``, sent as given. ``model`` must be a ZeroGPU catalog id
+        (:func:`zgpu_pandas.models`; a near miss is refused with the closest ids before
+        anything is sent); ``check_model=False`` for a custom deployment. A template with
+        an empty field skips the row by default; ``missing="empty"`` sends it with the field
+        empty, ``missing={"body": "(none)"}`` fills it. Text that is not valid Unicode (lone
+        surrogates) is refused naming every bad row; ``on_invalid="skip"``/``"replace"``.
+        ``name`` labels the job in :func:`zgpu_pandas.jobs` and on the job.
 
         Returns a new DataFrame (the input is not modified) with the same index and order,
         plus ``{output}`` (the answer), ``{output}_status`` (``ok``/``error``/``skipped``,
@@ -160,6 +192,7 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
             metadata=metadata,
             max_cost=max_cost,
             chat_params=chat_params,
+            **_checks(name, check_model, extra_body, missing, on_invalid),
         )
         conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
         job = run.start(
@@ -275,6 +308,11 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
         base_url: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         max_cost: float | None = None,
+        name: str | None = None,
+        check_model: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        missing: MissingOption = "skip",
+        on_invalid: OnInvalid = "raise",
         **chat_params: Any,
     ) -> BatchJob:
         """Like :meth:`batch_chat`, but return a :class:`BatchJob` as soon as the batches
@@ -306,6 +344,7 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
             metadata=metadata,
             max_cost=max_cost,
             chat_params=chat_params,
+            **_checks(name, check_model, extra_body, missing, on_invalid),
         )
         conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
         job = run.start(
@@ -338,6 +377,11 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
         base_url: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         max_cost: float | None = None,
+        name: str | None = None,
+        check_model: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        missing: MissingOption = "skip",
+        on_invalid: OnInvalid = "raise",
         **chat_params: Any,
     ) -> ChatEstimate:
         """What :meth:`batch_chat` with the same arguments would send and cost, without any
@@ -372,6 +416,7 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
             metadata=metadata,
             max_cost=max_cost,
             chat_params=chat_params,
+            **_checks(name, check_model, extra_body, missing, on_invalid),
         )
         return run.estimate(self._df, spec)
 

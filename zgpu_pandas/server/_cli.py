@@ -46,8 +46,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
                    help="accept this key (repeatable). A command-line value is visible to "
                    "other users of this machine (ps); prefer --api-keys-file or "
-                   f"${ENV_SERVER_KEYS}. Keys from all three are accepted; with none, any "
-                   "non-empty key is")
+                   f"${ENV_SERVER_KEYS}. Keys from all three are accepted; when none of them "
+                   "is given, any non-empty key is accepted")
     p.add_argument("--api-keys-file", metavar="PATH",
                    help="accept the keys listed in this file, one per line (blank lines and "
                    "lines starting with # are skipped)")
@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fail-lines-rate", type=float, default=0.0,
                    help="share of lines that fail (fault injection)")
     p.add_argument("--fail-lines-code", default="internal_error", help="code of the failing lines")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="how much the server logs (default %(default)s)")
     p.set_defaults(func=serve)
 
 

@@ -1,0 +1,51 @@
+"""Where a result came from, written on the frame (``out.attrs["zgpu"]``) and kept on the job.
+
+A re-run that finds its job in the journal returns in a fraction of a second with the old
+answers: correct, but it looks like a bug unless the frame says so. pandas frames carry it in
+``DataFrame.attrs`` (kept by most pandas operations, dropped by some, e.g. ``merge``); Polars
+frames have no such slot, there the job (``pl_df.zgpu.last_job``) says it.
+
+Example::
+
+    out = df.zgpu.batch_chat("review", model="LFM2.5-1.2B-Instruct")   # run again
+    out.attrs["zgpu"]   # {'job_id': 'job_...', 'name': None, 'from_journal': True, ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["JOB_NAME_KEY", "job_labels", "stamp"]
+
+#: the batch metadata key that carries a job's name= (jobs attached by batch id get it back)
+JOB_NAME_KEY = "zgpu_name"
+
+
+def job_labels(
+    settings: Mapping[str, Any] | None, batch_metadata: Mapping[str, Any] | None
+) -> tuple[str | None, dict[str, Any]]:
+    """A job's ``name`` and the caller's own metadata, from its journal settings or else from
+    the metadata of one of its batches (without the job's bookkeeping keys)."""
+    settings = settings or {}
+    if "metadata" in settings or "name" in settings:
+        name = settings.get("name")
+        return (name if isinstance(name, str) else None), dict(settings.get("metadata") or {})
+    meta = dict(batch_metadata or {})
+    name = meta.get(JOB_NAME_KEY)
+    own = {k: v for k, v in meta.items() if not str(k).startswith("zgpu_")}
+    return (name if isinstance(name, str) else None), own
+
+
+def stamp(out: Any, *, job_id: str, name: str | None, from_journal: bool, note: str | None) -> Any:
+    """Put the job's identity on ``out`` (a pandas frame's ``attrs``; other frames as they
+    are) and return it."""
+    attrs = getattr(out, "attrs", None)
+    if isinstance(attrs, dict):
+        attrs["zgpu"] = {
+            "job_id": job_id,
+            "name": name,
+            "from_journal": from_journal,
+            "note": note,
+        }
+    return out
