@@ -252,6 +252,24 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--system", help="system prompt for every row")
     p.add_argument("-o", "--output", required=True, help="output .csv, .parquet or .jsonl")
+    _add_request_options(p)
+    p.add_argument("--output-prefix", default="response", help="prefix of the answer columns")
+    p.add_argument("--overwrite", action="store_true", help="replace existing answer columns")
+    p.add_argument(
+        "--retries", type=int, default=0, help="rounds of resubmitting transiently failed rows"
+    )
+    p.add_argument(
+        "--fresh", action="store_true", help="start a new job even if this one ran before"
+    )
+    p.add_argument("--name", help="a label for the job, shown by zgpu-pandas jobs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_connection_options(p)
+    p.set_defaults(func=_cmd_run)
+    _register_demo(sub)
+
+
+def _add_request_options(p: argparse.ArgumentParser) -> None:
+    """What goes into each request, and what happens to rows that cannot be sent."""
     p.add_argument(
         "--schema",
         metavar="FILE.json|module:Class",
@@ -295,25 +313,15 @@ def register(sub: Any) -> None:
         help="text that is not valid Unicode: stop naming every bad row (default), skip "
         "those rows, or replace the bad characters with U+FFFD",
     )
-    p.add_argument("--output-prefix", default="response", help="prefix of the answer columns")
-    p.add_argument("--overwrite", action="store_true", help="replace existing answer columns")
     p.add_argument(
         "--on-oversize",
         choices=["raise", "skip"],
         default="raise",
         help="a row whose request exceeds 1 MB: stop naming it (default) or skip it",
     )
-    p.add_argument(
-        "--retries", type=int, default=0, help="rounds of resubmitting transiently failed rows"
-    )
-    p.add_argument(
-        "--fresh", action="store_true", help="start a new job even if this one ran before"
-    )
-    p.add_argument("--name", help="a label for the job, shown by zgpu-pandas jobs")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_connection_options(p)
-    p.set_defaults(func=_cmd_run)
 
+
+def _register_demo(sub: Any) -> None:
     d = sub.add_parser(
         "demo",
         help="tag 300 bundled reviews on a local server (offline)",

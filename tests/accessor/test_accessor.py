@@ -296,7 +296,10 @@ def test_all_lines_fail_no_output_file(server: LocalServer, client: Client, kit:
 
 def test_unknown_model_fails_each_line(client: Client, kit: FrameKit) -> None:
     df = kit.frame({"t": ["a", "b"]})
-    out = df.zgpu.batch_chat("t", model="no-such-model", client=client, progress=False)
+    # check_model=False: a custom deployment's id is sent as given (refused by default)
+    out = df.zgpu.batch_chat(
+        "t", model="no-such-model", client=client, progress=False, check_model=False
+    )
     assert kit.col(out, "response_error_code") == ["not_found_error"] * 2
 
 

@@ -66,7 +66,7 @@ def test_the_package_works_without_polars() -> None:
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import pandas as pd, zgpu_pandas\n"
-        "out = pd.DataFrame({'q': ['a']}).zgpu.estimate_chat('q', model='m')\n"
+        "out = pd.DataFrame({'q': ['a']}).zgpu.estimate_chat('q', model='LFM2.5-1.2B-Instruct')\n"
         "assert out.rows_to_send == 1\n"
     )
     proc = _run(code)

@@ -220,7 +220,7 @@ def test_prompt_column_holding_lists_points_to_messages() -> None:
 
 def test_lone_surrogate_is_reported_with_its_row() -> None:
     df = pd.DataFrame({"p": ["fine", "bad \ud800 text"]}, index=[10, 20], dtype=object)
-    with pytest.raises(PromptError, match=r"row 20 \(position 1\).*not valid Unicode"):
+    with pytest.raises(PromptError, match=r"not valid Unicode.*row 20 \(position 1\)"):
         build_requests(df, prompt="p", model=MODEL)
 
 

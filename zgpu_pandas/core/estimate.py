@@ -223,7 +223,7 @@ def warn_over_context(reqs: RequestSet, *, label: Callable[[int], str] | None = 
     if rows:
         info = get_model(str(reqs.settings.get("model", "")))
         text = over_context_text(info.id if info else "", info.context_tokens if info else None, rows)
-        warnings.warn(text, UserWarning, stacklevel=4)
+        warnings.warn(text, UserWarning, stacklevel=5)
 
 
 def estimate_requests(

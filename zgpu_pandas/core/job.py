@@ -173,14 +173,9 @@ class BatchJob:
         )
         self._warned = False
         self._cancelled = False
-        # what the user called the job, and whether it was picked up from the journal
-        # (core/provenance.py): shown by jobs(), on attached jobs and in out.attrs
-        self.name, self.metadata = job_labels(
-            record.settings if record is not None else settings,
-            batches[0].metadata if batches else metadata,
-        )
+        # name, metadata, from_journal, resume_note: core/provenance.py
+        self.name, self.metadata = job_labels(record, settings, batches, metadata)
         self.from_journal = record is not None
-        #: the one line said when the job was picked up from the journal
         self.resume_note: str | None = None
 
     # ---- identity ----------------------------------------------------------------------
@@ -407,13 +402,7 @@ class BatchJob:
                 overwrite=self.overwrite,
                 job_id=self.job_id,
             )
-            stamp(
-                out,
-                job_id=self.job_id,
-                name=self.name,
-                from_journal=self.from_journal,
-                note=self.resume_note,
-            )
+            stamp(out, self)
         done = self._snapshot().done
         if done:
             self._note_transient()

@@ -13,7 +13,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["JOB_NAME_KEY", "job_labels", "stamp"]
@@ -23,11 +23,16 @@ JOB_NAME_KEY = "zgpu_name"
 
 
 def job_labels(
-    settings: Mapping[str, Any] | None, batch_metadata: Mapping[str, Any] | None
+    record: Any,
+    settings: Mapping[str, Any] | None,
+    batches: Sequence[Any],
+    metadata: Mapping[str, Any] | None,
 ) -> tuple[str | None, dict[str, Any]]:
-    """A job's ``name`` and the caller's own metadata, from its journal settings or else from
-    the metadata of one of its batches (without the job's bookkeeping keys)."""
-    settings = settings or {}
+    """A job's ``name`` and the caller's own metadata: from its journal record, or the
+    settings it was made with, or else the metadata of one of its batches (without the
+    job's bookkeeping keys)."""
+    settings = (record.settings if record is not None else settings) or {}
+    batch_metadata = batches[0].metadata if batches else metadata
     if "metadata" in settings or "name" in settings:
         name = settings.get("name")
         return (name if isinstance(name, str) else None), dict(settings.get("metadata") or {})
@@ -37,15 +42,15 @@ def job_labels(
     return (name if isinstance(name, str) else None), own
 
 
-def stamp(out: Any, *, job_id: str, name: str | None, from_journal: bool, note: str | None) -> Any:
-    """Put the job's identity on ``out`` (a pandas frame's ``attrs``; other frames as they
+def stamp(out: Any, job: Any) -> Any:
+    """Put ``job``'s identity on ``out`` (a pandas frame's ``attrs``; other frames as they
     are) and return it."""
     attrs = getattr(out, "attrs", None)
     if isinstance(attrs, dict):
         attrs["zgpu"] = {
-            "job_id": job_id,
-            "name": name,
-            "from_journal": from_journal,
-            "note": note,
+            "job_id": job.job_id,
+            "name": job.name,
+            "from_journal": job.from_journal,
+            "note": job.resume_note,
         }
     return out

@@ -700,7 +700,7 @@ def _payload(
     messages: Any,
     system: str | None,
     params: bytes,
-    missing: MissingOption = "skip",
+    missing_fill: MissingOption = "skip",
 ) -> tuple[bytes, pa.Array, bytes, _Skips]:
     """What differs per row (``payload``, JSON) between the constant ``head`` and ``tail`` of
     every line, and (mask, code, reason) for the rows to skip."""
@@ -716,7 +716,7 @@ def _payload(
             (~missing & blank(text), "empty_prompt", SKIP_CODES["empty_prompt"]),
         ]
     elif isinstance(prompt, str) and any(f is not None for _, f, _, _ in _template_fields(prompt)):
-        text, skips = _render_template(rows, prompt, missing)
+        text, skips = _render_template(rows, prompt, missing_fill)
     else:
         rows.key(prompt, "prompt= is neither a column nor a template with {column} fields")
         raise AssertionError("unreachable")

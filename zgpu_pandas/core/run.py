@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._journal import Journal
 from ..errors import ZgpuError
+from . import messages
 from .attach import job_from_batches, job_from_record
 from .estimate import ChatEstimate, estimate_requests, warn_over_context
 from .job import BatchJob
@@ -36,6 +37,9 @@ from .rows import as_output, as_rows
 from .spec import ChatSpec, Connection
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._client import Client
     from .._progress import ProgressOption
     from .structured import SchemaSpec
 
@@ -166,15 +170,7 @@ def start(
     (``df.zgpu.last_job``)."""
     requests, parse = build(frame, spec)
     check_budget(requests, spec)
-    the_client, factory = conn.open()
-    try:
-        if spec.check_model and the_client.provider == "zerogpu":  # OpenAI's are not listed
-            check_model(spec.model)
-    except ZgpuError:
-        if factory is not None:
-            the_client.close()
-        raise
-    warn_over_context(requests, label=as_rows(frame).label)
+    the_client, factory = _open_checked(frame, spec, conn, requests)
     where = connection_of(the_client, conn.base_url)
     fingerprint = job_fingerprint(requests.fingerprint, **where)
     journal = Journal()
@@ -232,14 +228,7 @@ def start(
     if record is not None:
         # a re-run that quietly returned old answers (or old errors) would look like a
         # new job: say it is not
-        made = (
-            "no new batch was created"
-            if job.creates_sent == 0
-            else f"{job.creates_sent} batch(es) it had not created yet were created now"
-        )
-        job.resume_note = (
-            f"Resumed job {job.job_id} from the journal ({len(job.batch_ids)} batches); {made}"
-        )
+        job.resume_note = messages.resumed(job.job_id, len(job.batch_ids), job.creates_sent)
         job.note(job.resume_note)
         if progress is False:  # "no progress display" is not "silence": say it once
             print(job.resume_note, file=sys.stderr, flush=True)
@@ -249,6 +238,23 @@ def start(
             f"their answers are in the result"
         )
     return job
+
+
+def _open_checked(
+    frame: Any, spec: ChatSpec, conn: Connection, requests: RequestSet
+) -> tuple[Client, Callable[[], Client] | None]:
+    """The client, once the model id is known to the catalog (core/preflight.py); rows too
+    long for the model's context are warned about."""
+    the_client, factory = conn.open()
+    try:
+        if spec.check_model and the_client.provider == "zerogpu":  # OpenAI's are not listed
+            check_model(spec.model)
+    except ZgpuError:
+        if factory is not None:
+            the_client.close()
+        raise
+    warn_over_context(requests, label=as_rows(frame).label)
+    return the_client, factory
 
 
 def _batch_metadata(spec: ChatSpec) -> dict[str, Any]:
