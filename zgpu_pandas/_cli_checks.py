@@ -59,9 +59,9 @@ def output_format(path: Path) -> str:
     Probed by creating (and removing) a temporary file in the nearest folder that exists:
     permissions alone do not tell (``/proc`` looks writable to root; a read-only mount
     passes ``os.access``). Missing folders are not created here, only when writing."""
-    fmt = format_of(path, what="output file")
     if path.is_dir():
-        raise OptionError(f"output {str(path)!r} is a folder; give a file name, e.g. out.{fmt}")
+        raise OptionError(f"output {str(path)!r} is a folder; give a file name, e.g. out.csv")
+    fmt = format_of(path, what="output file")
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
