@@ -14,12 +14,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from ._catalog import models
 from ._client import Client
 from ._compare import Comparison, compare
 from ._listing import jobs
+from ._local import local_server
 from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
 from ._polars_hook import install as _install_polars_namespace
 from ._progress import JobStatus
+from ._prune import prune_jobs
 from .core.estimate import ChatEstimate
 from .core.job import ACCOUNT_CODES, TRANSIENT_CODES, BatchJob
 from .core.resume import attach
@@ -61,6 +64,7 @@ from .errors import (
     ZgpuError,
 )
 from .frames import pandas as _pandas_frames  # noqa: F401  (registers the df.zgpu accessor)
+from .frames._export import for_csv
 
 _install_polars_namespace()  # pl_df.zgpu, once Polars is imported (never imports it)
 
@@ -123,7 +127,11 @@ __all__ = [
     "attach",
     "compare",
     "errors",
+    "for_csv",
     "jobs",
+    "local_server",
+    "models",
+    "prune_jobs",
 ]
 
 

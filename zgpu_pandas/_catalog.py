@@ -1,6 +1,6 @@
 """The public ZeroGPU model catalog: ids, context sizes and list prices.
 
-Used by the local server's built-in engine (an unknown model id fails a line with
+``zgpu_pandas.models()`` shows it as a table. Used by the local server's built-in engine (an unknown model id fails a line with
 ``not_found_error``, as the real service does) and by cost estimates. Prices are US dollars
 per one million tokens at list price; batch jobs are billed at a discount to these, so an
 estimate from them is an upper bound.
@@ -8,9 +8,10 @@ estimate from them is an upper bound.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
-__all__ = ["MODELS", "ModelInfo", "get_model"]
+__all__ = ["MODELS", "ModelInfo", "get_model", "models"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,32 @@ def get_model(model_id: str) -> ModelInfo | None:
         32768
     """
     return MODELS.get(model_id)
+
+
+def models(*, kind: str | None = None) -> Any:
+    """The ZeroGPU catalog as a pandas DataFrame, one model per row: ``id``, ``kind``,
+    ``context_tokens`` and the list prices in US dollars per million tokens
+    (``input_per_million``, ``output_per_million``). ``kind="chat"`` keeps the chat models
+    (the ones ``batch_chat`` can use). Model ids are checked against this list before a job
+    is sent (``check_model=False`` for a custom deployment).
+
+    Example::
+
+        >>> import zgpu_pandas
+        >>> "LFM2.5-1.2B-Instruct" in zgpu_pandas.models(kind="chat")["id"].tolist()
+        True
+    """
+    import pandas as pd
+
+    kinds = sorted({m.kind for m in _ENTRIES})
+    if kind is not None and kind not in kinds:
+        from .errors import OptionError
+
+        raise OptionError(f"kind= must be one of {', '.join(map(repr, kinds))}, not {kind!r}.")
+    rows = [asdict(m) for m in _ENTRIES if kind is None or m.kind == kind]
+    out = pd.DataFrame(
+        rows,
+        columns=["id", "kind", "context_tokens", "input_per_million", "output_per_million"],
+    )
+    out["context_tokens"] = out["context_tokens"].astype("Int64")
+    return out

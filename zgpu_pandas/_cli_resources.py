@@ -34,7 +34,12 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
         "(default: $ZGPU_BASE_URL, else production)",
     )
     g.add_argument("--project-id", help="x-project-id (default: $ZGPU_PROJECT_ID)")
-    g.add_argument("--provider", choices=["zerogpu", "openai"], default="zerogpu")
+    g.add_argument(
+        "--provider",
+        choices=["zerogpu", "openai"],
+        default="zerogpu",
+        help="whose API: zerogpu (default), or openai with the key from $OPENAI_API_KEY",
+    )
 
 
 def make_client(args: argparse.Namespace) -> Any:
@@ -141,12 +146,13 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     _emit(
         records,
         as_json=args.json,
-        header=["job", "status", "created (UTC)", "model", "rows", "batches"],
+        header=["job", "name", "status", "created (UTC)", "model", "rows", "batches"],
         row=lambda r: (
-            [r.job_id, r.status, "-", "-", "-", r.error.split(" (", 1)[0]]
+            [r.job_id, "-", r.status, "-", "-", "-", r.error.split(" (", 1)[0]]
             if isinstance(r, DamagedRecord)
             else [
                 r.job_id,
+                str(r.settings.get("name") or "-"),
                 r.status,
                 _ts(r.created_at),
                 r.model,
@@ -158,45 +164,108 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_jobs_prune(args: argparse.Namespace) -> int:
+    from ._prune import prune_jobs
+
+    gone = prune_jobs(
+        older_than_days=args.older_than, dry_run=args.dry_run, state_dir=args.state_dir
+    )
+    verb = "would delete" if args.dry_run else "deleted"
+    for row in gone.itertuples():
+        print(f"{verb} {row.id} ({row.status}, {row.bytes:,} bytes)")
+    total = int(gone["bytes"].sum())
+    print(f"{verb} {len(gone)} finished job(s), {total:,} bytes; running jobs are kept")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add ``batches``, ``files`` and ``jobs`` to the top-level sub-parsers."""
-    b = sub.add_parser("batches", help="list, show or cancel batches on the service")
+    b = sub.add_parser(
+        "batches",
+        help="list, show or cancel batches on the service",
+        description="List, show or cancel the batches of the project on the service.",
+    )
     bsub = b.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = bsub.add_parser("list", help="newest first")
+    p = bsub.add_parser("list", help="newest first", description="List batches, newest first.")
     p.add_argument("--limit", type=int, default=20, help="how many to show (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     add_connection_options(p)
     p.set_defaults(func=_cmd_batches_list)
-    p = bsub.add_parser("show", help="print one batch as JSON")
-    p.add_argument("batch_id")
+    p = bsub.add_parser(
+        "show", help="print one batch as JSON", description="Print one batch as JSON."
+    )
+    p.add_argument("batch_id", help="the batch's id (batch_...)")
     add_connection_options(p)
     p.set_defaults(func=_cmd_batches_show)
-    p = bsub.add_parser("cancel", help="cancel a running batch (finished lines are kept)")
-    p.add_argument("batch_id")
+    p = bsub.add_parser(
+        "cancel",
+        help="cancel a running batch (finished lines are kept)",
+        description="Cancel a running batch; the lines it finished are kept in its output.",
+    )
+    p.add_argument("batch_id", help="the batch's id (batch_...)")
     add_connection_options(p)
     p.set_defaults(func=_cmd_batches_cancel)
 
-    f = sub.add_parser("files", help="list, download or delete files on the service")
+    f = sub.add_parser(
+        "files",
+        help="list, download or delete files on the service",
+        description="List, download or delete the files of the project on the service.",
+    )
     fsub = f.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = fsub.add_parser("list", help="newest first")
-    p.add_argument("--purpose", choices=["batch", "batch_output"])
+    p = fsub.add_parser("list", help="newest first", description="List files, newest first.")
+    p.add_argument(
+        "--purpose",
+        choices=["batch", "batch_output"],
+        help="only input files (batch) or only output and error files (batch_output)",
+    )
     p.add_argument("--limit", type=int, default=50, help="how many to show (default 50)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     add_connection_options(p)
     p.set_defaults(func=_cmd_files_list)
-    p = fsub.add_parser("download", help="stream a file's content to disk")
-    p.add_argument("file_id")
+    p = fsub.add_parser(
+        "download",
+        help="stream a file's content to disk",
+        description="Stream a file's content to disk (resumed if the connection drops).",
+    )
+    p.add_argument("file_id", help="the file's id (file-...)")
     p.add_argument("-o", "--output", help="where to write (default: <file_id>.jsonl)")
     add_connection_options(p)
     p.set_defaults(func=_cmd_files_download)
-    p = fsub.add_parser("delete", help="delete a file")
-    p.add_argument("file_id")
+    p = fsub.add_parser("delete", help="delete a file", description="Delete a file on the service.")
+    p.add_argument("file_id", help="the file's id (file-...)")
     add_connection_options(p)
     p.set_defaults(func=_cmd_files_delete)
 
-    j = sub.add_parser("jobs", help="list the jobs recorded in the local journal")
-    j.add_argument(
-        "--state-dir", help="journal directory (default: $ZGPU_STATE_DIR or the user cache)"
+    _register_jobs(sub)
+
+
+def _register_jobs(sub: Any) -> None:
+    state = "journal directory (default: $ZGPU_STATE_DIR or the user cache)"
+    j = sub.add_parser(
+        "jobs",
+        help="list (or prune) the jobs recorded in the local journal",
+        description="List the jobs of the local journal, newest first; "
+        "zgpu-pandas jobs prune deletes old finished ones.",
     )
+    j.add_argument("--state-dir", help=state)
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.set_defaults(func=_cmd_jobs)
+    jsub = j.add_subparsers(dest="action", metavar="ACTION")
+    p = jsub.add_parser(
+        "prune",
+        help="delete old finished jobs and their result copies",
+        description="Delete the journal entries (records and local result copies) of "
+        "finished jobs older than --older-than days. Running jobs are never deleted; "
+        "nothing on the service is touched.",
+    )
+    p.add_argument(
+        "--older-than",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="last updated more than DAYS days ago (default 30; 0: every finished job)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    # SUPPRESS: "jobs --state-dir X prune" keeps X (the sub-command's default would replace it)
+    p.add_argument("--state-dir", help=state, default=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_jobs_prune)

@@ -13,15 +13,16 @@ __all__ = ["jobs"]
 
 
 def jobs(*, state_dir: str | None = None) -> pd.DataFrame:
-    """Every job in the journal, newest first: ``id``, ``created`` (UTC), ``model``,
-    ``rows``, ``status``, ``batches`` (their ids) and ``base_url``.
+    """Every job in the journal, newest first: ``id``, ``name`` (the call's ``name=``),
+    ``created`` (UTC), ``model``, ``rows``, ``status``, ``batches`` (their ids) and
+    ``base_url``. ``zgpu_pandas.prune_jobs()`` deletes old finished ones.
 
     A damaged entry is listed with status ``damaged`` (and a warning naming it) rather than
     hiding the others. Example::
 
         >>> import tempfile, zgpu_pandas
         >>> zgpu_pandas.jobs(state_dir=tempfile.mkdtemp()).columns.tolist()
-        ['id', 'created', 'model', 'rows', 'status', 'batches', 'base_url']
+        ['id', 'name', 'created', 'model', 'rows', 'status', 'batches', 'base_url']
     """
     rows: list[dict[str, Any]] = []
     for rec in Journal(state_dir).scan():
@@ -32,6 +33,7 @@ def jobs(*, state_dir: str | None = None) -> pd.DataFrame:
         rows.append(
             {
                 "id": rec.job_id,
+                "name": rec.settings.get("name"),
                 "created": pd.Timestamp(rec.created_at, unit="s", tz="UTC"),
                 "model": rec.model,
                 "rows": rec.rows,
@@ -40,7 +42,7 @@ def jobs(*, state_dir: str | None = None) -> pd.DataFrame:
                 "base_url": rec.base_url,
             }
         )
-    cols = ["id", "created", "model", "rows", "status", "batches", "base_url"]
+    cols = ["id", "name", "created", "model", "rows", "status", "batches", "base_url"]
     out = pd.DataFrame(rows, columns=cols)
     out["created"] = pd.to_datetime(out["created"], utc=True)
     out["rows"] = out["rows"].astype("Int64")

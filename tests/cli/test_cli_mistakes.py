@@ -3,19 +3,22 @@ anything is uploaded; the summary says why rows failed; --schema; JSON cells in 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pandas as pd
 import pytest
 
-from zgpu_pandas.cli import main
+from zgpu_pandas.cli import build_parser, main
 from zgpu_pandas.server import LocalServer
 
 MODEL = "LFM2.5-1.2B-Instruct"
@@ -244,3 +247,47 @@ def test_ctrl_c_says_how_to_resume_from_the_command_line(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Resumed job" in done.stderr  # visible even with -q
     assert len([r for r in srv.request_log if r[:2] == ("POST", "/v1/batches")]) == 1
+
+
+def _walk(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[list[str], argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _walk(sub, [*path, name])
+
+
+_RST = re.compile(r"``|:(class|func|meth|mod|attr):|::\s*$|\.\. ")
+_DANGLING = re.compile(r"\b(is|are|the|a|an|and|or|of|to|with|any)\s*$", re.IGNORECASE)
+
+
+def test_help_of_every_subcommand_is_complete_and_plain(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every option of every sub-command has help text, no help or description is cut off
+    mid-sentence, none shows reStructuredText markup, every sub-command has a description,
+    and --help works for each."""
+    parser = build_parser()
+    seen = 0
+    for path, p in _walk(parser, []):
+        seen += 1
+        where = " ".join(["zgpu-pandas", *path])
+        if path:
+            assert p.description, f"{where} has no description"
+        texts = [p.description or "", p.epilog or ""]
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    assert choice.help, f"{where} {choice.dest} has no help"
+                    texts.append(choice.help)
+                continue
+            if action.help == argparse.SUPPRESS:
+                continue
+            assert action.help, f"{where} {'/'.join(action.option_strings) or action.dest}: no help"
+            texts.append(action.help)
+            assert not _DANGLING.search(action.help), f"{where}: cut-off help {action.help!r}"
+        for text in texts:
+            assert not _RST.search(text), f"{where}: markup in {text!r}"
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args([*path, "--help"])
+        assert info.value.code == 0
+        assert f"usage: {where}" in capsys.readouterr().out
+    assert seen >= 13
