@@ -362,6 +362,12 @@ class Client:
     def _hint(self, status: int, cls: type[APIStatusError]) -> str | None:
         s = self._settings
         if status == 401:
+            if s.provider == "zerogpu" and not s.project_id:
+                # the common case: a key was set, the project id was not
+                return (
+                    f"No project id was sent (x-project-id): set ZGPU_PROJECT_ID (or pass "
+                    f"project_id=..., zgpu-pandas --project-id); the key came from {s.key_source}"
+                )
             what = (
                 "the key"
                 if s.provider == "openai"

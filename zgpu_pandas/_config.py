@@ -234,6 +234,15 @@ def resolve_settings(
         key, key_source = "local", "local default"
     if not key:
         key, key_source = _first_env(env, key_vars)  # type: ignore[assignment]
+    if not key and is_local and prov == "zerogpu":
+        # a server on this machine (zgpu-pandas serve, LocalServer): "use base_url='local'"
+        # would point at another server than the one holding the batches
+        raise ConfigurationError(
+            f"No API key for the server at {resolved_url}. A local server started without "
+            f"--api-key accepts any non-empty key: set {key_vars[0]} (e.g. `export "
+            f"{key_vars[0]}=local`) or pass api_key='local'; if it was started with "
+            "--api-key, use that key."
+        )
     if not key:
         names = " or ".join(key_vars)
         raise ConfigurationError(

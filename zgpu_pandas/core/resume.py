@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["attach", "configured_base_url", "job_fingerprint"]
 
+_FINISHED = frozenset({"completed", "partial", "failed", "cancelled", "stopped"})
+
 
 def job_fingerprint(
     requests_fingerprint: str, *, base_url: str, provider: str, project_id: str | None
@@ -149,6 +151,10 @@ def attach(
         )
     else:
         job = _foreign_batch(job_or_batch_id, conn, output=output, hint=hint, **view)
+    if record is not None and record.status in _FINISHED:
+        # the journal says it is done: read the local result copies now, so that the job
+        # reports the journal's status (not "running") before anyone polls it
+        job.status()
     job.watch_in_background()
     return job
 
