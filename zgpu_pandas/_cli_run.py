@@ -153,10 +153,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         on_invalid=args.on_invalid,
         name=args.name,
     )
-    conn = Connection(base_url=args.base_url, project_id=args.project_id)
     progress = False if args.quiet else None
-    job = run.start(df, spec, conn, progress=progress, hint=CLI_HINT)
-    result = job.result()
+    if args.provider == "zerogpu":
+        conn = Connection(base_url=args.base_url, project_id=args.project_id)
+        result = run.start(df, spec, conn, progress=progress, hint=CLI_HINT).result()
+    else:  # Connection has no provider: the client carries it
+        from ._cli_resources import make_client
+
+        with make_client(args) as client:
+            conn = Connection(client=client)
+            result = run.start(df, spec, conn, progress=progress, hint=CLI_HINT).result()
     path = write_table(result, dest)
     print(f"{_summary(result, args.output_prefix)}; wrote {len(result)} rows to {path}")
     return _exit_code(result, args.output_prefix)

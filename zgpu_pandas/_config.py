@@ -181,6 +181,26 @@ def _local_server_url() -> str:
     return str(server.shared_local_server().url)
 
 
+def _no_key(
+    prov: Provider, key_vars: tuple[str, ...], url: str, *, is_local: bool
+) -> ConfigurationError:
+    if is_local and prov == "zerogpu":
+        # a server on this machine (zgpu-pandas serve, LocalServer): "use base_url='local'"
+        # would point at another server than the one holding the batches
+        return ConfigurationError(
+            f"No API key for the server at {url}. A local server started without "
+            f"--api-key accepts any non-empty key: set {key_vars[0]} (e.g. `export "
+            f"{key_vars[0]}=local`) or pass api_key='local'; if it was started with "
+            "--api-key, use that key."
+        )
+    names = " or ".join(key_vars)
+    return ConfigurationError(
+        f"No API key for provider {prov!r}. Set the environment variable {names} "
+        f"(e.g. `export {key_vars[0]}=...`), or pass Client(api_key=...). "
+        "For offline work use base_url='local'."
+    )
+
+
 def resolve_settings(
     *,
     api_key: str | None = None,
@@ -234,22 +254,8 @@ def resolve_settings(
         key, key_source = "local", "local default"
     if not key:
         key, key_source = _first_env(env, key_vars)  # type: ignore[assignment]
-    if not key and is_local and prov == "zerogpu":
-        # a server on this machine (zgpu-pandas serve, LocalServer): "use base_url='local'"
-        # would point at another server than the one holding the batches
-        raise ConfigurationError(
-            f"No API key for the server at {resolved_url}. A local server started without "
-            f"--api-key accepts any non-empty key: set {key_vars[0]} (e.g. `export "
-            f"{key_vars[0]}=local`) or pass api_key='local'; if it was started with "
-            "--api-key, use that key."
-        )
     if not key:
-        names = " or ".join(key_vars)
-        raise ConfigurationError(
-            f"No API key for provider {prov!r}. Set the environment variable {names} "
-            f"(e.g. `export {key_vars[0]}=...`), or pass Client(api_key=...). "
-            "For offline work use base_url='local'."
-        )
+        raise _no_key(prov, key_vars, resolved_url, is_local=is_local)
 
     # project
     project = project_id.strip() if project_id is not None else None
