@@ -241,7 +241,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="send one chat request per row of a CSV/Parquet/JSONL file and write the answers",
-        description=(__doc__ or "").split("Example::")[0].split("\n", 1)[1].strip(),
+        description=RUN_DESCRIPTION,
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -354,6 +354,16 @@ def _register_demo(sub: Any) -> None:
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_demo)
 
+
+RUN_DESCRIPTION = """\
+Read a CSV, Parquet or JSONL file, send one chat request per row through the batch API, and
+write the input plus the answer columns in any of those formats. Re-running the same command
+after an interruption picks up the batches already paid for (the job journal); it never
+submits them again. The files, the model id and the parameters are checked before anything
+is uploaded.
+
+Exit codes: 0 every sent row answered; 2 some rows failed (the output is still written, with
+the errors in it); 1 the job failed or could not start."""
 
 RUN_EPILOG = """\
 structured output:

@@ -245,7 +245,10 @@ def test_an_unknown_model_fails_each_row_with_not_found_error(
     server: LocalServer, client: Client
 ) -> None:
     df = pd.DataFrame({"review": ["a", "b"]})
-    job = df.zgpu.submit_chat("review", model="no-such-model", client=client, progress=False)
+    # check_model=False: sent as given (by default it is refused before upload)
+    job = df.zgpu.submit_chat(
+        "review", model="no-such-model", client=client, progress=False, check_model=False
+    )
     out = job.result()
     assert out["response_status"].tolist() == ["error", "error"]
     assert out["response_error_code"].tolist() == ["not_found_error"] * 2

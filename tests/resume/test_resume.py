@@ -161,6 +161,7 @@ def test_same_call_twice_buys_once_and_fresh_buys_again(
     assert len(listed) == 4 and set(listed["status"]) == {"completed"}
     assert listed.columns.tolist() == [
         "id",
+        "name",
         "created",
         "model",
         "rows",

@@ -80,7 +80,7 @@ SKIP_CODES = {
     "missing_messages": "the messages cell is missing (NaN/None)",
     "empty_messages": "the message list is empty",
     "line_too_large": "the request line would exceed the 1 MB limit per line",
-    INVALID_CODE: "the text is not valid Unicode (lone surrogates); on_invalid='skip'",
+    INVALID_CODE: "the text is not valid Unicode (lone surrogates); left out (on_invalid='skip')",
 }
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
