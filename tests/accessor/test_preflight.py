@@ -187,3 +187,15 @@ def test_for_csv_writes_lists_and_dicts_as_json(tmp_path: Path) -> None:
     assert back["topics"].tolist()[:2] == ['["price","size"]', "[]"]
     assert orjson.loads(back["meta"][2]) == {"b": [2]}
     assert df["topics"][0] == ["price", "size"]  # the caller's frame is not changed
+
+
+def test_missing_on_a_single_prompt_column(server: LocalServer, where: dict[str, object]) -> None:
+    df = pd.DataFrame({"q": ["hello", None, " "]})
+    out = df.zgpu.batch_chat("q", model=MODEL, missing={"q": "(empty)"}, **where)
+    assert out["response_status"].tolist() == ["ok", "ok", "ok"]
+    # "empty" cannot make a prompt out of nothing: still skipped
+    out = df.zgpu.batch_chat("q", model=MODEL, missing="empty", **where)
+    assert out["response_status"].tolist() == ["ok", "skipped", "skipped"]
+    msgs = pd.DataFrame({"m": [[{"role": "user", "content": "hi"}]]})
+    with pytest.raises(OptionError, match="not messages="):
+        msgs.zgpu.estimate_chat(messages="m", model=MODEL, missing="empty")

@@ -707,14 +707,24 @@ def _payload(
     head = b'","method":"POST","url":"' + BATCH_ENDPOINT.encode() + b'","body":{"model":'
     head += orjson.dumps(model) + b',"messages":'
     if messages is not None:
+        if not (isinstance(missing_fill, str) and missing_fill == "skip"):
+            raise OptionError("missing= is for prompt templates and columns, not messages=.")
         payload, skips = _messages_json(rows, rows.key(messages, "messages="), system)
         return head, payload, params + b"}}\n", skips
     if rows.has_column(prompt):
-        text, missing = rows.text(rows.key(prompt, "prompt="))
-        skips = [
-            (missing, "missing_prompt", SKIP_CODES["missing_prompt"]),
-            (~missing & blank(text), "empty_prompt", SKIP_CODES["empty_prompt"]),
-        ]
+        col = rows.key(prompt, "prompt=")
+        text, missing = rows.text(col)
+        # one column: a fill text (missing={col: "..."}) is sent where it is empty;
+        # "empty" would send empty prompts, so such rows are still skipped
+        fill = fills_for(missing_fill, [col]).get(col) if isinstance(missing_fill, Mapping) else None
+        if fill is not None:
+            empty = missing | blank(pc.fill_null(text, ""))
+            text, skips = pc.if_else(pa.array(empty), pa.scalar(fill, _LS), text), []
+        else:
+            skips = [
+                (missing, "missing_prompt", SKIP_CODES["missing_prompt"]),
+                (~missing & blank(text), "empty_prompt", SKIP_CODES["empty_prompt"]),
+            ]
     elif isinstance(prompt, str) and any(f is not None for _, f, _, _ in _template_fields(prompt)):
         text, skips = _render_template(rows, prompt, missing_fill)
     else:
