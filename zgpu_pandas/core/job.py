@@ -173,10 +173,8 @@ class BatchJob:
         )
         self._warned = False
         self._cancelled = False
-        # name, metadata, from_journal, resume_note: core/provenance.py
-        self.name, self.metadata = job_labels(record, settings, batches, metadata)
-        self.from_journal = record is not None
-        self.resume_note: str | None = None
+        labels = job_labels(record, settings, batches, metadata)  # core/provenance.py
+        self.name, self.metadata, self.from_journal, self.resume_note = labels
 
     # ---- identity ----------------------------------------------------------------------
 
@@ -394,15 +392,12 @@ class BatchJob:
                     RuntimeWarning,
                     stacklevel=2,
                 )
+            answers = self._table.answers(self.output, model=self.model)
             out = merge_outcome(
-                self._table.answers(self.output, model=self.model),
-                self._output,
-                parse=self.parse,
-                output=self.output,
-                overwrite=self.overwrite,
-                job_id=self.job_id,
+                answers, self._output, parse=self.parse, output=self.output,
+                overwrite=self.overwrite, job_id=self.job_id,
             )
-            stamp(out, self)
+            stamp(out, self)  # out.attrs["zgpu"]: which job, from the journal or not
         done = self._snapshot().done
         if done:
             self._note_transient()

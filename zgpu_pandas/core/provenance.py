@@ -27,19 +27,21 @@ def job_labels(
     settings: Mapping[str, Any] | None,
     batches: Sequence[Any],
     metadata: Mapping[str, Any] | None,
-) -> tuple[str | None, dict[str, Any]]:
-    """A job's ``name`` and the caller's own metadata: from its journal record, or the
-    settings it was made with, or else the metadata of one of its batches (without the
-    job's bookkeeping keys)."""
+) -> tuple[str | None, dict[str, Any], bool, str | None]:
+    """A job's ``name`` and the caller's own metadata (from its journal record, or the
+    settings it was made with, or else the metadata of one of its batches, without the
+    job's bookkeeping keys), whether it comes from the journal, and its resume note (none
+    yet: set when the run picks the job up)."""
     settings = (record.settings if record is not None else settings) or {}
     batch_metadata = batches[0].metadata if batches else metadata
     if "metadata" in settings or "name" in settings:
         name = settings.get("name")
-        return (name if isinstance(name, str) else None), dict(settings.get("metadata") or {})
+        own = dict(settings.get("metadata") or {})
+        return (name if isinstance(name, str) else None), own, record is not None, None
     meta = dict(batch_metadata or {})
     name = meta.get(JOB_NAME_KEY)
     own = {k: v for k, v in meta.items() if not str(k).startswith("zgpu_")}
-    return (name if isinstance(name, str) else None), own
+    return (name if isinstance(name, str) else None), own, record is not None, None
 
 
 def stamp(out: Any, job: Any) -> Any:
@@ -48,6 +50,7 @@ def stamp(out: Any, job: Any) -> Any:
     attrs = getattr(out, "attrs", None)
     if isinstance(attrs, dict):
         attrs["zgpu"] = {
+            "mode": "batch",  # as the online path (core/online.py) says "online"
             "job_id": job.job_id,
             "name": job.name,
             "from_journal": job.from_journal,
