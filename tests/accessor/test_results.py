@@ -266,7 +266,7 @@ line_strategy = st.fixed_dictionaries(
 
 def _line(i: int, spec: dict[str, Any]) -> bytes:
     if spec["kind"] == "error":
-        return err_line(i, spec["code"], "m")
+        return err_line(i, spec["code"], "[legacy:http_500] m")
     if spec["kind"] == "noresp":
         return orjson.dumps({"custom_id": f"row-{i}", "response": None})
     sc = 200 if spec["kind"] == "ok" else 429
@@ -274,7 +274,7 @@ def _line(i: int, spec: dict[str, Any]) -> bytes:
         "choices": [{"message": {"content": spec["content"]}, "finish_reason": spec["finish"]}]
     }
     if spec["kind"] == "http":
-        body["error"] = {"code": spec["code"], "message": "m"}
+        body["error"] = {"code": spec["code"], "message": "[legacy:http_429] m"}
     if spec["tokens"] is not None:
         body["usage"] = {
             "prompt_tokens": spec["tokens"],
@@ -296,6 +296,8 @@ def test_columnar_and_line_by_line_readers_agree(specs: list[dict[str, Any]]) ->
     for name in a:
         assert a[name].to_pylist() == b[name].to_pylist(), name
     assert a["status"].to_pylist().count("pending") == 0
+    # both readers drop the old API's prefix from the message, keep the code
+    assert set(a["error"].to_pylist()) <= {None, "m", "the line has neither a response nor an error"}
 
 
 def test_a_large_output_is_read_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -747,8 +747,8 @@ def _parse_line(obj: dict[str, Any]) -> tuple[Any, ...]:
     if isinstance(sc, int) and not 200 <= sc < 300:
         berr = _dict(body.get("error"))
         code = _str_or_none(berr.get("code")) or f"http_{sc}"
-        message = _without_legacy(_str_or_none(berr.get("message")))
-        return (ERROR, None, None, code, message, *tok, None, None)
+        said = _without_legacy(_str_or_none(berr.get("message")))
+        return (ERROR, None, None, code, said, *tok, None, None)
     choices = body.get("choices")
     first = _dict(choices[0]) if isinstance(choices, list) and choices else {}
     message = _dict(first.get("message"))
