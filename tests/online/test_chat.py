@@ -230,3 +230,17 @@ def test_batch_chat_does_not_buy_again_what_chat_bought(start_server, caplog):
     # and the journal alone rebuilds it (the reused answers are kept beside the record)
     alone = zgpu_pandas.attach(job.job_id, base_url=srv.url).result()
     assert alone["response"].tolist() == out["response"].tolist()
+
+
+def test_chat_takes_the_same_pre_flight_choices(server):
+    from zgpu_pandas.errors import PromptError, ZgpuError
+
+    df = pd.DataFrame({"q": ["hello"]})
+    with pytest.raises(ZgpuError, match="did you mean"):
+        df.zgpu.chat("q", model="LFM2.5-1.2B-Instructt", base_url=server.url, progress=False)
+    with pytest.raises(PromptError, match="temperature"):
+        df.zgpu.chat("q", model=MODEL, base_url=server.url, temprature=0)
+    assert _chats(server) == 0
+    out = df.zgpu.chat("q", model=MODEL, base_url=server.url, progress=False,
+                       extra_body={"my_field": 1})
+    assert out["response_status"].tolist() == ["ok"]

@@ -266,7 +266,7 @@ def run_chat(
     """Answer every row of ``frame`` now (see the module docstring); returns the frame with
     the same answer columns as ``batch_chat``. ``remember`` receives the result (also the
     partial one of an interrupted call)."""
-    from .run import build, check_budget
+    from .run import build, check_budget, open_checked
 
     if concurrency is not None and (
         not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
@@ -274,7 +274,7 @@ def run_chat(
         raise OptionError(f"concurrency= must be a whole number >= 1, not {concurrency!r}.")
     requests, parse = build(frame, spec)
     check_budget(requests, spec, online=True)
-    client, factory = conn.open()
+    client, factory = open_checked(frame, spec, conn, requests)
     try:
         where = connection_of(client, conn.base_url)
         items = _item_lines(requests)

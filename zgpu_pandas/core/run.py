@@ -51,6 +51,7 @@ __all__ = [
     "build",
     "check_budget",
     "estimate",
+    "open_checked",
     "start",
 ]
 
@@ -170,7 +171,7 @@ def start(
     (``df.zgpu.last_job``)."""
     requests, parse = build(frame, spec)
     check_budget(requests, spec)
-    the_client, factory = _open_checked(frame, spec, conn, requests)
+    the_client, factory = open_checked(frame, spec, conn, requests)
     where = connection_of(the_client, conn.base_url)
     fingerprint = job_fingerprint(requests.fingerprint, **where)
     journal = Journal()
@@ -240,7 +241,7 @@ def start(
     return job
 
 
-def _open_checked(
+def open_checked(
     frame: Any, spec: ChatSpec, conn: Connection, requests: RequestSet
 ) -> tuple[Client, Callable[[], Client] | None]:
     """The client, once the model id is known to the catalog (core/preflight.py); rows too

@@ -226,6 +226,11 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
         metadata: Mapping[str, Any] | None = None,
         max_cost: float | None = None,
         concurrency: int | None = None,
+        name: str | None = None,
+        check_model: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        missing: MissingOption = "skip",
+        on_invalid: OnInvalid = "raise",
         **chat_params: Any,
     ) -> FrameT:
         """Like :meth:`batch_chat`, answered now: one ``POST /v1/chat/completions`` per row
@@ -242,7 +247,9 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
         sending, lets the requests in flight finish (up to 10 s), keeps every answer and
         leaves the partial result in ``df.zgpu.last_chat``. ``timeout`` (seconds) stops
         starting new requests after that long; those rows stay ``pending``.
-        ``poll_interval`` and ``metadata`` only apply to batches and are ignored here.
+        ``poll_interval``, ``metadata`` and ``name`` only apply to batches and are ignored
+        here; ``check_model``, ``extra_body``, ``missing`` and ``on_invalid`` work as for
+        :meth:`batch_chat`.
         Prices: online requests are billed at list price (batches cost less).
 
         Example::
@@ -253,7 +260,7 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
             out = df.zgpu.batch_chat("Review: {review}", model="LFM2.5-1.2B-Instruct",
                                      temperature=0, max_cost=5.0)
         """
-        del poll_interval, metadata  # batch-only settings
+        del poll_interval, metadata, name  # batch-only settings
         from ..core.online import run_chat
 
         spec = ChatSpec(
@@ -272,6 +279,7 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
             fresh=fresh,
             max_cost=max_cost,
             chat_params=chat_params,
+            **_checks(None, check_model, extra_body, missing, on_invalid),
         )
         conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
         frame = self._df
