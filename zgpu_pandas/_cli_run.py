@@ -146,6 +146,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         response_format=schema,
         retries=args.retries,
         fresh=args.fresh,
+        max_cost=args.max_cost,
         chat_params=dict(args.param or []),
         extra_body=dict(args.extra) if args.extra else None,
         check_model=not args.no_check_model,
@@ -268,6 +269,12 @@ def register(sub: Any) -> None:
         "--fresh", action="store_true", help="start a new job even if this one ran before"
     )
     p.add_argument("--name", help="a label for the job, shown by zgpu-pandas jobs")
+    p.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="refuse to start when the estimated cost (list price) is over this many US dollars",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_connection_options(p)
     p.set_defaults(func=_cmd_run)

@@ -291,3 +291,17 @@ def test_help_of_every_subcommand_is_complete_and_plain(capsys: pytest.CaptureFi
         assert info.value.code == 0
         assert f"usage: {where}" in capsys.readouterr().out
     assert seen >= 13
+
+
+def test_max_cost_refuses_before_anything_is_uploaded(
+    server: LocalServer, env_key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    src = tmp_path / "big.csv"
+    pd.DataFrame({"t": [f"{i} " + "word " * 2000 for i in range(50)]}).to_csv(src, index=False)
+    args = ["run", str(src), "--prompt-col", "t", "--model", MODEL, "-o",
+            str(tmp_path / "o.csv"), "-q", *conn(server)]
+    assert main([*args, "--max-cost", "0.001"]) == 1
+    err = one_line_error(capsys)
+    assert "exceed max_cost=$0.0010" in err
+    assert uploads(server) == []
+    assert main([*args, "--max-cost", "1"]) == 0
