@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from .._progress import JobStatus
 from .layout import JobLayout
@@ -44,10 +45,19 @@ class StatusClock:
         submitted: bool,
         resumed: bool,
     ) -> JobStatus:
-        states = tuple(s.state() for s in slots)
+        # each batch with its round: the counts and the time left are about the latest one
+        states = tuple(replace(s.state(), round=s.round) for s in slots)
+        round_ = max((b.round for b in states), default=0)
         counts = table.counts()
-        sent = sum(s.lines for s in states)
-        skipped = len(layout.skipped) if layout is not None else counts["skipped"]
+        if layout is not None:
+            # rows, one unit throughout: rows sharing another row's request count as sent
+            skipped = len(layout.skipped)
+            sent = layout.n_rows - skipped
+            requests: int | None = len(layout.sent)
+        else:  # attached by batch ids: one line per row, as far as is known
+            skipped = counts["skipped"]
+            sent = sum(b.lines for b in states if b.round == 0)
+            requests = None
         all_in = submitted and slots.all_collected()
         if not submitted:
             outcome = "submitting"
@@ -59,7 +69,8 @@ class StatusClock:
             outcome = "success"
         else:
             outcome = "partial"
-        done_lines = sum(s.completed + s.failed for s in states)
+        current = [b for b in states if b.round == round_]
+        done_lines = sum(b.completed + b.failed for b in current)
         return JobStatus(
             job_id=job_id,
             model=model,
@@ -69,9 +80,11 @@ class StatusClock:
             batches=states,
             outcome=outcome,  # type: ignore[arg-type]
             elapsed=self._elapsed(slots, resumed),
-            eta=None if all_in else self._eta(done_lines, sent),
+            eta=None if all_in else self._eta(done_lines, sum(b.lines for b in current)),
             answered=counts["ok"],
             errored=counts["error"],
+            requests=requests if requests != sent else None,
+            round=round_,
         )
 
     def _elapsed(self, slots: Slots, resumed: bool) -> float:
