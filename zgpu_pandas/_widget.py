@@ -52,12 +52,20 @@ class _View:
         self.frozen = False  # its call ended: updates from a background thread are ignored
         self.static = False  # the front end shows the snapshot, not the widget
 
+    def _stale(self) -> str:
+        """Under a snapshot taken before the job was done: where the rest is."""
+        if not self.frozen or self.last is None or self.last.done:
+            return ""
+        return "This display stopped when its call returned; job.result() waits for the rest."
+
     def html(self) -> str:
         notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes)
-        return notes + (render_html(self.last) if self.last is not None else "")
+        stale = self._stale()
+        tail = f"<div style='color:#57606a'>{html.escape(stale)}</div>" if stale else ""
+        return notes + (render_html(self.last) if self.last is not None else "") + tail
 
     def text(self) -> str:
-        lines = [*self.notes, as_text(self.last) if self.last is not None else ""]
+        lines = [*self.notes, as_text(self.last) if self.last is not None else "", self._stale()]
         return "\n".join(x for x in lines if x)
 
 
@@ -158,7 +166,15 @@ class WidgetProgress:
 
     def _show(self, view: _View) -> None:
         view.widget.value = view.html()
-        bundle = {**view.widget._repr_mimebundle_(), "text/plain": view.text()}
+        bundle = {
+            # what ipywidgets 8 shows for a widget, with readable text instead of its repr
+            "application/vnd.jupyter.widget-view+json": {
+                "version_major": 2,
+                "version_minor": 0,
+                "model_id": view.widget.model_id,
+            },
+            "text/plain": view.text(),
+        }
         if not view.shown:
             view.shown = True
             self._display(bundle, raw=True, display_id=view.display_id)
@@ -167,6 +183,8 @@ class WidgetProgress:
             self._update_display(bundle, raw=True, display_id=view.display_id)
 
     def _freeze(self, view: _View) -> None:
+        # The widget model stays alive (never closed): were the update lost on its way, the
+        # live view would still show the final state.
         view.frozen = view.static = True
         view.widget.value = view.html()
         bundle = {"text/html": view.html(), "text/plain": view.text()}

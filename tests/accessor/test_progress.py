@@ -18,6 +18,7 @@ from zgpu_pandas._progress import (
     JobStatus,
     NullProgress,
     TqdmProgress,
+    as_text,
     format_duration,
     make_progress,
     render_html,
@@ -197,3 +198,76 @@ def test_in_a_jupyter_kernel_a_widget_is_shown_and_updates_while_the_kernel_is_f
     third = nb.cells[2].outputs
     assert any("Done: all 2" in o.get("data", {}).get("text/html", "") for o in third)
     assert "['ok', 'ok', 'skipped']" in "".join(o.get("text", "") for o in third)
+
+
+# ---- the batch table, the terminal bar, the counts ------------------------------------
+
+
+def test_every_cell_of_the_batch_table_has_room_around_it() -> None:
+    import re
+
+    html = render_html(status("running"))
+    table = html[html.index("<table") : html.index("</table>")]
+    cells = re.findall(r"<t[hd]( style='[^']*')?>", table)
+    assert len(cells) == 6 * 3  # a header and two batches, six columns each
+    assert all("padding:" in style for style in cells), cells
+
+
+@pytest.mark.parametrize("ncols", [80, 120])
+def test_the_terminal_bar_keeps_bar_counts_and_time_left_in_view(ncols: int) -> None:
+    import io
+    import re
+
+    out = io.StringIO()
+    bar = TqdmProgress(file=out, ncols=ncols)
+    st = status("running", job_id="job_20261130-201953_1a2b3c4d", model="LFM2.5-1.2B-Instruct")
+    bar.update(st)
+    bar.close(None)
+    lines = [x for x in re.split(r"[\r\n]", out.getvalue()) if x.strip()]
+    # the job and the model get a line of their own, above the bar
+    assert lines[0].startswith("zgpu job job_20261130-201953_1a2b3c4d · model LFM2.5")
+    line = lines[-1].rstrip()
+    assert len(line) <= ncols, line
+    filled = line.split("|")[1]  # the bar itself, between its two edges
+    assert len(filled) >= ncols // 4, line
+    assert "8/10 rows" in line and "<" in line and "1 failed" in line, line
+
+
+def test_counts_are_rows_and_agree_before_and_after_a_retry_of_shared_requests(
+    server: LocalServer,
+) -> None:
+    # 30 rows with a prompt, 20 distinct: rows 20-29 repeat rows 0-9 and share their request.
+    # Three requests fail once, taking the five rows that carry or share them with them.
+    texts = [f"question {i % 20}" for i in range(30)] + [None, ""]
+    server.faults.fail_lines(code="internal_error", custom_ids=r"^row-(3|7|11)$", count=3)
+    df = pd.DataFrame({"q": texts})
+    with Client(api_key="k", project_id="p", base_url=server.url, poll_interval=0.02) as c:
+        df.zgpu.batch_chat("q", model=MODEL, client=c, progress=False)
+        job = df.zgpu.last_job
+        first = job.status()
+        assert (first.rows, first.sent, first.skipped, first.requests) == (32, 30, 2, 20)
+        assert (first.answered, first.errored, first.shared) == (25, 5, 10)
+        assert summary(first).startswith("Partly done: 25 of 30 sent rows answered, 5 failed")
+        why = "30 rows sent as 20 requests: 10 repeat another row's request and share its answer"
+        assert why in as_text(first)
+        assert "requests</th>" in render_html(first)  # the service's counts, named as such
+        job.retry()
+        during = (job.status(),)
+        job.result()
+        final = job.status()
+    for st in (*during, final):  # the same rows, whatever round the job is in
+        assert (st.rows, st.sent, st.skipped, st.requests) == (32, 30, 2, 20)
+    assert during[0].round == final.round == 1
+    assert final.lines == 3  # the retry round: the three failed requests
+    assert (final.answered, final.errored) == (30, 0)
+    assert summary(final).startswith(
+        "Done: all 30 sent rows answered, 2 skipped after 1 retry round in "
+    )
+    assert summary(final).endswith(f"({why}).")
+
+
+def test_without_shared_requests_the_counts_say_rows_only() -> None:
+    st = status("success", answered=10)
+    assert st.requests is None and st.unit == "rows"
+    text = as_text(st) + render_html(st)
+    assert "request" not in text.replace("_status/_error", "")

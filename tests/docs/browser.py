@@ -143,9 +143,10 @@ def chromium(profile: Path) -> Iterator[Any]:
         driver.quit()
 
 
-def run_all(driver: Any, url: str, notebook: str, *, timeout: float) -> None:
+def run_all(driver: Any, url: str, notebook: str, *, timeout: float, script: str = "") -> None:
     """Open ``notebook`` in JupyterLab, run all its cells from the Run menu, and wait until
-    every code cell has run (no ``[*]`` prompt, every prompt numbered)."""
+    every code cell has run (no ``[*]`` prompt, every prompt numbered). ``script``: some
+    JavaScript run in the page just before (to watch what the page shows meanwhile)."""
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -159,6 +160,8 @@ def run_all(driver: Any, url: str, notebook: str, *, timeout: float) -> None:
         lambda d: "| Idle" in d.find_element(By.CSS_SELECTOR, ".jp-StatusBar-Widget").text
         or "| Idle" in d.find_element(By.ID, "jp-main-statusbar").text
     )
+    if script:
+        driver.execute_script(script)
     prompts_js = (
         "return [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
         ".map(p => p.textContent.trim());"
