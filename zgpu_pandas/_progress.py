@@ -3,11 +3,15 @@
 The choice is made once per job (like ``tqdm.auto``): ``progress=None`` picks the widget when
 the code runs in a Jupyter kernel (tqdm's text bar there if ipywidgets is not installed), a
 tqdm bar when stderr is a terminal, else nothing; ``True`` forces a display (widget or bar),
-``False`` silence, and ``"widget"`` / ``"tqdm"`` one of them. ipywidgets is imported only when a widget is shown, so
-a script never pays for it.
+``False`` silence, and ``"widget"`` / ``"tqdm"`` one of them. The widget lives in
+:mod:`zgpu_pandas._widget`, which imports ipywidgets only when a widget is shown, so a script
+never pays for it.
 
 Everything shown is rendered from a :class:`JobStatus` snapshot by pure functions
-(:func:`render_html`, :func:`summary`), which is also what ``BatchJob._repr_html_`` shows.
+(:func:`render_html`, :func:`as_text`, :func:`summary`), which is also what
+``BatchJob._repr_html_`` shows. It counts rows of the caller's frame throughout; request
+lines appear only where rows share a request (dedup), with that reason, so that the numbers
+before and after a retry round agree.
 
 Example::
 
@@ -28,6 +32,8 @@ __all__ = [
     "BatchState",
     "JobStatus",
     "Progress",
+    "as_text",
+    "dedup_note",
     "format_duration",
     "make_progress",
     "render_html",
@@ -178,16 +184,21 @@ def summary(st: JobStatus) -> str:
         return f"Failed: none of the {st.sent:,} sent rows was answered{why}{rounds}."
     stage = _stage(st)
     if st.outcome == "submitting":
-        what = (
-            f"{stage}: {_plural(st.lines, st.unit[:-1])}"
-            if stage
-            else f"{st.sent:,} rows" + (f" as {_plural(st.requests or 0, 'request')}" if st.shared else "")
-        )
+        if stage:  # a retry round sends the failed rows' requests again
+            what = f"{stage}: {_plural(st.lines, st.unit[:-1])}"
+        elif st.shared:
+            what = f"{st.sent:,} rows as {_plural(st.requests or 0, 'request')}"
+        else:
+            what = f"{st.sent:,} rows"
         return f"Submitting {what} in {_plural(len(st.current), 'batch')}..."
     done = st.completed + st.failed
     eta = f", about {format_duration(st.eta)} left" if st.eta is not None else ""
     where = f" {stage}" if stage else ""
     return f"Running{where}: {done:,} of {st.lines:,} {st.unit} done{eta}."
+
+
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def as_text(st: JobStatus) -> str:
@@ -198,7 +209,7 @@ def as_text(st: JobStatus) -> str:
         counts += f" · {st.answered:,} answered, {st.errored:,} failed"
     lines = [head, counts]
     if st.shared:
-        lines.append(dedup_note(st).capitalize() + ".")
+        lines.append(_first_upper(dedup_note(st)) + ".")
     lines.append(summary(st))
     return "\n".join(lines)
 
@@ -239,20 +250,23 @@ def render_html(st: JobStatus) -> str:
     make when rows share them); a bar of the latest round's completed and failed lines;
     each batch's status; elapsed time and time left; and the outcome."""
     esc = html.escape
-    total = max(st.lines, 1)
-    ok_pct = 100.0 * st.completed / total
-    bad_pct = 100.0 * st.failed / total
+    if st.done:  # the outcome, in rows
+        total, ok, bad = max(st.sent, 1), st.answered, st.errored
+    else:  # the latest round, as the service counts it
+        total, ok, bad = max(st.lines, 1), st.completed, st.failed
+    ok_pct = 100.0 * ok / total
+    bad_pct = 100.0 * bad / total
     colour = _COLOURS[st.outcome]
     timing = f"elapsed {format_duration(st.elapsed)}"
     if not st.done:
         timing += f" · about {format_duration(st.eta)} left" if st.eta is not None else ""
-    dedup = f"<div>{esc(dedup_note(st).capitalize())}.</div>" if st.shared else ""
+    dedup = f"<div>{esc(_first_upper(dedup_note(st)))}.</div>" if st.shared else ""
     if st.done:
         counts = (
             f"{st.answered:,} answered · {st.errored:,} failed · {st.skipped:,} skipped"
         )
     else:
-        stage = f"{_stage(st).capitalize()}: " if st.round else ""
+        stage = f"{_first_upper(_stage(st))}: " if st.round else ""
         counts = (
             f"{stage}{st.completed:,} completed · {st.failed:,} failed · "
             f"{max(st.lines - st.completed - st.failed, 0):,} to go ({st.unit})"
