@@ -79,9 +79,13 @@ class WidgetProgress:
         from IPython.display import display, update_display
 
         self._html = ipywidgets.HTML
-        # replaceable, so the widget can be driven with no notebook front end
-        self._display = display
-        self._update_display = update_display
+        # replaceable, so the widget can be driven with no notebook front end; outside
+        # IPython there is nowhere to show it (display() would print the bundle)
+        from IPython import get_ipython
+
+        shown = get_ipython() is not None
+        self._display = display if shown else _nowhere
+        self._update_display = update_display if shown else _nowhere
         self._views: list[_View] = []
         self._threads: dict[int, _View] = {}  # a background thread keeps its display
         self._lock = threading.RLock()
@@ -189,6 +193,10 @@ class WidgetProgress:
         view.widget.value = view.html()
         bundle = {"text/html": view.html(), "text/plain": view.text()}
         self._update_display(bundle, raw=True, display_id=view.display_id)
+
+
+def _nowhere(*objs: Any, **kw: Any) -> None:
+    pass
 
 
 def _cell_key() -> object:

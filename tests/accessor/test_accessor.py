@@ -541,7 +541,7 @@ def test_tqdm_progress_in_a_terminal(
     df = kit.frame({"t": ["a", "b", None]})
     df.zgpu.batch_chat("t", model=MODEL, client=client, progress="tqdm")
     err = capsys.readouterr().err
-    assert "line" in err and "ok=2" in err
+    assert "2/2 rows" in err
     assert "Done: all 2 sent rows answered, 1 skipped" in err
 
 
@@ -556,7 +556,7 @@ def test_widget_updates_in_place_and_shows_the_outcome(
     widget = job.display.widget  # type: ignore[attr-defined]
     html = widget.value
     assert job.job_id in html and MODEL in html and job.batch_ids[0] in html
-    assert "Partly done: 2 rows answered, 1 failed" in html
+    assert "Partly done: 2 of 3 sent rows answered, 1 failed" in html
     assert "completed" in html
 
 
