@@ -87,7 +87,8 @@ class WidgetProgress:
         self._display = display if shown else _nowhere
         self._update_display = update_display if shown else _nowhere
         self._views: list[_View] = []
-        self._threads: dict[int, _View] = {}  # a background thread keeps its display
+        # a background thread keeps its display (keyed by the thread itself: idents are reused)
+        self._threads: dict[threading.Thread, _View] = {}
         self._lock = threading.RLock()
 
     @property
@@ -142,12 +143,12 @@ class WidgetProgress:
         (``None`` once that is frozen: the cell's call already ended); the cell being run
         gets its own, made on first use and made live again when a call in the same cell
         goes on after an earlier one ended (a retry round of ``result()``)."""
-        if threading.current_thread() is not threading.main_thread():
-            ident = threading.get_ident()
-            view = self._threads.get(ident)
+        thread = threading.current_thread()
+        if thread is not threading.main_thread():
+            view = self._threads.get(thread)
             if view is None:
-                view = self._views[-1] if self._views else self._new(("thread", ident))
-                self._threads[ident] = view
+                view = self._views[-1] if self._views else self._new(("thread", id(thread)))
+                self._threads[thread] = view
             return None if view.frozen and not for_note else view
         key = _cell_key()
         mine = [v for v in self._views if v.key == key]

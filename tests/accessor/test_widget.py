@@ -101,3 +101,29 @@ def test_an_exported_notebook_shows_the_final_counts(server: LocalServer, tmp_pa
     assert "Done: all 3 sent rows answered, 1 skipped" in body
     assert "4 rows: 3 sent, 1 skipped" in body
     assert "HTML(value=" not in body
+
+
+def test_a_job_left_running_keeps_its_display_while_a_later_cell_waits(
+    start_server: Any, tmp_path: Path
+) -> None:
+    pytest.importorskip("ipywidgets")
+    server = start_server(latency=0.02, concurrency=1)  # ~1 s of work, seen from two cells
+    nb = run_notebook(
+        [
+            "import pandas as pd, zgpu_pandas\n"
+            "from zgpu_pandas._client import Client\n"
+            f"c = Client(api_key='k', project_id='p', base_url={server.url!r}, poll_interval=0.02)\n"
+            "df = pd.DataFrame({'q': [f'q{i}' for i in range(40)]})\n"
+            f"job = df.zgpu.submit_chat('q', model={MODEL!r}, client=c)",
+            "out = job.result()\nprint(job.join_watcher(30))",
+        ],
+        tmp_path,
+    )
+    submitted, waited = (displays(cell) for cell in nb.cells)
+    # the first cell's display, kept live by the job's thread, ended with the job; the
+    # second cell's call showed its own
+    assert len(submitted) == len(waited) == 1
+    for (bundle,) in (submitted, waited):
+        assert WIDGET not in bundle
+        assert "Done: all 40 sent rows answered" in bundle["text/html"]
+    assert nb.cells[1].outputs[-1]["text"].strip() == "True"
