@@ -271,3 +271,18 @@ def test_without_shared_requests_the_counts_say_rows_only() -> None:
     assert st.requests is None and st.unit == "rows"
     text = as_text(st) + render_html(st)
     assert "request" not in text.replace("_status/_error", "")
+
+
+def test_a_display_that_breaks_on_close_costs_nothing(server: LocalServer) -> None:
+    class Breaks:
+        def update(self, st: JobStatus) -> None:
+            pass
+
+        def close(self, st: JobStatus | None) -> None:
+            raise RuntimeError("front end gone")
+
+    df = pd.DataFrame({"t": ["a", "b"]})
+    with Client(api_key="k", project_id="p", base_url=server.url, poll_interval=0.02) as c:
+        job = df.zgpu.submit_chat("t", model=MODEL, client=c, progress=Breaks())
+        assert job.result()["response_status"].tolist() == ["ok", "ok"]
+        assert isinstance(job.display, NullProgress)

@@ -1,5 +1,7 @@
 """What a job shows while it runs: its progress display (a widget, a tqdm bar, or nothing),
 notes, and the watcher thread that keeps a notebook widget live while the kernel is free.
+The widget gives each notebook cell that waits on the job a display of its own and freezes
+it when that cell's call ends (see :mod:`zgpu_pandas._widget`).
 
 A display that breaks never costs a paid-for job: it is replaced by a silent one.
 
@@ -49,7 +51,12 @@ class JobDisplay:
             self.progress = NullProgress()
 
     def close(self, st: JobStatus | None) -> None:
-        self.progress.close(st)
+        """The call that showed the job ended (the widget freezes its display into a
+        static snapshot; the bar closes)."""
+        try:
+            self.progress.close(st)
+        except Exception:  # a broken display must never cost a paid-for job
+            self.progress = NullProgress()
 
     def note(self, text: str) -> None:
         """Log one line (``zgpu_pandas`` logger, INFO) and show it (the widget keeps it above
