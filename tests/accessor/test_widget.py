@@ -127,3 +127,28 @@ def test_a_job_left_running_keeps_its_display_while_a_later_cell_waits(
         assert WIDGET not in bundle
         assert "Done: all 40 sent rows answered" in bundle["text/html"]
     assert nb.cells[1].outputs[-1]["text"].strip() == "True"
+
+
+def test_a_retry_display_frozen_after_its_submit_says_running(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    pytest.importorskip("ipywidgets")
+    server.faults.fail_lines(code="internal_error", custom_ids=r"^row-1$", count=1)
+    nb = run_notebook(
+        [
+            "import pandas as pd, zgpu_pandas\n"
+            "from zgpu_pandas._client import Client\n"
+            f"c = Client(api_key='k', project_id='p', base_url={server.url!r}, poll_interval=0.02)\n"
+            "df = pd.DataFrame({'q': ['a', 'b', 'c']})\n"
+            f"out = df.zgpu.batch_chat('q', model={MODEL!r}, client=c)\n"
+            "job = df.zgpu.last_job",
+            "job.retry();",
+            "out = job.result()",
+        ],
+        tmp_path,
+    )
+    (retry,) = displays(nb.cells[1])
+    assert "Submitting" not in retry["text/plain"]
+    assert "Running retry round 1: " in retry["text/plain"]
+    # frozen before the job was done: it says where the rest is
+    assert "job.result() waits for the rest" in retry["text/plain"]

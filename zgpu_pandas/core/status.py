@@ -59,7 +59,9 @@ class StatusClock:
             sent = sum(b.lines for b in states if b.round == 0)
             requests = None
         all_in = submitted and slots.all_collected()
-        if not submitted:
+        # every batch made (the last one a moment ago) is running, even before the job
+        # marks itself submitted: a display frozen then says so, not "Submitting"
+        if not submitted and any(b.id is None for b in states):
             outcome = "submitting"
         elif not all_in:
             outcome = "running"
