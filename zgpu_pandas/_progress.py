@@ -342,7 +342,8 @@ class TqdmProgress:
         from tqdm import tqdm
 
         if self._bar is None and self._round < 0:
-            self.note(f"zgpu job {st.job_id} · model {st.model} · {as_text(st).splitlines()[1]}")
+            shared = f" as {_plural(st.requests or 0, 'request')}" if st.shared else ""
+            self.note(f"zgpu job {st.job_id} · {st.model} · {st.sent:,} of {st.rows:,} rows sent{shared}")
         elif self._bar is not None:
             self._bar.close()  # a new retry round: a bar of its own
         self._round = st.round

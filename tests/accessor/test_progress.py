@@ -225,7 +225,7 @@ def test_the_terminal_bar_keeps_bar_counts_and_time_left_in_view(ncols: int) -> 
     bar.close(None)
     lines = [x for x in re.split(r"[\r\n]", out.getvalue()) if x.strip()]
     # the job and the model get a line of their own, above the bar
-    assert lines[0].startswith("zgpu job job_20261130-201953_1a2b3c4d · model LFM2.5")
+    assert lines[0] == "zgpu job job_20261130-201953_1a2b3c4d · LFM2.5-1.2B-Instruct · 10 of 12 rows sent"
     line = lines[-1].rstrip()
     assert len(line) <= ncols, line
     filled = line.split("|")[1]  # the bar itself, between its two edges
