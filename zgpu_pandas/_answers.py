@@ -70,7 +70,7 @@ class AnswerCache:
     @classmethod
     def open(cls, root: str | os.PathLike[str] | None = None) -> AnswerCache:
         """The store of the journal directory ``root`` (default: ``$ZGPU_STATE_DIR``)."""
-        return cls(Path(root) if root is not None else state_dir() / _FILE)
+        return cls((Path(root) if root is not None else state_dir()) / _FILE)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -126,10 +126,16 @@ class AnswerCache:
                 f"call are still returned; free some disk space so later calls can reuse them."
             ) from exc
 
-    def prune(self, *, older_than: float) -> int:
-        """Drop answers stored more than ``older_than`` seconds ago; the number dropped."""
+    def prune(self, *, older_than: float, dry_run: bool = False) -> int:
+        """Drop answers stored more than ``older_than`` seconds ago; the number dropped
+        (with ``dry_run``, the number that would be)."""
         if not self.path.exists():
             return 0
+        if dry_run:
+            row = self._conn().execute(
+                "SELECT COUNT(*) FROM answers WHERE created_at < ?", (time.time() - older_than,)
+            ).fetchone()
+            return int(row[0])
         conn = self._conn()
         with conn:
             cur = conn.execute("DELETE FROM answers WHERE created_at < ?", (time.time() - older_than,))

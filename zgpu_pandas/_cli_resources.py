@@ -174,7 +174,11 @@ def _cmd_jobs_prune(args: argparse.Namespace) -> int:
     for row in gone.itertuples():
         print(f"{verb} {row.id} ({row.status}, {row.bytes:,} bytes)")
     total = int(gone["bytes"].sum())
-    print(f"{verb} {len(gone)} finished job(s), {total:,} bytes; running jobs are kept")
+    answers = gone.attrs.get("answers_pruned", 0)
+    print(
+        f"{verb} {len(gone)} finished job(s), {total:,} bytes, and {answers:,} stored online "
+        f"answer(s); running jobs are kept"
+    )
     return 0
 
 

@@ -46,7 +46,8 @@ def prune_jobs(
     """Delete the journal folders (record and result copies) of finished jobs last updated
     more than ``older_than_days`` days ago (``0``: every finished job). Returns what was (or,
     with ``dry_run=True``, would be) deleted, oldest first: ``id``, ``name``, ``status``,
-    ``updated`` (UTC) and ``bytes``.
+    ``updated`` (UTC) and ``bytes``. Answers of the online mode stored as long ago go too;
+    ``out.attrs["answers_pruned"]`` says how many.
 
     Example::
 
@@ -80,7 +81,13 @@ def prune_jobs(
         )
         if not dry_run:
             shutil.rmtree(folder)
+    # answers bought online (kept so no request is paid twice) age out with the jobs
+    from ._answers import AnswerCache
+
+    answers = AnswerCache.open(state_dir).prune(older_than=older_than_days * _DAY, dry_run=dry_run)
     out = pd.DataFrame(rows, columns=["id", "name", "status", "updated", "bytes"])
     out["updated"] = pd.to_datetime(out["updated"], utc=True)
     out["bytes"] = out["bytes"].astype("int64")
-    return out.iloc[::-1].reset_index(drop=True)
+    out = out.iloc[::-1].reset_index(drop=True)
+    out.attrs["answers_pruned"] = answers
+    return out

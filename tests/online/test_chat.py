@@ -244,3 +244,22 @@ def test_chat_takes_the_same_pre_flight_choices(server):
     out = df.zgpu.chat("q", model=MODEL, base_url=server.url, progress=False,
                        extra_body={"my_field": 1})
     assert out["response_status"].tolist() == ["ok"]
+
+
+def test_prune_also_ages_out_stored_answers(server):
+    import os
+
+    from zgpu_pandas._answers import AnswerCache
+
+    df = pd.DataFrame({"q": ["a", "b"]})
+    df.zgpu.chat("q", model=MODEL, base_url=server.url, progress=False)
+    store = AnswerCache.open(os.environ["ZGPU_STATE_DIR"])
+    assert len(store) == 2
+    kept = zgpu_pandas.prune_jobs(older_than_days=1)
+    assert kept.attrs["answers_pruned"] == 0 and len(store) == 2
+    assert zgpu_pandas.prune_jobs(older_than_days=0, dry_run=True).attrs["answers_pruned"] == 2
+    assert len(store) == 2
+    assert zgpu_pandas.prune_jobs(older_than_days=0).attrs["answers_pruned"] == 2
+    assert len(store) == 0
+    df.zgpu.chat("q", model=MODEL, base_url=server.url, progress=False)
+    assert _chats(server) == 4  # pruned answers are bought again
