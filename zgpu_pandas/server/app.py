@@ -54,7 +54,7 @@ from ._http import ConnectionDropped, ServerMiddleware
 from .config import ServerConfig
 from .engines import Engine, make_engine
 from .faults import Faults
-from .store import Store, batch_object, file_object
+from .store import InputFileGone, Store, batch_object, file_object
 from .worker import Worker
 
 __all__ = ["ServerContext", "create_app"]
@@ -536,7 +536,18 @@ async def create_batch(request: Request) -> Response:
                        param="input_file_id")
     # Reading and checking up to 100 MB takes a while: off the event loop, so polls and
     # other requests are served meanwhile.
-    result = await run_in_threadpool(_validate_file, ctx.store.path_of(frow["path"]))
+    try:
+        result = await run_in_threadpool(_validate_file, ctx.store.path_of(frow["path"]))
+    except FileNotFoundError:
+        # The record is there but its body is not (removed by hand, or lost): the caller
+        # can fix that by uploading again, so a 404 on the input, not a server error.
+        raise ApiError(
+            404, f"Input file {fid} has no content on this server (its body is missing); "
+            "upload the file again", code="file_not_found", param="input_file_id",
+        ) from None
+    except OSError:
+        log.exception("reading the input file %s failed", fid)
+        raise ApiError(500, "Could not read the input file", code="storage_error") from None
     error = None
     if result.error is not None:
         error = result.error.to_dict()
@@ -562,7 +573,13 @@ async def create_batch(request: Request) -> Response:
         await run_in_threadpool(add, errors={"object": "list", "data": [error]})
         raise ApiError(400, error["message"], code=error["code"], param=error["param"],
                        line=error["line"])
-    row = await run_in_threadpool(add)
+    try:
+        row = await run_in_threadpool(add)
+    except InputFileGone:
+        raise ApiError(
+            404, f"Input file {fid} was deleted while the batch was being created; no batch "
+            "was created", code="file_not_found", param="input_file_id",
+        ) from None
     ctx.worker.notify()
     return JSONResponse(batch_object(row))
 

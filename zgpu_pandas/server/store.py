@@ -46,7 +46,9 @@ __all__ = [
     "ACTIVE_STATUSES",
     "FILE_RETENTION_SECONDS",
     "TERMINAL_STATUSES",
+    "DataDirDamaged",
     "DataDirLocked",
+    "InputFileGone",
     "Store",
     "batch_object",
     "file_object",
@@ -109,6 +111,14 @@ CREATE INDEX IF NOT EXISTS batches_by_status ON batches(status);
 
 class DataDirLocked(RuntimeError):
     """Another live process serves this data directory."""
+
+
+class DataDirDamaged(RuntimeError):
+    """The metadata database of a data directory cannot be read (one line, no traceback)."""
+
+
+class InputFileGone(LookupError):
+    """A batch's input file was deleted before the batch could be recorded."""
 
 
 def _now() -> int:
@@ -343,6 +353,14 @@ class Store:
         now = int(t)
         failed = errors is not None
         with self.tx() as c:
+            # Checked in the same transaction as the insert (a delete is a transaction too):
+            # a file deleted while the create validated it never becomes a batch that can
+            # neither run nor end. Deleted after this point, its body is kept for the batch.
+            alive = c.execute(
+                "SELECT 1 FROM files WHERE id = ? AND deleted_at IS NULL", (input_file["id"],)
+            ).fetchone()
+            if alive is None and not failed:
+                raise InputFileGone(input_file["id"])
             c.execute(
                 "INSERT INTO batches (id, project, endpoint, input_file_id, input_path,"
                 " completion_window, status, errors, metadata, created_at, in_progress_at,"
