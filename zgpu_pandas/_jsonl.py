@@ -6,9 +6,10 @@ row is reported on the user's machine with the same message the service would gi
 
 Rules, checked in this order for each line (messages as published)::
 
-    valid JSON                        Line N is not valid JSON
-    an object                         Line N must be a JSON object
     <= 1 MB                           Line N exceeds maximum size of 1048576 bytes
+    valid JSON                        Line N is not valid JSON
+    numbers kept exactly              Line N has an integer beyond 64 bits at body.X; ...
+    an object                         Line N must be a JSON object
     custom_id non-empty string        Line N is missing custom_id
     custom_id unique                  Line N duplicates custom_id "X"
     method upper-cases to POST        Line N method must be "POST"
@@ -19,6 +20,11 @@ Rules, checked in this order for each line (messages as published)::
     body.stream is not true           Line N has stream=true; streaming is not supported in batch mode
 
 and then for the file: at least one line, at most 200 MB, at most 50,000 lines.
+
+Two rules differ from the published order, on purpose: the size comes first, so that a line
+over 1 MB is refused without being parsed (memory stays bounded whatever the upload); and a
+number that cannot be forwarded exactly (an integer beyond 64 bits, which JSON allows but
+every hop of the service reads as a float) is refused instead of being changed on the way.
 
 Line numbers are 1-based *physical* line numbers: blank lines are skipped but still
 counted, so ``N`` is the line an editor shows. Example::
@@ -37,6 +43,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+import json
+import math
+import re
+
 import orjson
 
 __all__ = [
@@ -46,10 +56,16 @@ __all__ = [
     "MAX_LINES",
     "MAX_LINE_BYTES",
     "MAX_UPLOAD_BYTES",
+    "MAX_METADATA_KEY_CHARS",
+    "MAX_METADATA_PAIRS",
+    "MAX_METADATA_VALUE_CHARS",
     "LineError",
     "ValidationResult",
     "Validator",
+    "check_metadata",
     "check_request",
+    "inexact_number",
+    "inexact_number_in_json",
     "iter_raw_lines",
     "validate_stream",
 ]
@@ -58,6 +74,16 @@ MAX_LINES = 50_000
 MAX_FILE_BYTES = 209_715_200  # 200 MB: the input-file cap at batch create
 MAX_LINE_BYTES = 1_048_576  # 1 MB per line
 MAX_UPLOAD_BYTES = 104_857_600  # 100 MB per upload (413 above it)
+# Batch metadata, as the OpenAI-compatible API bounds it: 16 pairs of strings.
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
+# What orjson (and so the server and the engines) keeps exactly: integers in
+# [-2**63, 2**64 - 1]; beyond them it reads a float, and it writes NaN and infinity as null.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+# Every integer beyond that range has at least 20 digits: only a line holding such a run of
+# digits (in a string or not) is parsed a second time, exactly, to look.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
 BATCH_ENDPOINT = "/v1/chat/completions"
 # A set, not a constant string, because the "one url per file" rule only means something
 # once a second endpoint is allowed; keeping both rules keeps the messages faithful.
@@ -146,6 +172,96 @@ def _check_body(obj: dict[str, Any], line: int) -> LineError | None:
     return None
 
 
+def _number_rule(raw: bytes, line: int) -> LineError | None:
+    where = inexact_number_in_json(raw)
+    if where is None:
+        return None
+    return LineError(
+        "invalid_number",
+        f"Line {line} has an integer beyond 64 bits at {where}; it cannot be forwarded "
+        "exactly (it would become a float): send it as a string",
+        line,
+        where,
+    )
+
+
+def inexact_number(value: Any, path: str = "") -> str | None:
+    """The path of the first number in ``value`` that JSON cannot carry exactly through
+    the service (an integer beyond 64 bits, or a NaN or infinite float, which would arrive
+    as ``null``), or ``None``. ``path`` names ``value`` itself (``"body"``, ``"metadata"``).
+
+    Example::
+
+        >>> inexact_number({"seed": 2**70, "temperature": 0.5}, "body")
+        'body.seed'
+        >>> inexact_number({"temperature": float("nan")}) is None
+        False
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return None
+    if isinstance(value, int):
+        return None if _INT_MIN <= value <= _INT_MAX else (path or "the value")
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "the value")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = inexact_number(v, f"{path}.{k}" if path else str(k))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = inexact_number(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def inexact_number_in_json(raw: bytes | str) -> str | None:
+    """:func:`inexact_number` of a JSON text, read exactly (Python's ``json`` keeps big
+    integers; orjson would already have turned them into floats). ``None`` for a text that
+    is not JSON (another rule reports it)."""
+    if isinstance(raw, bytes) and _LONG_DIGITS.search(raw) is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return inexact_number(value)
+
+
+def check_metadata(metadata: Any) -> str | None:
+    """What is wrong with a batch's ``metadata`` (at most 16 pairs, string keys of at most
+    64 characters, string values of at most 512), or ``None``.
+
+    Example::
+
+        >>> check_metadata({"job": "reviews"}) is None
+        True
+        >>> check_metadata({"n": 3})
+        'metadata value of "n" must be a string, not int'
+    """
+    if not isinstance(metadata, dict):
+        return "metadata must be an object"
+    if len(metadata) > MAX_METADATA_PAIRS:
+        return f"metadata has {len(metadata)} pairs; at most {MAX_METADATA_PAIRS} are allowed"
+    for k, v in metadata.items():
+        if not isinstance(k, str) or len(k) > MAX_METADATA_KEY_CHARS:
+            shown = str(k)[:40]
+            return (
+                f'metadata key "{shown}..." is longer than {MAX_METADATA_KEY_CHARS} characters'
+                if isinstance(k, str)
+                else f"metadata keys must be strings, got {type(k).__name__}"
+            )
+        if not isinstance(v, str):
+            return f'metadata value of "{k}" must be a string, not {type(v).__name__}'
+        if len(v) > MAX_METADATA_VALUE_CHARS:
+            return (
+                f'metadata value of "{k}" has {len(v)} characters; at most '
+                f"{MAX_METADATA_VALUE_CHARS} are allowed"
+            )
+    return None
+
+
 class Validator:
     """Streaming validator: feed raw lines one by one, then call :meth:`finish`.
 
@@ -205,11 +321,24 @@ class Validator:
                 if not size or raw.isspace():
                     continue
                 lines += 1
+                if size > MAX_LINE_BYTES:
+                    # Refused before it is parsed: a parsed line costs up to ~30 times its
+                    # size in memory, and a 100 MB upload may be one line. So a line over
+                    # the limit is reported for its size even when it is not valid JSON.
+                    return LineError(
+                        "line_too_large",
+                        f"Line {line} exceeds maximum size of {MAX_LINE_BYTES} bytes",
+                        line,
+                    )
                 try:
                     obj = loads(raw)
                 except decode_error:
                     return LineError("invalid_json", f"Line {line} is not valid JSON", line)
-                if type(obj) is dict and size <= MAX_LINE_BYTES and url is not None:
+                if _LONG_DIGITS.search(raw) is not None:
+                    err = _number_rule(raw, line)
+                    if err is not None:
+                        return err
+                if type(obj) is dict and url is not None:
                     cid = obj.get("custom_id")
                     method = obj.get("method")
                     body = obj.get("body")

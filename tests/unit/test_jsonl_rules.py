@@ -70,15 +70,16 @@ def test_lowercase_post_and_stream_false_are_accepted() -> None:
     )
 
 
-def test_size_rule_applies_after_parsing_and_counts_bytes_not_chars() -> None:
+def test_size_rule_comes_first_and_counts_bytes_not_chars() -> None:
     pad = "é" * (MAX_LINE_BYTES // 2)  # 2 bytes each in UTF-8: over the limit in bytes only
     big = line("b", body={"model": "m", "messages": [{"role": "user", "content": pad}]})
     assert len(pad) < MAX_LINE_BYTES < len(big)
     err = first_error(line("a"), big)
     assert err is not None and err.message == "Line 2 exceeds maximum size of 1048576 bytes"
-    # a non-JSON oversized line is reported by the earlier rule
+    # an oversized line is refused for its size before it is parsed, even when it is not
+    # JSON at all (parsing it could take ~30 times its size in memory)
     err = first_error(b"x" * (MAX_LINE_BYTES + 10))
-    assert err is not None and err.code == "invalid_json"
+    assert err is not None and err.code == "line_too_large"
 
 
 def test_rules_are_checked_in_spec_order_within_a_line() -> None:

@@ -121,6 +121,7 @@ def serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted; returns the exit code."""
     import uvicorn
 
+    from ._conn import guarded_protocol
     from .app import ServerContext, build_app
     from .config import ServerConfig
     from .faults import Faults
@@ -182,7 +183,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     server = _Server(
         uvicorn.Config(build_app(ctx), log_level=args.log_level, lifespan="on",
-                       timeout_graceful_shutdown=5),
+                       timeout_graceful_shutdown=5, http=guarded_protocol(config.idle_timeout)),
         ctx=ctx,
     )
     try:

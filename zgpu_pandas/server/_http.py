@@ -22,7 +22,7 @@ from ._errors import envelope, type_for_status
 if TYPE_CHECKING:
     from .app import ServerContext
 
-__all__ = ["ConnectionDropped", "ServerMiddleware"]
+__all__ = ["ConnectionDropped", "RequestLog", "ServerMiddleware"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -97,6 +97,24 @@ def _default_code(status: int) -> str:
     if status in _DEFAULT_CODES:
         return _DEFAULT_CODES[status]
     return "internal_error" if status >= 500 else "invalid_request_error"
+
+
+class RequestLog(list[tuple[str, str, int]]):
+    """``(method, path, status)`` of the most recent API requests, at most ``limit`` of
+    them: a long-running server keeps a bounded log (the oldest entries are dropped, and
+    counted in ``dropped``). A list, so tests compare and slice it as one."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = int(limit)
+        self.dropped = 0
+
+    def append(self, entry: tuple[str, str, int]) -> None:
+        super().append(entry)
+        excess = len(self) - self.limit
+        if excess > 0:
+            del self[:excess]
+            self.dropped += excess
 
 
 class ConnectionDropped(Exception):
@@ -200,6 +218,7 @@ class ServerMiddleware:
                 await send_out({"type": "http.response.body", "body": b""})
                 return
             if is_api:
+                receive = _idle_guard(receive, send_out, self.ctx.config.idle_timeout, status_seen)
                 await self._api(scope, receive, send_out, method, path)
             else:
                 await self.app(scope, receive, send_out)
@@ -342,6 +361,33 @@ async def _abort(send: Send) -> NoReturn:
         "headers": [(b"content-type", b"application/json"), (b"content-length", b"1024")],
     })
     raise ConnectionDropped()
+
+
+def _idle_guard(receive: Receive, send: Send, timeout: float, status_seen: list[int]) -> Receive:
+    """``receive`` that gives up on a request body when no byte of it arrives for
+    ``timeout`` seconds: a 408 (if no answer was started) and the connection is closed.
+    Only the body is timed: once it is complete, a wait for the client's disconnect is
+    the app's business (a streamed download may legitimately take long)."""
+    body_done = False
+
+    async def wrapped() -> Message:
+        nonlocal body_done
+        if body_done:
+            return await receive()
+        try:
+            message = await asyncio.wait_for(receive(), timeout)
+        except asyncio.TimeoutError:
+            if not status_seen[0]:
+                await _send_error(
+                    send, 408, f"No request data arrived for {timeout:g} seconds",
+                    "request_timeout", [(b"connection", b"close")],
+                )
+            raise ConnectionDropped() from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_done = True
+        return message
+
+    return wrapped
 
 
 def _dropping_receive(receive: Receive, send: Send, after_bytes: int) -> Receive:

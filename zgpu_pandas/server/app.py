@@ -47,10 +47,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from .._jsonl import ValidationResult, validate_stream
+from .._jsonl import ValidationResult, check_metadata, inexact_number_in_json, validate_stream
 from . import _ids
 from ._errors import STATUS_FOR_LINE_CODE, ApiError, envelope, type_for_status
-from ._http import ConnectionDropped, ServerMiddleware
+from ._http import ConnectionDropped, RequestLog, ServerMiddleware
 from .config import ServerConfig
 from .engines import Engine, make_engine
 from .faults import Faults
@@ -93,7 +93,9 @@ class ServerContext:
             else Path(config.data_dir).expanduser().resolve()
         )
         self.store = Store(self.data_dir)
-        self.request_log: list[tuple[str, str, int]] = [] if request_log is None else request_log
+        self.request_log: list[tuple[str, str, int]] = (
+            RequestLog(config.request_log_size) if request_log is None else request_log
+        )
         self.key_projects = config.key_projects()
         self.worker = Worker(
             store=self.store,
@@ -221,6 +223,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise ApiError(400, "Request body must be valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object", code="invalid_json")
+    where = inexact_number_in_json(bytes(raw))
+    if where is not None:
+        # orjson read it as a float already: refuse rather than forward another number
+        raise ApiError(
+            400, f"The request has an integer beyond 64 bits at {where}; it cannot be "
+            "forwarded exactly (it would become a float): send it as a string",
+            code="invalid_number", param=where,
+        )
     return body
 
 
@@ -526,9 +536,11 @@ async def create_batch(request: Request) -> Response:
     metadata = body.get("metadata")
     if metadata is None:
         metadata = {}
-    if not isinstance(metadata, dict):
-        raise ApiError(400, "metadata must be an object", code="invalid_metadata",
-                       param="metadata")
+    problem = check_metadata(metadata)
+    if problem is not None:
+        # Bounded (16 pairs of short strings, as the OpenAI-compatible API): metadata is
+        # stored with the batch and repeated in every list answer.
+        raise ApiError(400, problem, code="invalid_metadata", param="metadata")
     project = _project(request)
     frow = ctx.store.get_file(project, fid) if _ids.FILE_ID_RE.match(fid) else None
     if frow is None:

@@ -32,7 +32,11 @@ class ServerConfig:
     ``Client(provider="openai")`` and of OpenAI-style clients); off by default, as the
     quickstart only knows ``x-api-key``.
     ``completion_window_seconds`` is how long a batch may run before it expires (the
-    public value is 24 h; shorten it in tests). Secrets never appear in the repr.
+    public value is 24 h; shorten it in tests). ``idle_timeout``: a connection that sends
+    no request head, or no byte of a request body it announced, for this many seconds is
+    closed (a body answered 408 first), so idle or half-sent connections cannot pile up.
+    ``request_log_size``: how many recent API requests the request log keeps (the oldest
+    are dropped). Secrets never appear in the repr.
     """
 
     data_dir: str | Path | None = None
@@ -54,6 +58,8 @@ class ServerConfig:
     upstream_max_retries: int = 3
     upstream_timeout: float = 600.0
     upstream_backoff: float = 0.5
+    idle_timeout: float = 60.0
+    request_log_size: int = 10_000
 
     def __post_init__(self) -> None:
         if self.engine not in ("builtin", "upstream"):
@@ -68,6 +74,10 @@ class ServerConfig:
             raise ValueError(
                 f"completion_window_seconds must be > 0, got {self.completion_window_seconds!r}"
             )
+        if not self.idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be > 0 seconds, got {self.idle_timeout!r}")
+        if int(self.request_log_size) < 1:
+            raise ValueError(f"request_log_size must be >= 1, got {self.request_log_size!r}")
         if isinstance(self.api_keys, str):
             raise TypeError("api_keys must be a set of keys (or a mapping), not one string")
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import uvicorn
 
+from ._conn import guarded_protocol
+from ._http import RequestLog
 from .app import ServerContext, build_app
 from .config import ServerConfig
 from .faults import Faults
@@ -123,7 +125,7 @@ class LocalServer:
 
     Attributes: ``url`` (``http://host:port``, no trailing slash, no ``/v1``), ``faults``
     (live :class:`Faults`), ``data_dir``, ``request_log`` (``(method, path, status)`` of
-    every API request; status 0 = connection dropped), ``config``.
+    the last ``request_log_size`` API requests; status 0 = connection dropped), ``config``.
     """
 
     def __init__(
@@ -148,7 +150,7 @@ class LocalServer:
             else Path(self.config.data_dir).expanduser().resolve()  # type: ignore[arg-type]
         )
         self.config.data_dir = self.data_dir
-        self.request_log: list[tuple[str, str, int]] = []
+        self.request_log: list[tuple[str, str, int]] = RequestLog(self.config.request_log_size)
         self._ctx: ServerContext | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -197,6 +199,7 @@ class LocalServer:
                 access_log=False,
                 lifespan="on",
                 timeout_graceful_shutdown=1,  # in-flight requests get a second at stop()
+                http=guarded_protocol(self.config.idle_timeout),
             )
             server = _Server(uv_config, ctx=ctx)
             thread = threading.Thread(
