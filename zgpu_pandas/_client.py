@@ -40,7 +40,7 @@ from ._config import (
     resolve_settings,
 )
 from ._fs import write_atomic
-from ._jsonl import BATCH_ENDPOINT, MAX_UPLOAD_BYTES
+from ._jsonl import BATCH_ENDPOINT, MAX_UPLOAD_BYTES, check_metadata
 from ._models import Batch, FileDeleted, FileObject
 from ._retry import Outage, RetryPolicy, parse_retry_after, transient_status
 from ._retry import outage_grace as outage_grace_for
@@ -939,6 +939,9 @@ class Batches:
         meta = {str(k): v for k, v in (metadata or {}).items()}
         token = str(meta.get(CLIENT_TOKEN_KEY) or uuid.uuid4().hex)
         meta[CLIENT_TOKEN_KEY] = token
+        problem = check_metadata(meta)
+        if problem is not None:  # the service would refuse it: say so before sending
+            raise OptionError(f"metadata=: {problem}; nothing was sent.")
         body = {
             "input_file_id": input_file_id,
             "endpoint": endpoint,

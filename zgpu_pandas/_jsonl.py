@@ -39,13 +39,13 @@ counted, so ``N`` is the line an editor shows. Example::
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
-
-import json
-import math
-import re
 
 import orjson
 
@@ -55,10 +55,10 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_LINES",
     "MAX_LINE_BYTES",
-    "MAX_UPLOAD_BYTES",
     "MAX_METADATA_KEY_CHARS",
     "MAX_METADATA_PAIRS",
     "MAX_METADATA_VALUE_CHARS",
+    "MAX_UPLOAD_BYTES",
     "LineError",
     "ValidationResult",
     "Validator",
@@ -84,6 +84,7 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 # Every integer beyond that range has at least 20 digits: only a line holding such a run of
 # digits (in a string or not) is parsed a second time, exactly, to look.
 _LONG_DIGITS = re.compile(rb"[0-9]{20}")
+_LONG_DIGITS_STR = re.compile(r"[0-9]{20}")
 BATCH_ENDPOINT = "/v1/chat/completions"
 # A set, not a constant string, because the "one url per file" rule only means something
 # once a second endpoint is allowed; keeping both rules keeps the messages faithful.
@@ -199,10 +200,10 @@ def inexact_number(value: Any, path: str = "") -> str | None:
     """
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return None
-    if isinstance(value, int):
-        return None if _INT_MIN <= value <= _INT_MAX else (path or "the value")
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (path or "the value")
+    if isinstance(value, numbers.Integral):  # numpy's integers too
+        return None if _INT_MIN <= int(value) <= _INT_MAX else (path or "the value")
+    if isinstance(value, numbers.Real):  # float, numpy's floats
+        return None if math.isfinite(float(value)) else (path or "the value")
     if isinstance(value, dict):
         for k, v in value.items():
             found = inexact_number(v, f"{path}.{k}" if path else str(k))
@@ -220,7 +221,8 @@ def inexact_number_in_json(raw: bytes | str) -> str | None:
     """:func:`inexact_number` of a JSON text, read exactly (Python's ``json`` keeps big
     integers; orjson would already have turned them into floats). ``None`` for a text that
     is not JSON (another rule reports it)."""
-    if isinstance(raw, bytes) and _LONG_DIGITS.search(raw) is None:
+    pattern = _LONG_DIGITS if isinstance(raw, bytes) else _LONG_DIGITS_STR
+    if pattern.search(raw) is None:  # type: ignore[arg-type]
         return None
     try:
         value = json.loads(raw)

@@ -31,7 +31,7 @@ def _read_until_closed(sock: socket.socket) -> bytes:
             if not chunk:
                 return data
             data += chunk
-    except socket.timeout:
+    except TimeoutError:
         pytest.fail(f"the server kept the connection open for {_WAIT} s (read so far: {data!r})")
     finally:
         sock.close()

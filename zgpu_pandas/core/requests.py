@@ -55,6 +55,8 @@ from .._jsonl import (
     MAX_UPLOAD_BYTES,
     Validator,
     check_request,
+    inexact_number,
+    inexact_number_in_json,
 )
 from ..errors import OptionError, OversizeRowsError, PromptError
 from .invalid_text import INVALID_CODE, OnInvalid, collecting, record, replace_surrogates, settle
@@ -475,6 +477,12 @@ def _messages_json(
         if not msgs:
             empty[pos] = True
             continue
+        bad = inexact_number(msgs, "messages")
+        if bad is not None:
+            raise PromptError(
+                f"{where} {bad} is a number JSON cannot carry exactly (NaN, infinity, or an "
+                "integer beyond 64 bits); give a finite value, or a string."
+            )
         try:
             data = orjson.dumps(msgs, default=_json_default, option=_OPTS)
         except TypeError as exc:
@@ -497,6 +505,13 @@ def _messages_json(
 
 def _as_message_list(cell: Any, where: str) -> list[Any]:
     if isinstance(cell, str | bytes):
+        bad = inexact_number_in_json(cell)
+        if bad is not None:  # orjson would read it as a float: say so instead
+            raise PromptError(
+                f"{where} has an integer beyond 64 bits at "
+                f"{'messages' + bad if bad.startswith('[') else bad}; "
+                "it cannot be sent exactly: write it as a string."
+            )
         try:
             cell = orjson.loads(cell) if cell.strip() else []
         except orjson.JSONDecodeError:
@@ -549,6 +564,13 @@ def _params_json(chat_params: Mapping[str, Any]) -> bytes:
         )
     if not chat_params:
         return b""
+    inexact = inexact_number(dict(chat_params))
+    if inexact is not None:
+        raise PromptError(
+            f"Chat parameter {inexact} is a number JSON cannot carry exactly (NaN, infinity, or "
+            "an integer beyond 64 bits would reach the model as null or as another number); "
+            "give a finite value, or a string."
+        )
     try:
         data = orjson.dumps(dict(chat_params), default=_json_default, option=_OPTS)
     except TypeError as exc:

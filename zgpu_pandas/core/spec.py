@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._jsonl import MAX_METADATA_PAIRS, check_metadata
 from ..errors import ColumnClashError, ConfigurationError, OptionError, PromptError
 from .preflight import chat_params
 from .requests import MissingOption
@@ -34,6 +35,8 @@ __all__ = ["JOB_METADATA_PREFIX", "ChatSpec", "Connection", "ParseOption"]
 ParseOption = Literal["json"] | bool | None
 #: metadata keys starting with this are the job's own bookkeeping
 JOB_METADATA_PREFIX = "zgpu_"
+#: how many metadata pairs a job puts on each batch (job, chunk, create token, round)
+JOB_METADATA_KEYS = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,12 +107,29 @@ class ChatSpec:
             isinstance(mc, bool) or not isinstance(mc, int | float) or not mc >= 0
         ):
             raise OptionError(f"max_cost= must be a number of US dollars >= 0, not {mc!r}.")
+        self._check_metadata()
         if "response_format" in self.chat_params or "response_format" in (self.extra_body or {}):
             raise PromptError("pass response_format= once.")
         if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
             raise OptionError(f"name= must be a non-empty text, not {self.name!r}.")
         if not isinstance(self.check_model, bool):
             raise OptionError(f"check_model= must be True or False, not {self.check_model!r}.")
+
+    def _check_metadata(self) -> None:
+        """The user's metadata, with room left for the job's own keys, by the service's
+        rules (16 pairs of strings): refused here rather than by the create, after the
+        upload."""
+        if self.metadata is None:
+            return
+        meta = dict(self.metadata)
+        problem = check_metadata(meta)
+        if problem is None and len(meta) > MAX_METADATA_PAIRS - JOB_METADATA_KEYS:
+            problem = (
+                f"metadata has {len(meta)} pairs; a job adds {JOB_METADATA_KEYS} of its own, "
+                f"so at most {MAX_METADATA_PAIRS - JOB_METADATA_KEYS} are allowed"
+            )
+        if problem is not None:
+            raise OptionError(f"metadata=: {problem}.")
 
     def structured(self) -> tuple[dict[str, Any], SchemaSpec | None]:
         """The chat parameters with ``response_format`` in its wire form, and how to parse

@@ -28,7 +28,7 @@ def guarded_protocol(head_timeout: float) -> type[asyncio.Protocol]:
 
     base: Any = AutoHTTPProtocol
 
-    class GuardedProtocol(base):  # type: ignore[misc,valid-type]
+    class GuardedProtocol(base):
         _zgpu_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:
@@ -59,9 +59,9 @@ def guarded_protocol(head_timeout: float) -> type[asyncio.Protocol]:
         def _zgpu_expire(self, cycle: Any) -> None:
             self._zgpu_timer = None
             transport = getattr(self, "transport", None)
-            if getattr(self, "cycle", None) is cycle and transport is not None:
-                if not transport.is_closing():
-                    transport.close()
+            same = getattr(self, "cycle", None) is cycle
+            if same and transport is not None and not transport.is_closing():
+                transport.close()
 
     GuardedProtocol.__name__ = GuardedProtocol.__qualname__ = f"Guarded{base.__name__}"
     return GuardedProtocol
