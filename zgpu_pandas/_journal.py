@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import time
@@ -297,17 +298,39 @@ class Journal:
         return rec
 
     def save(self, rec: JobRecord) -> None:
-        """Write the record atomically: a reader sees the old or the new file, never half."""
+        """Write the record atomically: a reader sees the old or the new file, never half.
+        A write that fails (a full disk) raises :class:`JournalWriteError` saying how to
+        go on; the previous record is left whole."""
         rec.updated_at = time.time()
         path = self.job_dir(rec.job_id) / _RECORD
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic(path, orjson.dumps(rec.to_dict(), option=orjson.OPT_INDENT_2))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(path, orjson.dumps(rec.to_dict(), option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            raise self._write_error(path, exc) from exc
 
     def write_blob(self, job_id: str, name: str, data: bytes) -> None:
-        """Store a side file of a job (atomically, ``0600``)."""
+        """Store a side file of a job (atomically, ``0600``); a failed write raises
+        :class:`JournalWriteError`."""
         path = self._blob_path(job_id, name)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic(path, data)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(path, data)
+        except OSError as exc:
+            raise self._write_error(path, exc) from exc
+
+    @staticmethod
+    def _write_error(path: Path, exc: OSError) -> JournalWriteError:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        why = "the disk is full" if full else (exc.strerror or str(exc))
+        err = JournalWriteError(
+            f"Cannot write the job journal file {path} ({why}). Its previous version is "
+            f"intact, and batches already created keep running on the service. "
+            f"{'Free some disk space' if full else 'Make the folder writable'}, then run "
+            f"the same call again: it resumes from the journal without paying twice."
+        )
+        err.errno = exc.errno
+        return err
 
     def read_blob(self, job_id: str, name: str) -> bytes:
         """Read a side file written by :meth:`write_blob` (``FileNotFoundError`` if absent)."""

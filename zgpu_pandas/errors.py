@@ -412,7 +412,8 @@ class JournalCorruptError(ZgpuError, RuntimeError):
 
 class JournalWriteError(ZgpuError, OSError):
     """The journal folder cannot be written. Raised before anything is uploaded for a new
-    job: a job that could not be recorded could not be resumed."""
+    job: a job that could not be recorded could not be resumed. Raised mid-job too (a full
+    disk): the message says what was kept and how to go on; ``errno`` is the OS's."""
 
 
 _BY_STATUS: Mapping[int, type[APIStatusError]] = {

@@ -58,6 +58,7 @@ class Collector:
         for file_id, kind in ((b.output_file_id, "output"), (b.error_file_id, "error")):
             if file_id:
                 self._feed(b, file_id, kind)
+        self._note_repeated(b, mark)
         if slot.positions is None:
             slot.positions = self.input_positions(b)
         missing = np.setdiff1d(slot.positions, self.table.positions_since(mark))
@@ -81,6 +82,20 @@ class Collector:
             write_atomic(path, stream)
         with path.open("rb") as fh:
             self.table.add_file(fh, source=source)
+
+    def _note_repeated(self, b: Batch, mark: int) -> None:
+        """A row answered twice by one batch (its custom_id twice in the output and error
+        files) keeps the last answer, and is said: it may mean a request ran, and was
+        billed, twice."""
+        again = self.table.repeated_since(mark)
+        if len(again):
+            shown = ", ".join(str(int(p)) for p in again[:5]) + (" ..." if len(again) > 5 else "")
+            self.table.problems.append(
+                f"batch {b.id} answered {len(again)} row(s) more than once (same custom_id "
+                f"twice in its output and error files; row positions {shown}): the last "
+                "answer was kept. A request may have run, and been billed, twice: ask the "
+                "service about this batch."
+            )
 
     def input_positions(self, b: Batch) -> np.ndarray:
         """Row positions a batch carries, read from its input file (attached jobs only)."""

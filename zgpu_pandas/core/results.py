@@ -222,6 +222,8 @@ class ResultsTable:
         self.status = np.zeros(n_rows, dtype=np.int8)
         self.problems: list[str] = []  # lines that could not be used, said in words
         self._parts: list[pa.Table] = []
+        # per part, the positions its own lines answered more than once (the last is kept)
+        self._part_repeats: list[np.ndarray] = []
         self._ids: pa.Array | None = None
         self._dup_pos: np.ndarray = np.empty(0, dtype=np.int64)
         self._dup_src: np.ndarray = np.empty(0, dtype=np.int64)
@@ -315,6 +317,14 @@ class ResultsTable:
         """Positions that received a result since ``mark`` (unique, ascending)."""
         got = [p.column("position").to_numpy() for p in self._parts[mark:]]
         return np.unique(np.concatenate(got)) if got else np.empty(0, dtype=np.int64)
+
+    def repeated_since(self, mark: int) -> np.ndarray:
+        """Positions that received more than one result since ``mark`` (ascending)."""
+        got = [p.column("position").to_numpy() for p in self._parts[mark:]]
+        if not got:
+            return np.empty(0, dtype=np.int64)
+        pos, counts = np.unique(np.concatenate(got), return_counts=True)
+        return np.union1d(pos[counts > 1], np.concatenate(self._part_repeats[mark:]))
 
     def error_codes_since(self, mark: int) -> dict[str, int]:
         """Error codes (with row counts) among the results recorded since ``mark``."""
@@ -424,7 +434,9 @@ class ResultsTable:
             arrays.append(a)
         # within a part, too, the last line for a row wins (numpy's fancy assignment does not
         # promise an order for repeated indices, so resolve it explicitly)
-        if k > 1 and bool((np.bincount(pos, minlength=self.n_rows) > 1).any()):
+        repeats = np.empty(0, dtype=np.int64)
+        if k > 1 and bool((seen := np.bincount(pos, minlength=self.n_rows) > 1).any()):
+            repeats = np.flatnonzero(seen)
             rev = pos[::-1]
             _, first_in_rev = np.unique(rev, return_index=True)
             keep = np.sort(k - 1 - first_in_rev)
@@ -434,6 +446,7 @@ class ResultsTable:
             arrays, pos, status = self._fan_out(arrays, pos, status)
         self.status[pos] = status
         self._parts.append(pa.Table.from_arrays(arrays, schema=_PART))
+        self._part_repeats.append(repeats)
 
     def _fan_out(
         self, arrays: list[pa.Array], pos: np.ndarray, status: np.ndarray

@@ -19,9 +19,10 @@ from .config import ServerConfig
 from .engines import builtin_reply
 from .faults import Faults
 from .local import LocalServer, shared_local_server
-from .store import DataDirLocked
+from .store import DataDirDamaged, DataDirLocked
 
 __all__ = [
+    "DataDirDamaged",
     "DataDirLocked",
     "Faults",
     "LocalServer",

@@ -126,7 +126,7 @@ def serve(args: argparse.Namespace) -> int:
     from .config import ServerConfig
     from .faults import Faults
     from .local import _bind, _Server
-    from .store import DataDirLocked
+    from .store import DataDirDamaged, DataDirLocked
 
     headers = {}
     for item in args.upstream_header:
@@ -165,7 +165,7 @@ def serve(args: argparse.Namespace) -> int:
     ctx = ServerContext(config)
     try:
         ctx.start()
-    except DataDirLocked as exc:
+    except (DataDirLocked, DataDirDamaged) as exc:
         print(f"zgpu-pandas serve: {exc}", file=sys.stderr)
         return 2
     try:

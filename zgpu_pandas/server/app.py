@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import shutil
@@ -290,6 +291,8 @@ class _Upload:
         self._headers: dict[bytes, bytes] = {}
         self._kind: str | None = None
         self._buf = bytearray()
+        #: the first error writing the body to disk (a full disk); the rest is discarded
+        self.write_error: OSError | None = None
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -330,7 +333,10 @@ class _Upload:
                 name_str = raw_name.decode("utf-8", "replace")
                 # Keep the base name only: some clients send a full local path.
                 self.filename = name_str.replace("\\", "/").rsplit("/", 1)[-1] or None
-            self._fh = open(self.tmp, "wb")  # noqa: SIM115 (closed in on_part_end/close)
+            try:
+                self._fh = open(self.tmp, "wb")  # noqa: SIM115 (closed in on_part_end/close)
+            except OSError as exc:
+                self.write_error = exc
         elif name == b"purpose":
             self._kind = "purpose"
         else:
@@ -344,9 +350,19 @@ class _Upload:
                     self.too_large = True
                     self.close()
             elif self._fh is not None:
-                self._fh.write(data[start:end])
+                self._write(data[start:end])
         elif self._kind == "purpose" and len(self._buf) < _MAX_FIELD:
             self._buf += data[start:end]
+
+    def _write(self, data: bytes) -> None:
+        """The one place an upload's bytes reach the disk."""
+        assert self._fh is not None
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            # Keep reading (and dropping) the body, so the client gets the answer.
+            self.write_error = exc
+            self.close()
 
     def on_part_end(self) -> None:
         if self._kind == "file":
@@ -359,9 +375,21 @@ class _Upload:
         self.ended = True
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                fh.close()  # flushes: a full disk may show here first
+            except OSError as exc:
+                self.write_error = self.write_error or exc
+
+
+def _storage_error(exc: OSError) -> ApiError:
+    """The spec's ``storage_error`` for an upload the server could not keep, logged in one
+    line (a full disk is the server's operator's to fix, not a bug with a traceback)."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    log.error("storing an upload failed: %s", exc.strerror or exc)
+    why = "the server's disk is full" if full else "the server could not write it"
+    return ApiError(500, f"Could not store the file: {why}", code="storage_error", param="file")
 
 
 @_endpoint
@@ -417,14 +445,15 @@ async def upload_file(request: Request) -> Response:
             )
         if up.size == 0:
             raise ApiError(400, "The uploaded file is empty", code="empty_file", param="file")
+        if up.write_error is not None:
+            raise _storage_error(up.write_error)
         try:
             row = await run_in_threadpool(
                 ctx.store.add_file, project=_project(request), tmp=tmp, size=up.size,
                 filename=up.filename,
             )
-        except OSError:
-            log.exception("storing an upload failed")
-            raise ApiError(500, "Could not store the file", code="storage_error") from None
+        except OSError as exc:
+            raise _storage_error(exc) from None
         return JSONResponse(file_object(row))
     finally:
         with contextlib.suppress(OSError):

@@ -197,11 +197,25 @@ class Store:
                 d.mkdir(exist_ok=True, mode=0o700)
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
             self.tmp_dir.mkdir(exist_ok=True, mode=0o700)
-            self.conn.executescript(_SCHEMA)
+            self._open_schema()
         except BaseException:
-            self._lock.release()
+            self.close()
             raise
         self._open = True
+
+    def _open_schema(self) -> None:
+        db = self.data_dir / "meta.sqlite3"
+        try:
+            self.conn.executescript(_SCHEMA)
+            # A damaged header or schema shows here, at start, in one line, rather than as
+            # a traceback or as failing requests later.
+            self.conn.execute("SELECT count(*) FROM batches WHERE status = 'x'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise DataDirDamaged(
+                f"the metadata database {db} is damaged ({exc}); move it away to start "
+                "afresh (its files and batches are then unknown to the server) or choose "
+                "another data directory"
+            ) from None
 
     def close(self) -> None:
         with self._conns_lock:
