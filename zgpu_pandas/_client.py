@@ -223,6 +223,12 @@ class Client:
             text = text.replace(key, "***")
         return text
 
+    def _header(self, response: httpx.Response, name: str, default: str | None = None) -> str | None:
+        """A response header as it may reach a message or a log: scrubbed of the key (a
+        proxy may reflect request headers into a request id or a redirect's Location)."""
+        value = response.headers.get(name)
+        return default if value is None else self._scrub(value)
+
     def _scrub_obj(self, obj: Any) -> Any:
         if isinstance(obj, str):
             return self._scrub(obj)
@@ -279,7 +285,7 @@ class Client:
             raise self._connection_error(exc, method, path) from exc
         except httpx.TransportError as exc:
             raise self._connection_error(exc, method, path) from exc
-        request_id = response.headers.get("x-request-id")
+        request_id = self._header(response, "x-request-id")
         logger.debug("%s %s -> %s (%s)", method, path, response.status_code, request_id)
         if response.status_code < 300:
             return response
@@ -309,7 +315,7 @@ class Client:
 
     def _status_error(self, response: httpx.Response, method: str, path: str) -> APIStatusError:
         status = response.status_code
-        request_id = response.headers.get("x-request-id")
+        request_id = self._header(response, "x-request-id")
         body: Any
         try:
             body = orjson.loads(response.content) if response.content else None
@@ -331,7 +337,7 @@ class Client:
         elif isinstance(body, Mapping) and isinstance(body.get("message"), str):
             message = body["message"]
         if 300 <= status < 400:
-            location = response.headers.get("location", "?")
+            location = self._header(response, "location", "?")
             return APIStatusError(
                 f"{method} {path} was redirected to {location}; redirects are not followed so "
                 "the API key is never sent to another host. Set base_url to the final address",
@@ -439,16 +445,22 @@ class Client:
 
     def _json(self, response: httpx.Response) -> Any:
         try:
-            return orjson.loads(response.content)
+            data = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            ctype = response.headers.get("content-type", "?")
+            ctype = self._header(response, "content-type", "?")
             snippet = self._scrub(response.text[:200])
             raise APIResponseValidationError(
                 f"{response.request.method} {response.request.url.path}: expected JSON, got "
                 f"{ctype}: {snippet!r}",
                 status_code=response.status_code,
-                request_id=response.headers.get("x-request-id"),
+                request_id=self._header(response, "x-request-id"),
             ) from None
+        # An answer that echoes the key (a reflecting proxy) would carry it into objects'
+        # reprs and the journal: scrubbed, at the cost of one byte search per answer.
+        key = self._settings.api_key.get_secret_value()
+        if len(key) >= _MIN_SCRUB_LEN and key.encode() in response.content:
+            data = self._scrub_obj(data)
+        return data
 
     def _object(self, response: httpx.Response) -> Mapping[str, Any]:
         data = self._json(response)
@@ -457,7 +469,7 @@ class Client:
                 f"{response.request.method} {response.request.url.path}: expected a JSON object, "
                 f"got {type(data).__name__}",
                 status_code=response.status_code,
-                request_id=response.headers.get("x-request-id"),
+                request_id=self._header(response, "x-request-id"),
             )
         return data
 

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+from .config import is_loopback
+
+__all__ = ["accepted_keys", "register", "scope_keys"]
 
 ENV_UPSTREAM_KEY = "ZGPU_UPSTREAM_API_KEY"
 ENV_SERVER_KEYS = "ZGPU_SERVER_API_KEYS"
@@ -24,7 +26,8 @@ def register(subparsers: Any) -> None:
             "Serve the ZeroGPU Files and Batches API locally. Batches run on the built-in "
             "offline engine, or on any OpenAI-compatible server with --engine upstream. "
             f"The upstream API key is read from ${ENV_UPSTREAM_KEY}. The keys the server "
-            f"accepts come from --api-keys-file and ${ENV_SERVER_KEYS} (comma-separated), "
+            f"accepts come from --api-keys-file and ${ENV_SERVER_KEYS} (comma-separated entries, "
+            "each a key optionally followed by its project ids), "
             "which, unlike --api-key, other users cannot see in the process list."
         ),
     )
@@ -49,8 +52,13 @@ def register(subparsers: Any) -> None:
                    f"${ENV_SERVER_KEYS}. Keys from all three are accepted; when none of them "
                    "is given, any non-empty key is accepted")
     p.add_argument("--api-keys-file", metavar="PATH",
-                   help="accept the keys listed in this file, one per line (blank lines and "
-                   "lines starting with # are skipped)")
+                   help="accept the keys listed in this file, one per line, each optionally "
+                   "followed by the project ids it may use ('KEY team-a team-b', 'KEY *' for "
+                   "any; blank lines and lines starting with # are skipped). On a host other "
+                   "machines reach, every key must name its projects")
+    p.add_argument("--allow-any-key", action="store_true",
+                   help="on a host other machines reach, accept any key for any project "
+                   "with no key list (refused without this flag)")
     p.add_argument("--completion-window-seconds", type=float, default=86400.0,
                    help="time before a running batch expires (default 24 h)")
     p.add_argument("--admin", action="store_true", help="enable the /_admin fault-injection endpoints")
@@ -62,23 +70,41 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=serve)
 
 
+#: what ``accepted_keys`` gives: each key and the projects it may use (``None``: any
+#: project, from ``*``; an empty set: the key named none, resolved by :func:`scope_keys`)
+KeyProjects = dict[str, "frozenset[str] | None"]
+
+
+def _add_entry(keys: KeyProjects, entry: str) -> None:
+    """One ``KEY [PROJECT ...]`` entry (``*`` for any project) into ``keys``."""
+    key, *projects = entry.split()
+    named: frozenset[str] | None = None if "*" in projects else frozenset(projects)
+    old = keys.get(key, frozenset())
+    keys[key] = None if old is None or named is None else old | named
+
+
 def accepted_keys(
     argv_keys: list[str] | None, keys_file: str | None, env_value: str | None
-) -> set[str] | None:
-    """The keys ``serve`` accepts: the union of ``--api-key`` values, the lines of
-    ``--api-keys-file`` and the comma-separated ``$ZGPU_SERVER_API_KEYS``; ``None`` (any
-    key) when none of them is given. A file or variable that is given but holds no key
-    is an error, not "any key". Messages never contain a key.
+) -> KeyProjects | None:
+    """The keys ``serve`` accepts and the projects each may use: the union of ``--api-key``
+    values, the lines of ``--api-keys-file`` and the comma-separated entries of
+    ``$ZGPU_SERVER_API_KEYS``; ``None`` (any key) when none of them is given. Each entry is
+    a key, then optionally the project ids it may use, separated by spaces (``*`` for any
+    project). A key that names no project maps to an empty set (see :func:`scope_keys`).
+    A file or variable that is given but holds no key is an error, not "any key". Messages
+    never contain a key.
 
     Example::
 
-        accepted_keys(None, None, "sk-a, sk-b")   # {'sk-a', 'sk-b'}
+        accepted_keys(None, None, "sk-a team-a team-b, sk-b *")
+        # {'sk-a': frozenset({'team-a', 'team-b'}), 'sk-b': None}
     """
-    keys: set[str] = set()
+    keys: KeyProjects = {}
     given = False
-    if argv_keys:
+    for k in argv_keys or []:
         given = True
-        keys.update(k for k in argv_keys if k)
+        if k.strip():
+            _add_entry(keys, k)
     if keys_file is not None:
         given = True
         path = Path(keys_file).expanduser()
@@ -93,7 +119,8 @@ def accepted_keys(
             raise ValueError(
                 f"--api-keys-file {keys_file} holds no keys (write one key per line)"
             )
-        keys.update(found)
+        for entry in found:
+            _add_entry(keys, entry)
         _warn_if_readable_by_others(path, "--api-keys-file")
     if env_value is not None and env_value != "":
         given = True
@@ -102,8 +129,48 @@ def accepted_keys(
             raise ValueError(
                 f"${ENV_SERVER_KEYS} holds no keys (give them comma-separated: key1,key2)"
             )
-        keys.update(found)
+        for entry in found:
+            _add_entry(keys, entry)
     return keys if given else None
+
+
+def scope_keys(
+    keys: KeyProjects | None, *, host: str, allow_any_key: bool
+) -> dict[str, frozenset[str] | None] | None:
+    """The ``api_keys`` mapping of a server bound to ``host``, or a ``ValueError`` saying
+    why it must not start.
+
+    On a loopback address a key that names no project may use any (one user, one
+    machine). On an address other machines reach, the server is shared: it needs a key
+    list (or ``--allow-any-key``, said loudly), and each key must name its projects (``*``
+    for all), so that one key cannot read, download or cancel another project's work.
+    """
+    if is_loopback(host):
+        if keys is None:
+            return None
+        return {k: (None if p is None or not p else p) for k, p in keys.items()}
+    if keys is None:
+        if not allow_any_key:
+            raise ValueError(
+                f"--host {host} is reachable from other machines and no keys are set, so "
+                "anyone who reaches the port could use the server (and spend its upstream "
+                f"key): give the accepted keys (--api-keys-file or ${ENV_SERVER_KEYS}), or "
+                "pass --allow-any-key to accept any key on purpose"
+            )
+        print(
+            f"zgpu-pandas serve: WARNING: --allow-any-key on {host}: any key is accepted for "
+            "any project, from any machine that reaches this port",
+            file=sys.stderr,
+        )
+        return None
+    unscoped = sum(1 for p in keys.values() if p is not None and not p)
+    if unscoped:
+        raise ValueError(
+            f"--host {host} is reachable from other machines, so each key must name the "
+            f"projects it may use, and {unscoped} key(s) name none: write 'KEY PROJECT "
+            "[PROJECT ...]' (or 'KEY *' for every project) per line or entry"
+        )
+    return dict(keys)
 
 
 def _warn_if_readable_by_others(path: Path, what: str) -> None:
@@ -137,7 +204,11 @@ def serve(args: argparse.Namespace) -> int:
         headers[name.strip()] = value.strip()
     faults = Faults()
     try:
-        api_keys = accepted_keys(args.api_keys, args.api_keys_file, os.environ.get(ENV_SERVER_KEYS))
+        api_keys = scope_keys(
+            accepted_keys(args.api_keys, args.api_keys_file, os.environ.get(ENV_SERVER_KEYS)),
+            host=args.host,
+            allow_any_key=args.allow_any_key,
+        )
     except ValueError as exc:
         print(f"zgpu-pandas serve: {exc}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ import uvicorn
 from ._conn import guarded_protocol
 from ._http import RequestLog
 from .app import ServerContext, build_app
-from .config import ServerConfig
+from .config import ServerConfig, is_loopback
 from .faults import Faults
 from .store import DataDirLocked
 
@@ -184,6 +184,13 @@ class LocalServer:
         with self._lock:
             if self.running:
                 return self
+            if self.config.api_keys is None and not is_loopback(self.host):
+                warnings.warn(
+                    f"LocalServer on {self.host} accepts any key for any project from any "
+                    "machine that reaches it: pass api_keys={key: projects} to restrict it",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             ctx = ServerContext(self.config, request_log=self.request_log)
             ctx.start()  # here, not in the lifespan, so errors raise in this thread
             try:
