@@ -13,6 +13,8 @@ Layout (``state_dir()``, default ``<user cache dir>/zgpu_pandas/jobs``, or ``$ZG
         layout.npz        which row each request line carries, skipped and shared rows
         round-<n>.npy     the rows resubmitted in retry round n
         results/          local copies of downloaded output and error files
+      .locks/
+        <fingerprint>.lock  held (OS file lock) while a process finds or starts that job
 
 Writes are atomic (temporary file, fsync, ``os.replace``), the directory is created ``0700``
 and every file ``0600``: prompts and answers are the user's data.
@@ -30,13 +32,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import logging
 import os
+import re
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -51,6 +57,8 @@ __all__ = [
     "JournalWriteError",
     "state_dir",
 ]
+
+logger = logging.getLogger(__name__)
 
 _RECORD = "job.json"
 _FORMAT = 1
@@ -182,6 +190,37 @@ def _check(obj: object, types: dict[str, tuple[type, ...]], what: str) -> None:
             raise TypeError(f"{what} field {name!r} is {value!r}")
 
 
+_FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
+
+
+def _try_lock(fh: IO[bytes]) -> bool:
+    """Take the exclusive lock on ``fh`` if free (``False`` when another holds it)."""
+    try:
+        if sys.platform == "win32":  # pragma: no cover
+            import msvcrt
+
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _wait_lock(fh: IO[bytes]) -> None:
+    """Block until the lock on ``fh`` is ours."""
+    if sys.platform == "win32":  # pragma: no cover - msvcrt has no unbounded wait
+        while not _try_lock(fh):
+            time.sleep(0.2)
+        return
+    import fcntl
+
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+
+
 def new_job_id() -> str:
     """A new job id: ``job_<UTC time>_<8 hex>``, sortable by creation time and unique
     without coordination (the journal's folder names)."""
@@ -217,6 +256,38 @@ class Journal:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(OSError):
             os.chmod(self.root, 0o700)
+
+    @contextlib.contextmanager
+    def lock(self, fingerprint: str) -> Iterator[None]:
+        """Hold the lock of one job (by its fingerprint) across processes: an OS file lock
+        under ``<root>/.locks``, released when the block ends or the process dies.
+
+        The same call started by two processes at once (two notebooks, a script and a
+        notebook) would otherwise both find no job and both upload and create. Under the
+        lock, the find and the submit of one run happen before the other's find, which
+        then resumes the journaled job (its create tokens included) instead of paying
+        again. A process that waits says so in the log."""
+        name = fingerprint if _FINGERPRINT.fullmatch(fingerprint) else (
+            hashlib.sha256(fingerprint.encode()).hexdigest()
+        )
+        path = self.root / ".locks" / f"{name}.lock"
+        try:
+            self._ensure_root()
+            path.parent.mkdir(exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fh = os.fdopen(fd, "r+b")
+        except OSError as exc:
+            raise self._not_started(exc) from exc
+        try:
+            if not _try_lock(fh):
+                logger.info(
+                    "Another process is starting the same job; waiting for it to finish "
+                    "submitting, then this one resumes it (lock %s)", path
+                )
+                _wait_lock(fh)
+            yield
+        finally:
+            fh.close()  # closing the descriptor releases the lock
 
     def job_dir(self, job_id: str) -> Path:
         if not job_id.startswith("job_") or "/" in job_id or "\\" in job_id or ".." in job_id:
@@ -259,11 +330,14 @@ class Journal:
         except FileExistsError:  # a job id used twice: a bug, not the folder's fault
             raise
         except OSError as exc:
-            raise JournalWriteError(
-                f"Cannot write the job journal in {self.root} ({exc.strerror or exc}), so the "
-                f"job was not started (nothing was uploaded): without a record it could not be "
-                f"resumed. Point the environment variable ZGPU_STATE_DIR at a writable folder."
-            ) from exc
+            raise self._not_started(exc) from exc
+
+    def _not_started(self, exc: OSError) -> JournalWriteError:
+        return JournalWriteError(
+            f"Cannot write the job journal in {self.root} ({exc.strerror or exc}), so the "
+            f"job was not started (nothing was uploaded): without a record it could not be "
+            f"resumed. Point the environment variable ZGPU_STATE_DIR at a writable folder."
+        )
 
     def _create(
         self,

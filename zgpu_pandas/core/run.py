@@ -175,57 +175,39 @@ def start(
     where = connection_of(the_client, conn.base_url)
     fingerprint = job_fingerprint(requests.fingerprint, **where)
     journal = Journal()
-    record = None if spec.fresh else journal.find(fingerprint)
-    known: list[bytes] = []
-    if record is not None:
-        requests = leave_out_recorded(requests, recorded_lines(journal, record))
-        job = job_from_record(
-            record,
-            journal,
-            frame=frame,
-            requests=requests,
-            client=the_client,
-            client_factory=factory,
-            owns_client=factory is not None,
-            output=spec.output,
-            overwrite=spec.overwrite,
-            poll_interval=poll_interval,
-            progress=progress,
-            resume_hint=hint,
-            parse=parse,
-            metadata=_batch_metadata(spec),
-            retries=spec.retries,
-        )
-    else:
-        requests, known = leave_out_known(requests, where=where, fresh=spec.fresh)
-        job = BatchJob(
-            client=the_client,
-            client_factory=factory,
-            frame=frame,
-            requests=requests,
-            model=spec.model or "",
-            output=spec.output,
-            overwrite=spec.overwrite,
-            metadata=_batch_metadata(spec),
-            poll_interval=poll_interval,
-            progress=progress,
-            owns_client=factory is not None,
-            resume_hint=hint,
-            journal=journal,
-            fingerprint=fingerprint,
-            connection=where,
-            settings={
-                **requests.settings,
-                "parse": "json" if parse is not None else None,
-                "name": spec.name,
-                "metadata": dict(spec.metadata or {}),
-            },
-            parse=parse,
-            retries=spec.retries,
-            known=known,
-        )
-    LAST_JOBS.remember(frame, job)
-    job.submit()
+    # One process at a time finds-or-starts this job and submits it: a second process
+    # started at the same moment waits here, then finds the first one's record (with its
+    # create tokens) and resumes it instead of uploading and creating again.
+    with journal.lock(fingerprint):
+        record = None if spec.fresh else journal.find(fingerprint)
+        known: list[bytes] = []
+        if record is not None:
+            requests = leave_out_recorded(requests, recorded_lines(journal, record))
+            job = job_from_record(
+                record,
+                journal,
+                frame=frame,
+                requests=requests,
+                client=the_client,
+                client_factory=factory,
+                owns_client=factory is not None,
+                output=spec.output,
+                overwrite=spec.overwrite,
+                poll_interval=poll_interval,
+                progress=progress,
+                resume_hint=hint,
+                parse=parse,
+                metadata=_batch_metadata(spec),
+                retries=spec.retries,
+            )
+        else:
+            job, known = _new_job(
+                frame, spec, requests, parse, journal=journal, fingerprint=fingerprint,
+                where=where, client=the_client, factory=factory, progress=progress,
+                poll_interval=poll_interval, hint=hint,
+            )
+        LAST_JOBS.remember(frame, job)
+        job.submit()
     if record is not None:
         # a re-run that quietly returned old answers (or old errors) would look like a
         # new job: say it is not
@@ -239,6 +221,53 @@ def start(
             f"their answers are in the result"
         )
     return job
+
+
+def _new_job(
+    frame: Any,
+    spec: ChatSpec,
+    requests: RequestSet,
+    parse: SchemaSpec | None,
+    *,
+    journal: Journal,
+    fingerprint: str,
+    where: dict[str, Any],
+    client: Client,
+    factory: Callable[[], Client] | None,
+    progress: ProgressOption,
+    poll_interval: float | None,
+    hint: str,
+) -> tuple[BatchJob, list[bytes]]:
+    """A new job (not in the journal) and the lines answered earlier online that it leaves
+    out."""
+    requests, known = leave_out_known(requests, where=where, fresh=spec.fresh)
+    job = BatchJob(
+        client=client,
+        client_factory=factory,
+        frame=frame,
+        requests=requests,
+        model=spec.model or "",
+        output=spec.output,
+        overwrite=spec.overwrite,
+        metadata=_batch_metadata(spec),
+        poll_interval=poll_interval,
+        progress=progress,
+        owns_client=factory is not None,
+        resume_hint=hint,
+        journal=journal,
+        fingerprint=fingerprint,
+        connection=where,
+        settings={
+            **requests.settings,
+            "parse": "json" if parse is not None else None,
+            "name": spec.name,
+            "metadata": dict(spec.metadata or {}),
+        },
+        parse=parse,
+        retries=spec.retries,
+        known=known,
+    )
+    return job, known
 
 
 def open_checked(
