@@ -164,8 +164,8 @@ def main() -> int:
     last = samples[-1][1]
     total = sum(stats.calls.values())
     print()
-    print(f"| clients | minutes | requests | batches | lines answered | non-2xx | RSS start "
-          f"| RSS after warm-up | RSS end | peak |")
+    print("| clients | minutes | requests | batches | lines answered | non-2xx | RSS start "
+          "| RSS after warm-up | RSS end | peak |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.clients} | {args.minutes:g} | {total} | {stats.cycles} | {stats.lines} | "
           f"{sum(stats.bad.values())} | {samples[0][1]:.0f} MB | {base:.0f} MB | {last:.0f} MB | "

@@ -8,7 +8,6 @@ Rules, checked in this order for each line (messages as published)::
 
     <= 1 MB                           Line N exceeds maximum size of 1048576 bytes
     valid JSON                        Line N is not valid JSON
-    numbers kept exactly              Line N has an integer beyond 64 bits at body.X; ...
     an object                         Line N must be a JSON object
     custom_id non-empty string        Line N is missing custom_id
     custom_id unique                  Line N duplicates custom_id "X"
@@ -18,6 +17,7 @@ Rules, checked in this order for each line (messages as published)::
     one url per file                  Line N url "X" does not match the batch endpoint "Y"
     body non-empty object             Line N is missing body
     body.stream is not true           Line N has stream=true; streaming is not supported in batch mode
+    numbers kept exactly              Line N has an integer beyond 64 bits at body.X; ...
 
 and then for the file: at least one line, at most 200 MB, at most 50,000 lines.
 
@@ -84,6 +84,7 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 # Every integer beyond that range has at least 20 digits: only a line holding such a run of
 # digits (in a string or not) is parsed a second time, exactly, to look.
 _LONG_DIGITS = re.compile(rb"[0-9]{20}")
+_FLOAT_MIN, _FLOAT_MAX = float(_INT_MIN), float(_INT_MAX + 1)
 _LONG_DIGITS_STR = re.compile(r"[0-9]{20}")
 BATCH_ENDPOINT = "/v1/chat/completions"
 # A set, not a constant string, because the "one url per file" rule only means something
@@ -174,6 +175,9 @@ def _check_body(obj: dict[str, Any], line: int) -> LineError | None:
 
 
 def _number_rule(raw: bytes, line: int) -> LineError | None:
+    """The exact-number rule of one line. It reads the line a second time (with a regex
+    pre-check, then Python's exact parser), so the validator's fast path calls it only
+    for a line that shows a sign of a big integer; every other line gets it."""
     where = inexact_number_in_json(raw)
     if where is None:
         return None
@@ -336,10 +340,6 @@ class Validator:
                     obj = loads(raw)
                 except decode_error:
                     return LineError("invalid_json", f"Line {line} is not valid JSON", line)
-                if _LONG_DIGITS.search(raw) is not None:
-                    err = _number_rule(raw, line)
-                    if err is not None:
-                        return err
                 if type(obj) is dict and url is not None:
                     cid = obj.get("custom_id")
                     method = obj.get("method")
@@ -354,9 +354,20 @@ class Validator:
                         and body
                         and body.get("stream") is not True
                     ):
-                        ids.add(cid)
-                        continue
+                        # orjson reads an integer beyond 64 bits as a float: a float
+                        # outside the 64-bit range among the body's parameters (seed,
+                        # max_tokens, ...) sends the line to the exact check. A deeper one
+                        # is left to the client's pre-flight: walking every value of
+                        # every line would cost more than the parse (see _number_rule).
+                        for v in body.values():
+                            if type(v) is float and not _FLOAT_MIN <= v < _FLOAT_MAX:
+                                break
+                        else:
+                            ids.add(cid)
+                            continue
                 err = self._rules(obj, line, size)
+                if err is None:
+                    err = _number_rule(raw, line)
                 if err is not None:
                     return err
                 url = self._url

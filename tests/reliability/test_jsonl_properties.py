@@ -66,6 +66,8 @@ def oracle(lines: list[bytes]) -> tuple[int, str] | None:
         if raw.strip() == b"":
             continue
         count += 1
+        if len(raw) > 1_048_576:  # checked first: an oversized line is never parsed
+            return n, f"Line {n} exceeds maximum size of 1048576 bytes"
         try:
             obj = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError):
@@ -74,8 +76,6 @@ def oracle(lines: list[bytes]) -> tuple[int, str] | None:
             return n, f"Line {n} is not valid JSON"
         if type(obj) is not dict:
             return n, f"Line {n} must be a JSON object"
-        if len(raw) > 1_048_576:
-            return n, f"Line {n} exceeds maximum size of 1048576 bytes"
         cid = obj.get("custom_id")
         if type(cid) is not str or cid == "":
             return n, f"Line {n} is missing custom_id"
@@ -98,6 +98,12 @@ def oracle(lines: list[bytes]) -> tuple[int, str] | None:
             return n, f"Line {n} is missing body"
         if body.get("stream") is True:
             return n, f"Line {n} has stream=true; streaming is not supported in batch mode"
+        for k, v in body.items():  # last: numbers the service would change on the way
+            if type(v) is int and not -(2**63) <= v <= 2**64 - 1:
+                return n, (
+                    f"Line {n} has an integer beyond 64 bits at body.{k}; it cannot be "
+                    "forwarded exactly (it would become a float): send it as a string"
+                )
     if count == 0:
         return 0, "Input file contains no JSONL lines"
     return None
@@ -113,6 +119,8 @@ bodies = st.one_of(
     st.fixed_dictionaries(
         {"model": st.just("m"), "stream": st.sampled_from([True, False, "true", 1])}
     ),
+    # integers on both sides of the 64-bit range the service keeps exactly
+    st.fixed_dictionaries({"model": st.just("m"), "seed": st.integers(-(2**70), 2**70)}),
     st.just({}),
     st.just([]),
     st.just(None),
@@ -244,7 +252,8 @@ _extras = st.fixed_dictionaries(
         "max_tokens": st.integers(1, 4096),
         "stream": st.just(False),
         "metadata": st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
-        "seed": st.integers(-(2**70), 2**70),  # beyond 64 bits is still JSON
+        # the whole range the service keeps exactly (beyond it: invalid_number)
+        "seed": st.integers(-(2**63), 2**64 - 1),
     },
 )
 

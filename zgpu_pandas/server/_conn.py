@@ -59,8 +59,11 @@ def guarded_protocol(head_timeout: float) -> type[asyncio.Protocol]:
         def _zgpu_expire(self, cycle: Any) -> None:
             self._zgpu_timer = None
             transport = getattr(self, "transport", None)
-            same = getattr(self, "cycle", None) is cycle
-            if same and transport is not None and not transport.is_closing():
+            now = getattr(self, "cycle", None)
+            # No new request since arming, and none in flight (a pipelined request may be
+            # the current cycle already; a body in flight is timed by the middleware).
+            idle = now is cycle and (now is None or getattr(now, "response_complete", True))
+            if idle and transport is not None and not transport.is_closing():
                 transport.close()
 
     GuardedProtocol.__name__ = GuardedProtocol.__qualname__ = f"Guarded{base.__name__}"

@@ -544,6 +544,23 @@ def _validate_file(path: Path) -> ValidationResult:
         return validate_stream(f)
 
 
+async def _validate_input(ctx: ServerContext, fid: str, rel: str) -> ValidationResult:
+    # Reading and checking up to 100 MB takes a while: off the event loop, so polls and
+    # other requests are served meanwhile.
+    try:
+        return await run_in_threadpool(_validate_file, ctx.store.path_of(rel))
+    except FileNotFoundError:
+        # The record is there but its body is not (removed by hand, or lost): the caller
+        # can fix that by uploading again, so a 404 on the input, not a server error.
+        raise ApiError(
+            404, f"Input file {fid} has no content on this server (its body is missing); "
+            "upload the file again", code="file_not_found", param="input_file_id",
+        ) from None
+    except OSError:
+        log.exception("reading the input file %s failed", fid)
+        raise ApiError(500, "Could not read the input file", code="storage_error") from None
+
+
 @_endpoint
 async def create_batch(request: Request) -> Response:
     ctx = _ctx(request)
@@ -575,20 +592,7 @@ async def create_batch(request: Request) -> Response:
     if frow is None:
         raise ApiError(404, f"Input file not found: {fid}", code="file_not_found",
                        param="input_file_id")
-    # Reading and checking up to 100 MB takes a while: off the event loop, so polls and
-    # other requests are served meanwhile.
-    try:
-        result = await run_in_threadpool(_validate_file, ctx.store.path_of(frow["path"]))
-    except FileNotFoundError:
-        # The record is there but its body is not (removed by hand, or lost): the caller
-        # can fix that by uploading again, so a 404 on the input, not a server error.
-        raise ApiError(
-            404, f"Input file {fid} has no content on this server (its body is missing); "
-            "upload the file again", code="file_not_found", param="input_file_id",
-        ) from None
-    except OSError:
-        log.exception("reading the input file %s failed", fid)
-        raise ApiError(500, "Could not read the input file", code="storage_error") from None
+    result = await _validate_input(ctx, fid, frow["path"])
     error = None
     if result.error is not None:
         error = result.error.to_dict()
