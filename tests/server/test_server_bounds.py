@@ -4,6 +4,7 @@ metadata, and a line over 1 MB (refused before it is parsed). One test per bound
 from __future__ import annotations
 
 import socket
+import threading
 import tracemalloc
 from typing import Any
 
@@ -143,3 +144,21 @@ def test_validating_an_oversized_line_takes_no_more_memory_than_the_line():
         tracemalloc.stop()
     assert err is not None and err.code == "line_too_large"
     assert peak < len(raw)
+
+
+def test_connections_of_finished_threads_are_closed(tmp_path):
+    # The request thread pool retires idle threads and starts new ones: the store keeps
+    # one SQLite connection per live thread, not one per thread that ever ran.
+    from zgpu_pandas.server.store import Store
+
+    store = Store(tmp_path / "data")
+    store.open()
+    try:
+        for _ in range(20):
+            t = threading.Thread(target=lambda: store.list_batches("p", after=None, limit=1))
+            t.start()
+            t.join()
+        store.list_batches("p", after=None, limit=1)  # one more connection, this thread's
+        assert len(store._conns) <= 2
+    finally:
+        store.close()

@@ -1,5 +1,6 @@
-"""The HTTP edge of the server, below the routes: request ids, CORS, auth, the request
-log and fault injection (fail, delay, drop, truncate), as one pure ASGI middleware.
+"""The HTTP edge of the server, below the routes: request ids, CORS, auth, the (bounded)
+request log, a timeout on request bodies that stop arriving, and fault injection (fail,
+delay, drop, truncate), as one pure ASGI middleware.
 
 Dropping a connection: the middleware sends response headers announcing a body, then
 raises :class:`ConnectionDropped`; uvicorn closes the socket, so the client sees a

@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 FILE_RETENTION_SECONDS = 30 * 24 * 3600
+_CACHE_KB = 512  # SQLite page cache per connection
 # the lifecycle's two halves, from the one definition the client uses too
 ACTIVE_STATUSES = tuple(s for s in BATCH_STATUSES if s not in TERMINAL_STATUSES)
 
@@ -179,7 +180,10 @@ class Store:
         self.tmp_dir = self.data_dir / "tmp"
         self._lock = _DirLock(self.data_dir / ".lock")
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        # every thread's connection, with its thread: the request thread pool retires idle
+        # threads and starts new ones, so a dead thread's connection is closed (not kept
+        # until the server stops, which would grow without bound over a long run)
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._open = False
 
@@ -219,7 +223,7 @@ class Store:
 
     def close(self) -> None:
         with self._conns_lock:
-            for c in self._conns:
+            for _, c in self._conns:
                 with contextlib.suppress(sqlite3.Error):
                     c.close()
             self._conns.clear()
@@ -245,9 +249,22 @@ class Store:
             # NORMAL in WAL mode survives a process crash (the case that matters here:
             # a killed server); only an OS crash may lose the last transactions.
             c.execute("PRAGMA synchronous=NORMAL")
+            # Each request thread has a connection (the thread pool holds about 40), and
+            # each caches up to 2 MB of pages by default, which a long-running server fills
+            # as the database grows. 512 KB each holds every index path a request walks;
+            # the OS caches the rest.
+            c.execute(f"PRAGMA cache_size=-{_CACHE_KB}")
             self._local.conn = c
             with self._conns_lock:
-                self._conns.append(c)
+                live = []
+                for thread, other in self._conns:
+                    if thread.is_alive():
+                        live.append((thread, other))
+                    else:
+                        with contextlib.suppress(sqlite3.Error):
+                            other.close()
+                live.append((threading.current_thread(), c))
+                self._conns = live
         return c
 
     @contextlib.contextmanager
@@ -364,6 +381,40 @@ class Store:
         ``errors`` is given (a create that failed validation)."""
         bid = _ids.batch_id()
         t = time.time()
+        failed = errors is not None
+        # The batch's folder exists before its row: the worker may pick a new batch up
+        # the moment the row is committed, and appends to files in that folder.
+        bdir = self.batches_dir / bid
+        if not failed:
+            bdir.mkdir(exist_ok=True)
+        try:
+            self._insert_batch(
+                bid, t, project=project, endpoint=endpoint, input_file=input_file,
+                completion_window=completion_window, metadata=metadata,
+                window_seconds=window_seconds, total=total, errors=errors,
+            )
+        except BaseException:
+            with contextlib.suppress(OSError):
+                bdir.rmdir()
+            raise
+        row = self.batch_row(bid)
+        assert row is not None
+        return row
+
+    def _insert_batch(
+        self,
+        bid: str,
+        t: float,
+        *,
+        project: str,
+        endpoint: str,
+        input_file: sqlite3.Row,
+        completion_window: str,
+        metadata: dict[str, Any],
+        window_seconds: float,
+        total: int,
+        errors: dict[str, Any] | None,
+    ) -> None:
         now = int(t)
         failed = errors is not None
         with self.tx() as c:
@@ -389,11 +440,6 @@ class Store:
                     0 if failed else total, t + window_seconds,
                 ),
             )
-        if not failed:
-            (self.batches_dir / bid).mkdir(exist_ok=True)
-        row = self.batch_row(bid)
-        assert row is not None
-        return row
 
     def batch_row(self, bid: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.conn.execute(
