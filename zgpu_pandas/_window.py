@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Done", "SlidingWindow"]
 
@@ -66,6 +66,7 @@ class SlidingWindow:
         call: Callable[[T], Awaitable[R]],
         *,
         may_start: Callable[[], bool] | None = None,
+        source_waits: bool = False,
     ) -> AsyncIterator[Done[T, R]]:
         """Run ``call(item)`` for every item, ``limit`` at a time, yielding each as it ends
         (completion order, not input order).
@@ -74,7 +75,16 @@ class SlidingWindow:
         call starts (a cancel, a deadline, a spending cap), the calls in flight still end
         and are yielded, and the items not started are left in ``items`` (an iterator is
         not advanced past them).
+
+        ``source_waits=True`` is for a source that may wait a long time for its next item
+        (a queue fed by new work, as the server's worker is): the next item is then awaited
+        alongside the calls in flight, so finished calls are yielded while the source
+        waits instead of after it. ``may_start`` is asked before each item is awaited.
         """
+        if source_waits:
+            async for done in self._map_waiting(_aiter(items), call, may_start):
+                yield done
+            return
         source = _aiter(items)
         running: dict[asyncio.Task[R], T] = {}
         exhausted = False
@@ -113,6 +123,69 @@ class SlidingWindow:
                 # Let the cancelled calls unwind (close their connections) before returning.
                 await asyncio.gather(*running, return_exceptions=True)
             self.in_flight = 0
+
+
+    async def _map_waiting(
+        self,
+        source: AsyncIterator[T],
+        call: Callable[[T], Awaitable[R]],
+        may_start: Callable[[], bool] | None,
+    ) -> AsyncIterator[Done[T, R]]:
+        """``map`` with the next item awaited concurrently with the calls in flight."""
+        running: dict[asyncio.Future[R], T] = {}
+        pull: asyncio.Future[T] | None = None
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(running) < self.limit:
+                    if pull is None:
+                        if may_start is not None and not may_start():
+                            exhausted = True
+                            break
+                        pull = asyncio.ensure_future(source.__anext__())
+                    if not pull.done():
+                        break
+                    ready, pull = pull, None
+                    try:
+                        item = ready.result()
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    task = asyncio.ensure_future(call(item))
+                    running[task] = item
+                    self.started += 1
+                    self.in_flight = len(running)
+                    self.peak = max(self.peak, self.in_flight)
+                if not running and pull is None:
+                    return
+                waiting: set[asyncio.Future[Any]] = set(running)
+                if pull is not None and len(running) < self.limit:
+                    waiting.add(pull)
+                finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    if task is pull:
+                        continue  # picked up by the filling loop above
+                    item = running.pop(task)
+                    self.in_flight = len(running)
+                    yield _done_of(item, task)
+        finally:
+            if pull is not None:
+                pull.cancel()
+                await asyncio.gather(pull, return_exceptions=True)
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            self.in_flight = 0
+
+
+def _done_of(item: T, task: asyncio.Future[R]) -> Done[T, R]:
+    if task.cancelled():
+        return Done(item, error=asyncio.CancelledError())
+    exc = task.exception()
+    if exc is not None:
+        return Done(item, error=exc)
+    return Done(item, result=task.result())
 
 
 async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import jsonschema
 import orjson
 import pydantic
+import time
+
 import pytest
 
 from tests.support import MODEL, chat_line
@@ -288,12 +290,19 @@ def test_upstream_auth_and_unknown_model(start_server, api_for, upstream, make_l
     assert err["message"].startswith("[legacy:http_404] ")
 
 
-def test_upstream_unreachable_is_internal_error(start_server, api_for, make_lines):
+def test_an_unreachable_upstream_pauses_lines_until_the_window_ends(start_server, api_for, make_lines):
+    # Nothing answers: no line fails with a connection error; the lines wait, and only the
+    # end of the completion window ends them (as batch_expired: they never ran).
     srv = start_server(engine="upstream", upstream_url="http://127.0.0.1:9", upstream_backoff=0.01,
-                       upstream_max_retries=1)
+                       upstream_max_retries=1, completion_window_seconds=1.5)
     api = api_for(srv)
-    done = api.wait(api.submit(make_lines(1))["id"])
-    assert api.jsonl_of(done["error_file_id"])[0]["error"]["code"] == "internal_error"
+    bid = api.submit(make_lines(2))["id"]
+    time.sleep(0.8)
+    assert api.get(f"/v1/batches/{bid}").json()["request_counts"]["failed"] == 0
+    done = api.wait(bid)
+    assert done["status"] == "expired"
+    codes = {e["error"]["code"] for e in api.jsonl_of(done["error_file_id"])}
+    assert codes == {"batch_expired"}
 
 
 def test_sync_endpoint_through_upstream(start_server, api_for, upstream):

@@ -108,3 +108,63 @@ def test_async_iterable_items():
 def test_limit_must_be_positive(limit):
     with pytest.raises(ValueError, match="at least 1"):
         SlidingWindow(limit=limit)
+
+
+def test_a_waiting_source_does_not_hold_back_finished_calls():
+    # A queue fed later (the server's worker): while the source waits for its next item,
+    # the calls already started are still yielded as they end.
+    async def main():
+        queue: asyncio.Queue = asyncio.Queue()
+        yielded_before_more = []
+
+        async def source():
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                yield item
+
+        async def call(i):
+            await asyncio.sleep(0.01)
+            return i
+
+        for i in range(3):
+            queue.put_nowait(i)
+        window = SlidingWindow(limit=2)
+        got = []
+        async for done in window.map(source(), call, source_waits=True):
+            got.append(done.result)
+            if len(got) == 3:
+                yielded_before_more.extend(got)
+                for i in range(3, 6):
+                    queue.put_nowait(i)
+                queue.put_nowait(None)
+        return got, yielded_before_more, window
+
+    got, early, window = _run(main())
+    assert sorted(early) == [0, 1, 2]  # all three came back while the source was waiting
+    assert sorted(got) == list(range(6))
+    assert window.peak == 2 and window.in_flight == 0
+
+
+def test_a_waiting_source_is_cancelled_cleanly_when_the_loop_stops():
+    async def main():
+        started = []
+
+        async def source():
+            yield 1
+            await asyncio.Event().wait()  # never another item
+            yield 2  # pragma: no cover
+
+        async def call(i):
+            started.append(i)
+            return i
+
+        window = SlidingWindow(limit=4)
+        async for done in window.map(source(), call, source_waits=True):
+            assert done.result == 1
+            break
+        return started, window
+
+    started, window = _run(main())
+    assert started == [1] and window.in_flight == 0

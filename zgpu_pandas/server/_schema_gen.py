@@ -21,7 +21,7 @@ import random
 import re
 from typing import Any
 
-__all__ = ["generate", "sentiment"]
+__all__ = ["generate", "generate_bounded", "sentiment"]
 
 _MAX_DEPTH = 8
 
@@ -74,16 +74,34 @@ def keywords(text: str, limit: int) -> list[str]:
 
 def generate(schema: Any, *, text: str, seed: str = "") -> Any:
     """A value valid against ``schema``, derived from ``text`` (and ``seed``)."""
+    return generate_bounded(schema, text=text, seed=seed, budget=None)[0]
+
+
+def generate_bounded(schema: Any, *, text: str, seed: str = "", budget: int | None) -> tuple[Any, bool]:
+    """``(value, cut)``: as :func:`generate`, but generation stops once about ``budget``
+    characters are written (``cut`` is then True and the value is incomplete), so a schema
+    asking for an enormous value (``minLength: 10**12``, ``minItems: 10**9``) costs
+    ``budget``, not all memory: a model stops at its context size too."""
     digest = hashlib.blake2b(f"{seed}\x00{text}".encode(), digest_size=8).digest()
-    gen = _Gen(schema if isinstance(schema, dict) else {}, text, random.Random(digest))
-    return gen.value(schema, "", 0)
+    gen = _Gen(schema if isinstance(schema, dict) else {}, text, random.Random(digest), budget)
+    value = gen.value(schema, "", 0)
+    return value, gen.cut
 
 
 class _Gen:
-    def __init__(self, root: dict[str, Any], text: str, rng: random.Random) -> None:
+    def __init__(
+        self, root: dict[str, Any], text: str, rng: random.Random, budget: int | None = None
+    ) -> None:
         self.root = root
         self.text = text
         self.rng = rng
+        self.left = budget if budget is not None else 1 << 62
+        self.cut = False
+
+    def spend(self, chars: int) -> None:
+        self.left -= chars
+        if self.left < 0:
+            self.cut = True
 
     def resolve(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
         while "$ref" in schema and depth < _MAX_DEPTH:
@@ -101,6 +119,9 @@ class _Gen:
         return schema
 
     def value(self, schema: Any, name: str, depth: int) -> Any:
+        if self.cut:
+            return None
+        self.spend(8)  # a scalar, or the brackets and separators of a container
         if schema is True or not isinstance(schema, dict):
             return self.scalar_string(name, {})
         schema = self.resolve(schema, depth)
@@ -160,7 +181,13 @@ class _Gen:
         props = schema.get("properties")
         if not isinstance(props, dict):
             return {}
-        return {key: self.value(sub, key, depth + 1) for key, sub in props.items()}
+        out: dict[str, Any] = {}
+        for key, sub in props.items():
+            if self.cut:
+                break
+            self.spend(len(str(key)))
+            out[key] = self.value(sub, key, depth + 1)
+        return out
 
     def array(self, schema: dict[str, Any], name: str, depth: int) -> list[Any]:
         items = schema.get("items", {})
@@ -181,10 +208,11 @@ class _Gen:
             out = opts[: max(lo, min(hi, 2))]
         else:
             count = max(lo, min(hi, 2))
-            out = [self.value(items, name, depth + 1) for _ in range(count)]
+            while len(out) < count and not self.cut:
+                out.append(self.value(items, name, depth + 1))
         unique = bool(schema.get("uniqueItems"))
         filler = 0
-        while len(out) < lo:
+        while len(out) < lo and not self.cut:
             filler += 1
             candidate = self.value(items, f"{name}{filler}", depth + 1)
             if isinstance(candidate, str) and (unique or candidate in out):
@@ -264,7 +292,8 @@ class _Gen:
         if isinstance(hi, int) and len(value) > hi:
             value = value[:hi]
         if len(value) < lo:
-            value = value + "x" * (lo - len(value))
+            value = value + "x" * min(lo - len(value), max(self.left, 0) + 1)
+        self.spend(len(value))
         return value
 
 

@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import random
 import re
@@ -33,7 +34,7 @@ from .._catalog import MODELS
 from .._retry import RetryPolicy, parse_retry_after, transient_status
 from . import _ids
 from ._errors import legacy_message
-from ._schema_gen import generate, keywords, sentiment
+from ._schema_gen import generate_bounded, keywords, sentiment
 
 __all__ = [
     "BuiltinEngine",
@@ -45,6 +46,13 @@ __all__ = [
 ]
 
 ECHO_CHARS = 300  # how much of the user's text the plain reply echoes
+# The largest upstream answer kept (a chat completion of a 1M-token context is ~4 MB per
+# choice; this leaves room for n > 1 and logprobs while bounding memory per call in flight).
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Transport failures in which the upstream gave no answer at all: the upstream is down or
+# unreachable. ReadTimeout is not one (the upstream took the request and is slow).
+_UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,9 @@ class LineResult:
     message: str | None = None
     request_id: str | None = None
     status: int = 200
+    # True when the upstream could not be reached at all (no answer): the batch worker
+    # pauses such a line instead of failing it (the sync endpoint answers the error)
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -125,8 +136,10 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
-def _reply(body: dict[str, Any]) -> tuple[str, str]:
-    """``(content, finish_reason)`` of the built-in engine for a valid body."""
+def _reply(body: dict[str, Any], choice: int = 0, *, budget: int | None = None) -> tuple[str, str]:
+    """``(content, finish_reason)`` of choice ``choice`` of the built-in engine for a valid
+    body. ``budget`` bounds the content in characters (the model's context left after the
+    prompt); ``max_tokens`` bounds it further."""
     model = str(body.get("model"))
     messages = body.get("messages")
     text = _last_user_text(messages if isinstance(messages, list) else [])
@@ -134,20 +147,108 @@ def _reply(body: dict[str, Any]) -> tuple[str, str]:
     fmt_type = fmt.get("type") if isinstance(fmt, dict) else None
     info = MODELS.get(model)
     kind = info.kind if info is not None else "chat"
+    limit = _max_tokens(body)
+    chars = MAX_REPLY_CHARS if budget is None else min(budget, MAX_REPLY_CHARS)
+    if limit is not None:
+        chars = min(chars, limit * 4)
+    tag = _sample_tag(body, choice)
+    cut = False
     if fmt_type == "json_schema":
         spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
         schema = spec.get("schema", {}) if isinstance(spec, dict) else {}
-        content = orjson.dumps(generate(schema, text=text, seed=model)).decode()
+        value, cut = generate_bounded(
+            schema, text=text, seed=model if tag is None else f"{model}/{tag}", budget=chars
+        )
+        content = orjson.dumps(value).decode()
     elif fmt_type == "json_object":
-        content = orjson.dumps({"model": model, "reply": _echo(text)}).decode()
+        obj: dict[str, Any] = {"model": model, "reply": _echo(text)}
+        if tag is not None:
+            obj["sample"] = tag
+        content = orjson.dumps(obj).decode()
     elif kind == "chat":
-        content = f"[{model}] {_echo(text)}"
+        content = f"[{model}] {_echo(text)}" + ("" if tag is None else f" ({tag})")
     else:
         content = orjson.dumps(_special(kind, model, text)).decode()
-    limit = _max_tokens(body)
-    if limit is not None and _tokens(len(content)) > limit:
-        return content[: limit * 4], "length"
+    if cut or len(content) > chars:
+        return content[:chars], "length"
     return content, "stop"
+
+
+MAX_REPLY_CHARS = 4 * 1024 * 1024  # one built-in reply at most (whatever the context)
+
+
+def _temperature(body: dict[str, Any]) -> float:
+    t = body.get("temperature")
+    return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else 1.0
+
+
+def _sample_tag(body: dict[str, Any], choice: int) -> str | None:
+    """How choice ``choice`` differs from the deterministic reply: ``None`` for the
+    deterministic reply itself (every choice at temperature 0, and choice 0 when no seed
+    is given), else a tag drawn from the seed, distinct per choice. Same seed, same tags."""
+    seed = body.get("seed")
+    if _temperature(body) == 0 or (seed is None and choice == 0):
+        return None
+    n = _n_of(body)
+    key = f"{seed!r}\x00{body.get('model')}\x00{_last_user_text(body.get('messages') or [])}"
+    rng = random.Random(hashlib.blake2b(key.encode(), digest_size=8).digest())
+    tags = rng.sample(range(100_000), max(n, choice + 1))  # distinct across the choices
+    return f"sample {tags[choice]:05d}"
+
+
+def _n_of(body: dict[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_N else 1
+
+
+MAX_N = 128  # as the OpenAI API allows
+MAX_TOP_LOGPROBS = 20
+_ALTERNATIVES = [" the", " a", ",", ".", " and", " of", " to", " is", " in", " it", " that",
+                 " for", " on", " with", " as", " was", " be", " this", " not", " or", " but"]
+
+
+def _check_sampling(body: dict[str, Any]) -> LineResult | None:
+    """``n``, ``logprobs`` and ``top_logprobs`` as the OpenAI API checks them."""
+    n = body.get("n")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N):
+        return _fail("invalid_request_error", f"n must be an integer from 1 to {MAX_N}, got {n!r}.", 400)
+    lp = body.get("logprobs")
+    if lp is not None and not isinstance(lp, bool):
+        return _fail("invalid_request_error", f"logprobs must be a boolean, got {lp!r}.", 400)
+    top = body.get("top_logprobs")
+    if top is not None:
+        if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= MAX_TOP_LOGPROBS:
+            return _fail("invalid_request_error",
+                         f"top_logprobs must be an integer from 0 to {MAX_TOP_LOGPROBS}, got {top!r}.", 400)
+        if lp is not True:
+            return _fail("invalid_request_error", "top_logprobs requires logprobs: true.", 400)
+    return None
+
+
+def _logprobs(content: str, body: dict[str, Any], choice: int) -> dict[str, Any]:
+    """OpenAI-shaped logprobs of ``content``: one entry per token (4 characters, the same
+    split as the usage estimate), each with its ``top_logprobs`` alternatives. Probabilities
+    are drawn from the request (same request, same numbers); the chosen token is the most
+    likely one, lower temperatures make it likelier, and the alternatives of a token never
+    add up to more than the probability left."""
+    top = body.get("top_logprobs") or 0
+    temperature = _temperature(body)
+    key = f"{body.get('seed')!r}\x00{choice}\x00{content}"
+    rng = random.Random(hashlib.blake2b(key.encode(), digest_size=8).digest())
+    spread = min(0.5, 0.05 + 0.2 * temperature)
+    entries = []
+    for i in range(0, len(content), 4):
+        token = content[i : i + 4]
+        p = 1.0 - spread * rng.random()
+        alts = [a for a in _ALTERNATIVES if a != token][: max(0, top - 1)]
+        top_list = [{"token": token, "logprob": math.log(p), "bytes": list(token.encode())}]
+        rest = 1.0 - p
+        for j, alt in enumerate(alts, start=1):
+            top_list.append({"token": alt, "logprob": math.log(rest * 0.5**j),
+                             "bytes": list(alt.encode())})
+        entries.append({"token": token, "logprob": top_list[0]["logprob"],
+                        "bytes": top_list[0]["bytes"], "top_logprobs": top_list[:top]})
+    return {"content": entries, "refusal": None}
 
 
 _IAB = {
@@ -208,7 +309,8 @@ def _check_body(body: Any) -> LineResult | None:
 
 
 def builtin_reply(body: dict[str, Any]) -> str:
-    """The exact ``message.content`` the built-in engine answers for request ``body``.
+    """The exact ``message.content`` the built-in engine answers for request ``body``
+    (its first choice).
 
     Deterministic: the same body always gets the same reply, and the reply contains the
     last user message (truncated to a few hundred characters) behind a ``[model]`` tag, so
@@ -221,38 +323,52 @@ def builtin_reply(body: dict[str, Any]) -> str:
         ...                "messages": [{"role": "user", "content": "Hi there"}]})
         '[gpt-oss-120b] Hi there'
     """
-    return _reply(body)[0]
+    return _reply(body, 0, budget=_budget(body))[0]
+
+
+def _budget(body: dict[str, Any]) -> int | None:
+    """Characters the model can still write: its context minus the prompt, 4 a token."""
+    info = MODELS.get(str(body.get("model")))
+    messages = body.get("messages")
+    if info is None or info.context_tokens is None or not isinstance(messages, list):
+        return None
+    return max(0, info.context_tokens - _prompt_tokens(messages)) * 4
 
 
 def builtin_completion(body: dict[str, Any], *, created: int | None = None) -> LineResult:
-    """The built-in engine's full answer (chat.completion body or a line error)."""
-    bad = _check_body(body)
+    """The built-in engine's full answer (chat.completion body or a line error).
+
+    ``n`` choices (distinct when ``temperature`` is not 0; reproducible per ``seed``),
+    ``logprobs``/``top_logprobs`` in the OpenAI shape when asked, and usage counting every
+    choice."""
+    bad = _check_body(body) or _check_sampling(body)
     if bad is not None:
         return bad
-    content, finish = _reply(body)
     prompt = _prompt_tokens(body["messages"])
-    completion = _tokens(len(content))
-    n = body.get("n")
-    choices = max(1, min(n, 8)) if isinstance(n, int) and not isinstance(n, bool) else 1
+    budget = _budget(body)
+    n = _n_of(body)
+    choices = []
+    completion = 0
+    for i in range(n):
+        content, finish = _reply(body, i, budget=None if budget is None else budget // n)
+        completion += _tokens(len(content))
+        choices.append({
+            "index": i,
+            "message": {"role": "assistant", "content": content, "refusal": None,
+                        "annotations": []},
+            "finish_reason": finish,
+            "logprobs": _logprobs(content, body, i) if body.get("logprobs") is True else None,
+        })
     completion_body = {
         "id": _ids.chatcmpl_id(),
         "object": "chat.completion",
         "created": int(time.time()) if created is None else created,
         "model": body["model"],
-        "choices": [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": content, "refusal": None,
-                            "annotations": []},
-                "finish_reason": finish,
-                "logprobs": None,
-            }
-            for i in range(choices)
-        ],
+        "choices": choices,
         "usage": {
             "prompt_tokens": prompt,
-            "completion_tokens": completion * choices,
-            "total_tokens": prompt + completion * choices,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0,
@@ -353,8 +469,10 @@ class UpstreamEngine(Engine):
         max_retries: int = 3,
         timeout: float = 600.0,
         backoff: float = 0.5,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.url = chat_url(base_url)
+        self.max_answer_bytes = max(1, int(max_answer_bytes))
         self._headers = {"content-type": "application/json", **(headers or {})}
         if api_key:
             self._headers.setdefault("authorization", f"Bearer {api_key}")
@@ -390,39 +508,72 @@ class UpstreamEngine(Engine):
     async def complete(self, body: Any) -> LineResult:
         if not isinstance(body, dict):
             return _fail("invalid_request_error", "The request body must be a JSON object.", 400)
-        payload = orjson.dumps(body)
+        try:
+            payload = orjson.dumps(body)
+        except orjson.JSONEncodeError as exc:  # parsed, but deeper than orjson writes
+            return _fail("invalid_request_error", f"The request body cannot be forwarded: {exc}", 400)
         attempt = 0
         while True:
             retry_after: float | None = None
             try:
-                resp = await self._http().post(self.url, content=payload, headers=self._headers)
+                result, retryable, retry_after = await self._post(payload)
+            except _UNREACHABLE as exc:
+                result = LineResult(
+                    code="internal_error", status=500, unreachable=True,
+                    message=legacy_message(
+                        "internal_error", f"Upstream request failed: {type(exc).__name__}"),
+                )
+                retryable = True
             except httpx.TransportError as exc:
                 result = _fail(
                     "internal_error", f"Upstream request failed: {type(exc).__name__}", 500
                 )
                 retryable = True
-            else:
-                result, retryable = self._result(resp)
-                if result.ok:
-                    return result
-                retry_after = parse_retry_after(resp.headers)
+            if result.ok:
+                return result
             delay = self._policy.delay(attempt, retry_after=retry_after, rand=self._rng.random)
             if not retryable or delay is None:
                 return result
             await asyncio.sleep(delay)
             attempt += 1
 
-    def _result(self, resp: httpx.Response) -> tuple[LineResult, bool]:
+    async def _post(self, payload: bytes) -> tuple[LineResult, bool, float | None]:
+        """One POST; its answer is read up to ``max_answer_bytes`` (a bigger one is not
+        kept: it becomes an ``internal_error`` that is not retried)."""
+        request = self._http().build_request("POST", self.url, content=payload, headers=self._headers)
+        resp = await self._http().send(request, stream=True)
+        try:
+            declared = resp.headers.get("content-length", "")
+            too_big = declared.isdigit() and int(declared) > self.max_answer_bytes
+            chunks: list[bytes] = []
+            size = 0
+            if not too_big:
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_answer_bytes:
+                        too_big = True
+                        break
+                    chunks.append(chunk)
+        finally:
+            await resp.aclose()
+        if too_big:
+            return _fail("internal_error", f"The upstream answer is larger than "
+                         f"{self.max_answer_bytes} bytes (max_answer_bytes); it was not kept", 500), False, None
+        result, retryable = self._result(resp, b"".join(chunks))
+        return result, retryable, None if result.ok else parse_retry_after(resp.headers)
+
+    def _result(self, resp: httpx.Response, content: bytes) -> tuple[LineResult, bool]:
         request_id = resp.headers.get("x-request-id")
         try:
-            payload = orjson.loads(resp.content)
+            payload = orjson.loads(content)
         except orjson.JSONDecodeError:
             payload = None
         if resp.status_code < 300:
             if isinstance(payload, dict):
                 return LineResult(body=payload, request_id=request_id), False
             return _fail("internal_error", "Upstream answered with a body that is not JSON", 500), True
-        code, message = map_upstream_error(resp.status_code, payload, resp.text)
+        text = content[:4000].decode("utf-8", "replace")
+        code, message = map_upstream_error(resp.status_code, payload, text)
         retryable = transient_status(resp.status_code, code)
         status = resp.status_code if resp.status_code < 600 else 500
         return _fail(code, message, status), retryable

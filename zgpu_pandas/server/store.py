@@ -107,6 +107,12 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_by_project ON batches(project, seq);
 CREATE INDEX IF NOT EXISTS batches_by_status ON batches(status);
+-- lines recorded past a batch's next_offset (they finish out of order): a restart skips them
+CREATE TABLE IF NOT EXISTS batch_done_lines (
+    batch_id TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    PRIMARY KEY (batch_id, offset)
+) WITHOUT ROWID;
 """
 
 
@@ -514,6 +520,34 @@ class Store:
                 (next_offset, out_bytes, err_bytes, completed, failed, ending, bid),
             )
 
+    def commit_lines(
+        self, bid: str, *, next_offset: int, out_bytes: int, err_bytes: int, completed: int,
+        failed: int, done_offsets: list[int], ending: str | None = None,
+    ) -> None:
+        """Record lines that finished in any order (their result lines are already in the
+        partial files): every input line before ``next_offset`` is recorded, and so are the
+        lines starting at ``done_offsets`` past it. One transaction."""
+        with self.tx() as c:
+            c.execute(
+                "UPDATE batches SET next_offset = ?, out_bytes = ?, err_bytes = ?, completed = ?,"
+                " failed = ?, ending = COALESCE(?, ending) WHERE id = ?",
+                (next_offset, out_bytes, err_bytes, completed, failed, ending, bid),
+            )
+            c.execute(
+                "DELETE FROM batch_done_lines WHERE batch_id = ? AND offset < ?", (bid, next_offset)
+            )
+            c.executemany(
+                "INSERT OR IGNORE INTO batch_done_lines (batch_id, offset) VALUES (?, ?)",
+                [(bid, o) for o in done_offsets if o >= next_offset],
+            )
+
+    def done_offsets(self, bid: str) -> set[int]:
+        """Offsets of the lines recorded past the batch's ``next_offset``."""
+        rows = self.conn.execute(
+            "SELECT offset FROM batch_done_lines WHERE batch_id = ?", (bid,)
+        ).fetchall()
+        return {int(r["offset"]) for r in rows}
+
     def set_finalizing(self, bid: str) -> bool:
         """``in_progress → finalizing``; False if the batch was cancelled meanwhile."""
         with self.tx() as c:
@@ -524,14 +558,16 @@ class Store:
             )
             return cur.rowcount == 1
 
-    def finish_batch(self, bid: str, status: str) -> None:
+    def finish_batch(self, bid: str, status: str, *, errors: dict[str, Any] | None = None) -> None:
         """Publish the output/error files and move the batch to its terminal ``status``
-        (``completed``, ``cancelled`` or ``expired``), in one transaction, so a crash
-        leaves it either still running or fully done."""
+        (``completed``, ``cancelled``, ``expired``, or ``failed`` with ``errors`` when its
+        input can no longer be read), in one transaction, so a crash leaves it either
+        still running or fully done."""
         row = self.batch_row(bid)
         assert row is not None
         now = _now()
-        stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "expired": "expired_at"}
+        stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "expired": "expired_at",
+                 "failed": "failed_at"}
         with self.tx() as c:
             ids: dict[str, str | None] = {"output": None, "errors": None}
             for kind, count, size in (
@@ -552,9 +588,11 @@ class Store:
                 )
             c.execute(
                 f"UPDATE batches SET status = ?, {stamp[status]} = ?, output_file_id = ?,"
-                " error_file_id = ? WHERE id = ?",
-                (status, now, ids["output"], ids["errors"], bid),
+                " error_file_id = ?, errors = COALESCE(?, errors) WHERE id = ?",
+                (status, now, ids["output"], ids["errors"],
+                 None if errors is None else orjson.dumps(errors).decode(), bid),
             )
+            c.execute("DELETE FROM batch_done_lines WHERE batch_id = ?", (bid,))
             deleted_input = c.execute(
                 "SELECT path FROM files WHERE id = ? AND deleted_at IS NOT NULL",
                 (row["input_file_id"],),

@@ -1,16 +1,28 @@
-"""The batch worker: runs the lines of every active batch, chunk by chunk, durably.
+"""The batch worker: runs the lines of every active batch, durably, one line at a time.
 
-One background thread with its own event loop serves all batches round-robin, one chunk
-per turn, so a huge batch does not starve a small one. A chunk is: read up to N lines from
-the input at the recorded byte offset, run them through the engine (``concurrency`` at a
-time), append the result lines to the partial output/error files, then record the new
-offsets and counts in ONE SQLite transaction. The lines of a chunk are written in a
-shuffled order (deterministic: seeded from the batch id and the chunk's input offset),
-because the spec promises no order and clients must not come to rely on one. After a crash, partial files are truncated
-back to the recorded lengths and the batch resumes at the recorded line: no line is lost
-and no finished line runs again (lines of the chunk in flight at the crash run again, as
-their results were never recorded). Cancellation and expiry are checked between chunks,
-and before each line starts when the engine is asynchronous.
+One background thread with its own event loop serves all batches. With an asynchronous
+engine (an upstream model server, or the built-in engine with latency) the lines go through
+one sliding window (``zgpu_pandas._window``) of ``concurrency`` calls: a new line starts the
+moment any call ends, with no chunk barrier waiting for the slowest line. Lines are taken
+round-robin, first between projects, then between the batches of a project, so a huge
+batch (or a project with many batches) never starves a small one. With the synchronous
+built-in engine (no latency) lines are run in chunks of ``FAST_CHUNK``, one chunk per batch
+in turn, which is what makes it fast.
+
+Durability (see ``_batchrun``): finished lines are recorded a few at a time, as soon as
+they finish, so a crash re-sends only the requests that were in flight. Any failure of one
+line (the engine raising, an answer that cannot be serialised, an input line that no longer
+parses, an injected fault) becomes that line's error line and the batch goes on; no line is
+ever sent again once its call returned. An input that can no longer be read fails the batch
+(its finished lines are published). An upstream that cannot be reached pauses the lines
+(each waits with a growing delay, up to ``OUTAGE_MAX_DELAY``) until it is back, until the
+completion window ends, or until a cancel. Recording that fails (a full disk) keeps the
+finished lines in memory, starts no new line of that batch, logs one line a minute and
+tries again.
+
+A cancel (or the deadline) stops new lines of that batch at once; the calls in flight get
+``STOP_GRACE`` seconds to finish, then are abandoned (their lines become ``batch_cancelled``
+/ ``batch_expired``), and the lines never started are written as such.
 
 Example::
 
@@ -25,19 +37,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import operator
-import os
-import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import orjson
-
-from . import _ids
+from .._window import SlidingWindow
+from ._batchrun import BatchRun
 from ._errors import legacy_message
+from ._lines import default_message, error_line, outcome_line, parse_line, shuffle_lines
 from .engines import Engine, LineResult
 from .faults import Faults
 from .store import Store
@@ -47,20 +56,38 @@ __all__ = ["Worker"]
 log = logging.getLogger("zgpu_pandas.server")
 
 FAST_CHUNK = 2000  # lines per chunk when the engine answers synchronously
-MAX_CHUNK = 1000  # lines per chunk for asynchronous engines
-DRAIN_CHUNK = 5000  # lines per chunk when writing batch_cancelled / batch_expired lines
-TARGET_CHUNK_SECONDS = 0.25  # with latency, how long a chunk should take (cancel delay)
+DRAIN_CHUNK = 5000  # lines per step when writing batch_cancelled / batch_expired lines
+STOP_GRACE = 2.0  # seconds calls in flight may still take after a cancel or the deadline
+HOUSEKEEPING_EVERY = 0.25  # seconds between looks at new, cancelled and finished batches
+OUTAGE_MAX_DELAY = 10.0  # longest wait between two tries of a line while the upstream is down
+
+_shuffle_chunk = shuffle_lines  # the name the tests of output order use
 
 _CANCELLED_MSG = legacy_message("batch_cancelled", "The batch was cancelled before this request ran.")
 _EXPIRED_MSG = legacy_message(
     "batch_expired", "The batch expired before this request ran (completion window exceeded)."
 )
-_NOT_RUN_CANCELLED = LineResult(code="batch_cancelled", message=_CANCELLED_MSG, status=0)
-_NOT_RUN_EXPIRED = LineResult(code="batch_expired", message=_EXPIRED_MSG, status=0)
+_ABANDONED = {
+    "cancel": ("batch_cancelled", legacy_message(
+        "batch_cancelled", "The batch was cancelled while this request was in flight; its "
+        "answer was not awaited.")),
+    "expire": ("batch_expired", legacy_message(
+        "batch_expired", "The batch expired while this request was in flight; its answer "
+        "was not awaited.")),
+}
+_NOT_RUN = {
+    "cancel": LineResult(code="batch_cancelled", message=_CANCELLED_MSG, status=0),
+    "expire": LineResult(code="batch_expired", message=_EXPIRED_MSG, status=0),
+    "broken": LineResult(code="internal_error", message=legacy_message(
+        "internal_error", "The batch's input could not be read any more."), status=0),
+}
 
 
 class Worker:
-    """Runs active batches in a daemon thread (see the module docstring)."""
+    """Runs active batches in a daemon thread (see the module docstring).
+
+    ``window`` is the sliding window of the asynchronous engine (``window.peak`` is the most
+    upstream calls ever in flight at once; ``None`` with the synchronous engine)."""
 
     def __init__(
         self,
@@ -76,16 +103,23 @@ class Worker:
         self.faults = faults
         self.concurrency = max(1, int(concurrency))
         self.latency = latency
+        self.window: SlidingWindow | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
         self._ready = threading.Event()
-        self._retry_at: dict[str, float] = {}
-        # Batches with a cancel request, so a chunk in flight stops starting new lines.
-        # (The durable record is the batch's "cancelling" status.)
+        # Batches with a cancel request, so lines stop starting at once (the durable record
+        # is the batch's "cancelling" status). Added to from the server's threads.
         self._cancelled: set[str] = set()
+        self._runs: dict[str, BatchRun] = {}
+        self._projects: deque[str] = deque()
+        self._by_project: dict[str, deque[BatchRun]] = {}
+        self._poked = True
+        self._next_housekeeping = 0.0
+        self._flush_soon = False
+        self._outage_since: float | None = None
 
     # --------------------------------------------------------------------- control
     def start(self) -> None:
@@ -104,14 +138,14 @@ class Worker:
 
     def notify(self) -> None:
         """Wake the worker (a batch was created or cancelled)."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
+        loop = self._loop
+        if loop is not None:
             with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(wake.set)
+                loop.call_soon_threadsafe(self._poke)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop at once. A chunk in flight is abandoned, exactly like a crash: its lines
-        were not recorded and run again on the next start."""
+        """Stop at once. Finished lines are recorded; calls in flight are abandoned, exactly
+        like a crash: they were not recorded and run again on the next start."""
         thread = self._thread
         if thread is None:
             return
@@ -122,6 +156,11 @@ class Worker:
                 loop.call_soon_threadsafe(main.cancel)
         thread.join(timeout)
         self._thread = None
+
+    def _poke(self) -> None:
+        self._poked = True
+        if self._wake is not None:
+            self._wake.set()
 
     # ------------------------------------------------------------------------ loop
     def _run(self) -> None:
@@ -140,250 +179,316 @@ class Worker:
         self._ready.set()
         engine = self.engine_factory()
         try:
-            while not self._stopping:
-                self._wake.clear()
-                worked = False
-                for bid in self.store.active_batch_ids():
-                    if self._stopping:
-                        break
-                    if self._retry_at.get(bid, 0.0) > time.monotonic():
-                        continue
-                    try:
-                        await self._step(bid, engine)
-                        worked = True
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        # Keep serving other batches; try this one again shortly.
-                        log.exception("batch %s: step failed; retrying in 1 s", bid)
-                        self._retry_at[bid] = time.monotonic() + 1.0
-                if not worked:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            if engine.is_sync:
+                await self._drive_sync(engine)
+            else:
+                await self._drive_window(engine)
         except asyncio.CancelledError:
             pass
         finally:
+            for run in self._runs.values():
+                with contextlib.suppress(Exception):
+                    run.flush()  # what finished is kept; what was in flight runs again
+                run.close()
+            self._runs.clear()
+            self._projects.clear()
+            self._by_project.clear()
             await engine.aclose()
 
-    # ------------------------------------------------------------------------ step
-    def _chunk_size(self, engine: Engine) -> int:
-        if engine.is_sync:
-            return FAST_CHUNK
-        latency = getattr(engine, "latency", 0.0) or 0.0
-        if latency > 0:
-            rounds = max(1, int(TARGET_CHUNK_SECONDS / latency))
-            return min(MAX_CHUNK, self.concurrency * rounds)
-        return min(MAX_CHUNK, self.concurrency * 8)
+    async def _idle(self) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=HOUSEKEEPING_EVERY)
+        self._wake.clear()
 
-    async def _step(self, bid: str, engine: Engine) -> None:
-        """Advance batch ``bid`` by one chunk (or finish it)."""
-        store = self.store
-        row = store.batch_row(bid)
+    # ---------------------------------------------------------------- sync engine
+    async def _drive_sync(self, engine: Engine) -> None:
+        complete = engine.complete_sync
+        while not self._stopping:
+            self._housekeeping()
+            picked = self._pick(FAST_CHUNK)
+            if picked is None:
+                await self._idle()
+                self._poked = True
+                continue
+            run, items = picked
+            for offset, cid, body in items:
+                try:
+                    outcome = complete(body)
+                except Exception as exc:  # one line's failure is that line's error
+                    outcome = self._crashed(run, exc)
+                self._finish_line(run, offset, cid, outcome)
+            run.flush()
+            await asyncio.sleep(0)  # let a cancel or a stop in between chunks
+
+    # --------------------------------------------------------------- async engine
+    async def _drive_window(self, engine: Engine) -> None:
+        self.window = window = SlidingWindow(limit=self.concurrency)
+
+        async def call(item: tuple[BatchRun, int, str, Any]) -> LineResult:
+            return await self._call(engine, *item)
+
+        lines = window.map(self._lines(), call, source_waits=True)
+        try:
+            async for done in lines:
+                run, offset, cid, _ = done.item
+                if done.error is None:
+                    assert done.result is not None
+                    outcome = done.result
+                elif isinstance(done.error, asyncio.CancelledError) and run.mode in _ABANDONED:
+                    code, message = _ABANDONED[run.mode]
+                    outcome = LineResult(code=code, message=message, status=0)
+                else:
+                    outcome = self._crashed(run, done.error)
+                self._finish_line(run, offset, cid, outcome)
+                self._schedule_flush()
+        finally:
+            await lines.aclose()  # cancels the calls in flight (a stop is a crash for them)
+
+    async def _lines(self) -> Any:
+        """The window's source: the next line to start, round-robin; waits when none."""
+        while not self._stopping:
+            self._housekeeping()
+            picked = self._pick(1)
+            if picked is None:
+                await self._idle()
+                self._poked = True
+                continue
+            run, items = picked
+            yield (run, *items[0])
+
+    def _pick(self, limit: int) -> tuple[BatchRun, list[tuple[int, str, Any]]] | None:
+        """Up to ``limit`` lines of the next batch in turn: projects take turns, and so do
+        the batches of each project, so neither a huge batch nor a project with many
+        batches starves the others."""
+        for _ in range(len(self._projects)):
+            project = self._projects[0]
+            self._projects.rotate(-1)
+            queue = self._by_project[project]
+            for _ in range(len(queue)):
+                run = queue[0]
+                queue.rotate(-1)
+                if self._may_start(run):
+                    items = self._take(run, limit)
+                    if items:
+                        return run, items
+        return None
+
+    async def _call(self, engine: Engine, run: BatchRun, offset: int, cid: str, body: Any) -> LineResult:
+        """One line's call; an unreachable upstream pauses it (see the module docstring)."""
+        task = asyncio.current_task()
+        assert task is not None
+        run.tasks.add(task)
+        delay = 0.5
+        try:
+            while True:
+                if run.mode != "run":
+                    return _NOT_RUN[run.mode]
+                if time.time() >= run.deadline:
+                    self._stop_run(run, "expire")
+                    return _NOT_RUN["expire"]
+                outcome = await engine.complete(body)
+                if not outcome.unreachable:
+                    if self._outage_since is not None:
+                        log.warning("upstream reachable again after %.0f s; paused lines resume",
+                                    time.monotonic() - self._outage_since)
+                        self._outage_since = None
+                    return outcome
+                if self._outage_since is None:
+                    self._outage_since = time.monotonic()
+                    log.warning("upstream unreachable (%s); lines are paused, not failed, and "
+                                "tried again until it is back", outcome.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, OUTAGE_MAX_DELAY)
+        finally:
+            run.tasks.discard(task)
+
+    def _schedule_flush(self) -> None:
+        # Everything that finished in this turn of the event loop is recorded together,
+        # right after it: small units without one transaction per line under load.
+        if not self._flush_soon and self._loop is not None:
+            self._flush_soon = True
+            self._loop.call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._flush_soon = False
+        for run in list(self._runs.values()):
+            if run.pending:
+                run.flush()
+                if not run.in_flight and (run.exhausted or run.mode != "run"):
+                    self._poke()  # its end (or its drain) is due
+
+    # -------------------------------------------------------------------- lines
+    def _take(self, run: BatchRun, limit: int) -> list[tuple[int, str, Any]]:
+        """Up to ``limit`` lines of ``run`` to start; lines that cannot run (unparseable,
+        an injected fault) are finished on the spot. Marks the run broken on a read error."""
+        todo: list[tuple[int, str, Any]] = []
+        try:
+            while len(todo) < limit:
+                taken = run.take_line()
+                if taken is None:
+                    self._poked = True
+                    break
+                offset, raw = taken
+                cid, body, problem = parse_line(raw)
+                if problem is not None:
+                    message = legacy_message("invalid_request_error", f"This request cannot run: {problem}.")
+                    run.finished(offset, error_line(cid, "invalid_request_error", message), False)
+                    continue
+                assert cid is not None
+                hit = self.faults.line_failure(cid) if self.faults.has_line_faults else None
+                if hit is not None:
+                    code, message_ = hit
+                    run.finished(offset, error_line(
+                        cid, code, legacy_message(code, message_ or default_message(code))), False)
+                    continue
+                todo.append((offset, cid, body))
+        except OSError as exc:
+            run.mode = "broken"
+            run.broken_reason = f"{type(exc).__name__}: {exc.strerror or exc}"
+            run.close()
+            self._poked = True
+        if not todo and run.pending:
+            self._schedule_flush()
+        return todo
+
+    def _finish_line(self, run: BatchRun, offset: int, cid: str, outcome: LineResult) -> None:
+        line, ok = outcome_line(cid, outcome)
+        run.finished(offset, line, ok)
+
+    def _crashed(self, run: BatchRun, exc: BaseException) -> LineResult:
+        run.warn("line", "batch %s: a line failed with %s: %s (that line gets an internal_error; "
+                 "the batch goes on)", run.bid, type(exc).__name__, exc)
+        return LineResult(code="internal_error", status=500, message=legacy_message(
+            "internal_error", f"Internal error while running this request ({type(exc).__name__})."))
+
+    # ------------------------------------------------------------- housekeeping
+    def _may_start(self, run: BatchRun) -> bool:
+        if run.mode == "run":
+            if run.bid in self._cancelled:
+                self._stop_run(run, "cancel")
+            elif not run.exhausted and time.time() >= run.deadline:
+                # (a batch whose every line has started completes, as before)
+                self._stop_run(run, "expire")
+        return run.mode == "run" and not run.exhausted and not run.blocked
+
+    def _stop_run(self, run: BatchRun, mode: str) -> None:
+        run.mode = mode
+        self._poked = True
+        if run.tasks and self._loop is not None:
+            self._loop.call_later(STOP_GRACE, _abandon, run)
+
+    def _housekeeping(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not (force or self._poked or now >= self._next_housekeeping):
+            return
+        self._poked = False
+        self._next_housekeeping = now + HOUSEKEEPING_EVERY
+        try:
+            active = self.store.active_batch_ids()
+        except Exception as exc:  # the database is busy or broken: try again shortly
+            log.warning("batch worker: cannot list active batches (%s)", exc)
+            return
+        for bid in active:
+            if bid not in self._runs:
+                self._add_run(bid)
+        gone = set(self._runs) - set(active)
+        for run in list(self._runs.values()):
+            if run.bid in gone:
+                self._drop_run(run)
+                continue
+            try:
+                self._may_start(run)
+                self._advance(run)
+            except Exception as exc:  # keep serving the other batches
+                run.warn("step", "batch %s: %s: %s; tried again shortly", run.bid,
+                         type(exc).__name__, exc)
+
+    def _add_run(self, bid: str) -> None:
+        row = self.store.batch_row(bid)
         if row is None:
             return
-        status = row["status"]
-        if status == "finalizing":
-            store.finish_batch(bid, "completed")
+        if row["status"] == "finalizing":
+            self.store.finish_batch(bid, "completed")
             return
-        if row["ending"] == "expired" or (
-            status == "in_progress" and time.time() >= row["deadline"]
-        ):
-            mode = "expire"
-        elif status == "cancelling":
-            mode = "cancel"
-        else:
-            mode = "run"
-        size = DRAIN_CHUNK if mode != "run" else self._chunk_size(engine)
-        lines, next_offset = _read_lines(store.path_of(row["input_path"]), row["next_offset"], size)
-        if not lines:
-            self._cancelled.discard(bid)
-            if row["ending"] == "expired":
-                store.finish_batch(bid, "expired")
-            elif mode == "cancel":
-                store.finish_batch(bid, "cancelled")
-            elif store.set_finalizing(bid):
-                store.finish_batch(bid, "completed")
-            # else: cancelled meanwhile; the next turn sees "cancelling" and ends it.
+        run = BatchRun(self.store, row)
+        self._runs[bid] = run
+        if run.project not in self._by_project:
+            self._by_project[run.project] = deque()
+            self._projects.append(run.project)
+        self._by_project[run.project].append(run)
+
+    def _drop_run(self, run: BatchRun) -> None:
+        run.close()
+        self._runs.pop(run.bid, None)
+        self._cancelled.discard(run.bid)
+        queue = self._by_project.get(run.project)
+        if queue is not None:
+            with contextlib.suppress(ValueError):
+                queue.remove(run)
+            if not queue:
+                del self._by_project[run.project]
+                self._projects.remove(run.project)
+
+    def _advance(self, run: BatchRun) -> None:
+        """Record what finished, then end the batch (or drain its unstarted lines) once
+        nothing of it is in flight."""
+        if run.pending and not run.flush():
             return
-        expired = False
-        if mode == "run":
-            out, err, expired = await self._run_lines(lines, engine, bid, row["deadline"])
+        if run.in_flight:
+            return
+        if run.mode == "broken":
+            self._fail(run)
+        elif run.mode in ("cancel", "expire"):
+            self._drain(run)
+        elif run.exhausted:
+            if self.store.set_finalizing(run.bid):
+                self.store.finish_batch(run.bid, "completed")
+                self._drop_run(run)
+            else:  # cancelled meanwhile
+                self._stop_run(run, "cancel")
+
+    def _drain(self, run: BatchRun) -> None:
+        """Write up to DRAIN_CHUNK unstarted lines as batch_cancelled/batch_expired; end
+        the batch when none is left."""
+        code = "batch_cancelled" if run.mode == "cancel" else "batch_expired"
+        message = _CANCELLED_MSG if run.mode == "cancel" else _EXPIRED_MSG
+        try:
+            for _ in range(DRAIN_CHUNK):
+                taken = run.take_line()
+                if taken is None:
+                    break
+                cid, _, _ = parse_line(taken[1])
+                run.finished(taken[0], error_line(cid, code, message), False)
+        except OSError as exc:
+            # the rest cannot even be read: end the batch with what it has
+            run.warn("drain", "batch %s: input unreadable while ending it (%s)", run.bid, exc)
+            run.exhausted = True
+            run.close()
+        if not run.flush(ending="expired" if run.mode == "expire" else None):
+            return
+        if run.exhausted:
+            self.store.finish_batch(run.bid, "cancelled" if run.mode == "cancel" else "expired")
+            self._drop_run(run)
         else:
-            code = "batch_cancelled" if mode == "cancel" else "batch_expired"
-            out, err = [], _drain_lines(lines, code)
-        seed = f"{bid}@{row['next_offset']}"
-        _shuffle_chunk(out, seed + "/out")
-        _shuffle_chunk(err, seed + "/err")
-        batch_dir = store.batches_dir / bid
-        out_bytes = _append(batch_dir / "output.jsonl", row["out_bytes"], out)
-        err_bytes = _append(batch_dir / "errors.jsonl", row["err_bytes"], err)
-        # Recorded with the chunk: once a line has been written as batch_expired the batch
-        # must end as expired, even if the server restarts before the last line is drained.
-        store.commit_chunk(
-            bid,
-            next_offset=next_offset,
-            out_bytes=out_bytes,
-            err_bytes=err_bytes,
-            completed=row["completed"] + len(out),
-            failed=row["failed"] + len(err),
-            ending="expired" if mode == "expire" or expired else None,
+            self._poked = True
+
+    def _fail(self, run: BatchRun) -> None:
+        message = (
+            f"The batch's input file can no longer be read ({run.broken_reason}); "
+            f"{run.completed + run.failed} of its lines had finished and are in its output "
+            "and error files."
         )
-
-    async def _run_lines(
-        self, lines: list[bytes], engine: Engine, bid: str, deadline: float
-    ) -> tuple[list[bytes], list[bytes], bool]:
-        """Run one chunk; returns the output lines, the error lines (serialised) and
-        whether some lines were expired instead of run.
-
-        With an asynchronous engine a line only starts once one of the ``concurrency``
-        slots is free; a line whose turn comes after a cancel request or after the
-        deadline does not run and becomes a ``batch_cancelled``/``batch_expired`` error,
-        so a large chunk never delays a cancel by more than the lines in flight."""
-        parsed: list[tuple[str, Any]] = []
-        for raw in lines:
-            obj = orjson.loads(raw)
-            parsed.append((obj["custom_id"], obj.get("body")))
-        injected: dict[int, tuple[str, str | None]] = {}
-        if self.faults.has_line_faults:
-            for i, (cid, _) in enumerate(parsed):
-                hit = self.faults.line_failure(cid)
-                if hit is not None:
-                    injected[i] = hit
-        results: list[LineResult | None]
-        if engine.is_sync:
-            complete = engine.complete_sync
-            results = [None if i in injected else complete(body) for i, (_, body) in enumerate(parsed)]
-            expired = False
-        else:
-            sem = asyncio.Semaphore(self.concurrency)
-
-            async def one(body: Any) -> LineResult:
-                async with sem:
-                    if bid in self._cancelled:
-                        return _NOT_RUN_CANCELLED
-                    if time.time() >= deadline:
-                        return _NOT_RUN_EXPIRED
-                    return await engine.complete(body)
-
-            todo = [(i, body) for i, (_, body) in enumerate(parsed) if i not in injected]
-            done = await asyncio.gather(*(one(body) for _, body in todo))
-            results = [None] * len(parsed)
-            for (i, _), res in zip(todo, done, strict=True):
-                results[i] = res
-        expired = any(r is _NOT_RUN_EXPIRED for r in results)
-        out: list[bytes] = []
-        err: list[bytes] = []
-        dumps = orjson.dumps
-        for i, (cid, _) in enumerate(parsed):
-            outcome = results[i]
-            if outcome is None:
-                code, message = injected[i]
-                err.append(_error_line(cid, code, legacy_message(code, message or _default_msg(code))))
-            elif outcome.body is not None:
-                out.append(
-                    dumps(
-                        {
-                            "id": _ids.batch_req_id(),
-                            "custom_id": cid,
-                            "response": {
-                                "status_code": 200,
-                                "request_id": outcome.request_id,
-                                "body": outcome.body,
-                            },
-                        }
-                    )
-                )
-            else:
-                err.append(
-                    _error_line(cid, outcome.code or "internal_error", outcome.message or "")
-                )
-        return out, err, expired
+        log.warning("batch %s failed: %s", run.bid, message)
+        self.store.finish_batch(run.bid, "failed", errors={
+            "object": "list",
+            "data": [{"code": "input_file_unreadable", "message": message, "line": None,
+                      "param": None}],
+        })
+        self._drop_run(run)
 
 
-# ------------------------------------------------------------------------- helpers
-def _default_msg(code: str) -> str:
-    return {
-        "internal_error": "Internal error while running the request.",
-        "rate_limit_exceeded": "Rate limit exceeded; resubmit this request.",
-        "insufficient_quota": "Insufficient quota for this request.",
-        "not_found_error": "The requested model was not found.",
-        "invalid_request_error": "The request is invalid.",
-        "authentication_error": "Authentication failed for this request.",
-        "request_too_large": "The request is too large.",
-        "context_length_exceeded": "The request exceeds the model's context length.",
-        "batch_cancelled": "The batch was cancelled before this request ran.",
-        "batch_expired": "The batch expired before this request ran.",
-    }.get(code, "The request failed.")
-
-
-def _error_line(cid: str, code: str, message: str) -> bytes:
-    return orjson.dumps(
-        {
-            "id": _ids.batch_req_id(),
-            "custom_id": cid,
-            "response": None,
-            "error": {"code": code, "message": message, "param": None},
-        }
-    )
-
-
-def _drain_lines(lines: list[bytes], code: str) -> list[bytes]:
-    message = _CANCELLED_MSG if code == "batch_cancelled" else _EXPIRED_MSG
-    return [_error_line(orjson.loads(raw)["custom_id"], code, message) for raw in lines]
-
-
-def _shuffle_chunk(lines: list[bytes], seed: str) -> None:
-    """Put one chunk's result lines in a deterministic order other than input order.
-
-    The spec says output lines come in any order; writing them in input order would let
-    a client that relies on order pass every test here and break on the real service.
-    Seeded with a string (hashed the same way in every process), so a chunk run again
-    after a restart is written in the same order. Any order but the input's own: a
-    shuffle that happens to keep it is rotated by one, so even a two-line chunk moves.
-    """
-    if len(lines) < 2:
-        return
-    before = list(lines)
-    random.Random(seed).shuffle(lines)
-    if all(map(operator.is_, lines, before)):
-        lines.append(lines.pop(0))
-
-
-def _read_lines(path: Path, offset: int, limit: int) -> tuple[list[bytes], int]:
-    """Up to ``limit`` non-blank lines from byte ``offset``; returns them (without
-    newline) and the offset just past the last line read."""
-    lines: list[bytes] = []
-    with open(path, "rb", buffering=1 << 20) as f:
-        f.seek(offset)
-        pos = offset
-        while len(lines) < limit:
-            raw = f.readline()
-            if not raw:
-                break
-            pos += len(raw)
-            if raw.strip():
-                lines.append(raw[:-1] if raw.endswith(b"\n") else raw)
-    return lines, pos
-
-
-def _append(path: Path, offset: int, lines: list[bytes]) -> int:
-    """Write ``lines`` at ``offset`` of ``path`` (cutting off anything beyond it: bytes an
-    interrupted chunk left behind) and return the new length."""
-    if not lines:
-        return offset
-    data = b"\n".join(lines) + b"\n"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        if size < offset:
-            raise RuntimeError(f"{path} is shorter ({size}) than its recorded length ({offset})")
-        if size > offset:
-            os.ftruncate(fd, offset)
-        os.lseek(fd, offset, os.SEEK_SET)
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-    finally:
-        os.close(fd)
-    return offset + len(data)
+def _abandon(run: BatchRun) -> None:
+    """After STOP_GRACE: give up the calls of a cancelled or expired batch still in flight."""
+    for task in list(run.tasks):
+        task.cancel()
