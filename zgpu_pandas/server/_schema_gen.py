@@ -212,15 +212,18 @@ class _Gen:
                 out.append(self.value(items, name, depth + 1))
         unique = bool(schema.get("uniqueItems"))
         filler = 0
+        seen = {repr(v) for v in out}  # a set: minItems may be large (bounded by the budget)
         while len(out) < lo and not self.cut:
             filler += 1
             candidate = self.value(items, f"{name}{filler}", depth + 1)
-            if isinstance(candidate, str) and (unique or candidate in out):
+            if isinstance(candidate, str) and (unique or repr(candidate) in seen):
                 candidate = self.fit_string(f"item{filler}", items_schema)
-            if unique and candidate in out and filler > 50:
+            key = repr(candidate)
+            if unique and key in seen and filler > 50:
                 break
-            if not (unique and candidate in out):
+            if not (unique and key in seen):
                 out.append(candidate)
+                seen.add(key)
         return out[:hi]
 
     def integer(self, schema: dict[str, Any]) -> int:

@@ -350,7 +350,11 @@ def builtin_completion(body: dict[str, Any], *, created: int | None = None) -> L
     choices = []
     completion = 0
     for i in range(n):
-        content, finish = _reply(body, i, budget=None if budget is None else budget // n)
+        try:
+            content, finish = _reply(body, i, budget=None if budget is None else budget // n)
+        except orjson.JSONEncodeError as exc:  # e.g. an integer schema with minimum 1e300
+            return _fail("invalid_request_error",
+                         f"response_format asks for a value that cannot be written as JSON ({exc}).", 400)
         completion += _tokens(len(content))
         choices.append({
             "index": i,

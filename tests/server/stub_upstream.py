@@ -1,0 +1,88 @@
+"""A tiny OpenAI-compatible model server for the wire cases the local server cannot
+produce as an upstream: an answer nested deeper than orjson writes, an oversized answer.
+It counts every call per prompt and the most calls ever in flight at once.
+
+Example::
+
+    with StubUpstream(latency=0.05) as up:
+        ...  # point a server at up.url
+        assert up.calls["question 1"] == 1
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+__all__ = ["StubUpstream"]
+
+DEEP = 300  # levels: orjson reads up to 1024, writes up to 254
+
+
+class StubUpstream:
+    """Prompts starting with ``deep`` get an answer nested ``DEEP`` levels deep, ``huge``
+    one of ``huge_bytes``; every other prompt is echoed."""
+
+    def __init__(self, *, latency: float = 0.0, huge_bytes: int = 200_000) -> None:
+        self.latency = latency
+        self.huge_bytes = huge_bytes
+        self.calls: Counter[str] = Counter()
+        self.in_flight = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                body = orjson.loads(self.rfile.read(int(self.headers["content-length"])))
+                prompt = body["messages"][-1]["content"]
+                with stub._lock:
+                    stub.calls[prompt] += 1
+                    stub.in_flight += 1
+                    stub.peak = max(stub.peak, stub.in_flight)
+                try:
+                    if stub.latency:
+                        time.sleep(stub.latency)
+                    data = orjson.dumps(stub.answer(body["model"], prompt))
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
+                if prompt.startswith("deep"):  # orjson cannot write it: build the text by hand
+                    data = data[:-1] + b',"extra":' + b"[" * DEEP + b"]" * DEEP + b"}"
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def answer(self, model: str, prompt: str) -> dict[str, Any]:
+        content = "x" * self.huge_bytes if prompt.startswith("huge") else f"echo: {prompt}"
+        return {
+            "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+    def __enter__(self) -> StubUpstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
