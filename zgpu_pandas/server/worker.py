@@ -107,6 +107,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._work = asyncio.Event()  # (re)made in the worker's loop: the source may pick
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
         self._ready = threading.Event()
@@ -168,6 +169,7 @@ class Worker:
         self._loop = loop
         try:
             loop.run_until_complete(self._amain())
+            loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             self._ready.set()
             loop.close()
@@ -175,6 +177,7 @@ class Worker:
 
     async def _amain(self) -> None:
         self._wake = asyncio.Event()
+        self._work = asyncio.Event()
         self._main = asyncio.current_task()
         self._ready.set()
         engine = self.engine_factory()
@@ -228,6 +231,9 @@ class Worker:
         async def call(item: tuple[BatchRun, int, str, Any]) -> LineResult:
             return await self._call(engine, *item)
 
+        # Housekeeping runs beside the window, so a cancel or the deadline is seen even
+        # while every slot is held by a slow call and no line is being asked for.
+        keeper = asyncio.ensure_future(self._keep_house())
         lines = window.map(self._lines(), call, source_waits=True)
         try:
             async for done in lines:
@@ -243,16 +249,23 @@ class Worker:
                 self._finish_line(run, offset, cid, outcome)
                 self._schedule_flush()
         finally:
+            keeper.cancel()
             await lines.aclose()  # cancels the calls in flight (a stop is a crash for them)
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _keep_house(self) -> None:
+        while not self._stopping:
+            await self._idle()
+            self._housekeeping(force=True)
+            self._work.set()
 
     async def _lines(self) -> Any:
         """The window's source: the next line to start, round-robin; waits when none."""
         while not self._stopping:
-            self._housekeeping()
             picked = self._pick(1)
             if picked is None:
-                await self._idle()
-                self._poked = True
+                self._work.clear()
+                await self._work.wait()
                 continue
             run, items = picked
             yield (run, *items[0])
@@ -327,7 +340,7 @@ class Worker:
             while len(todo) < limit:
                 taken = run.take_line()
                 if taken is None:
-                    self._poked = True
+                    self._poke()  # its end is due
                     break
                 offset, raw = taken
                 cid, body, problem = parse_line(raw)
@@ -347,7 +360,7 @@ class Worker:
             run.mode = "broken"
             run.broken_reason = f"{type(exc).__name__}: {exc.strerror or exc}"
             run.close()
-            self._poked = True
+            self._poke()
         if not todo and run.pending:
             self._schedule_flush()
         return todo
@@ -374,7 +387,7 @@ class Worker:
 
     def _stop_run(self, run: BatchRun, mode: str) -> None:
         run.mode = mode
-        self._poked = True
+        self._poke()
         if run.tasks and self._loop is not None:
             self._loop.call_later(STOP_GRACE, _abandon, run)
 
@@ -471,7 +484,7 @@ class Worker:
             self.store.finish_batch(run.bid, "cancelled" if run.mode == "cancel" else "expired")
             self._drop_run(run)
         else:
-            self._poked = True
+            self._poke()  # the next DRAIN_CHUNK lines on the next turn
 
     def _fail(self, run: BatchRun) -> None:
         message = (
