@@ -75,6 +75,9 @@ def test_sigkill_mid_batch_then_restart_completes_exactly_once(tmp_path, make_li
     calls_after = sum(1 for _, p, _ in upstream.request_log if p == "/v1/chat/completions")
     assert calls_after - calls_before <= 200 - recorded_before
     assert calls_after >= 200
+    # Lines are recorded as they finish: only the calls in flight at the kill (at most the
+    # concurrency, 4) were paid for twice.
+    assert calls_after - 200 <= 4
 
 
 def test_builtin_engine_restart_after_sigkill(tmp_path, make_lines):
