@@ -162,18 +162,18 @@ class SlidingWindow:
                 if pull is not None and len(running) < self.limit:
                     waiting.add(pull)
                 finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    if task is pull:
+                for fut in finished:
+                    if fut is pull:
                         continue  # picked up by the filling loop above
-                    item = running.pop(task)
+                    item = running.pop(fut)
                     self.in_flight = len(running)
-                    yield _done_of(item, task)
+                    yield _done_of(item, fut)
         finally:
             if pull is not None:
                 pull.cancel()
                 await asyncio.gather(pull, return_exceptions=True)
-            for task in running:
-                task.cancel()
+            for fut in running:
+                fut.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
             self.in_flight = 0

@@ -43,7 +43,7 @@ class StubUpstream:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_POST(self) -> None:
                 body = orjson.loads(self.rfile.read(int(self.headers["content-length"])))
                 prompt = body["messages"][-1]["content"]
                 with stub._lock:

@@ -3,11 +3,11 @@ one, tested against a second local server used as the upstream."""
 
 from __future__ import annotations
 
+import time
+
 import jsonschema
 import orjson
 import pydantic
-import time
-
 import pytest
 
 from tests.support import MODEL, chat_line

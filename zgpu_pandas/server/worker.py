@@ -40,10 +40,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, cast
 
-from .._window import SlidingWindow
+from .._window import Done, SlidingWindow
 from ._batchrun import BatchRun
 from ._errors import legacy_message
 from ._lines import default_message, error_line, outcome_line, parse_line, shuffle_lines
@@ -234,7 +234,8 @@ class Worker:
         # Housekeeping runs beside the window, so a cancel or the deadline is seen even
         # while every slot is held by a slow call and no line is being asked for.
         keeper = asyncio.ensure_future(self._keep_house())
-        lines = window.map(self._lines(), call, source_waits=True)
+        lines = cast(AsyncGenerator[Done[Any, LineResult], None],
+                     window.map(self._lines(), call, source_waits=True))
         try:
             async for done in lines:
                 run, offset, cid, _ = done.item
