@@ -8,10 +8,12 @@ Layout of a data directory::
     tmp/                    uploads in flight (emptied at start)
     .lock                   held (OS file lock) by the one server using the directory
 
-A batch's progress is a row: the byte offset of the next input line to run, the byte
-lengths of its partial output and error files and the counts, all updated in one
-transaction per chunk. Partial files may hold bytes past the recorded lengths after a
-crash; the worker truncates them back before appending, so no line is lost or doubled.
+A batch's progress is a row: the byte offset before which every input line is recorded,
+the byte lengths of its partial output and error files and the counts, plus the offsets of
+the lines recorded past that offset (``batch_done_lines``: lines finish out of order), all
+updated in one transaction per group of finished lines. Partial files may hold bytes past
+the recorded lengths after a crash; the worker truncates them back before appending, so no
+line is lost or doubled.
 
 Example::
 
