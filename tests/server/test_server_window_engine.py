@@ -95,3 +95,17 @@ def test_projects_take_turns_not_batches(start_server, api_for, make_lines):
     assert done_many < 90
     for b in batches:
         many.post(f"/v1/batches/{b['id']}/cancel")
+
+
+def test_a_batch_past_its_deadline_with_every_line_started_expires_within_seconds(
+    start_server, api_for, make_lines
+):
+    # Every line is in flight when the window ends: they get a short grace, not a minute.
+    with StubUpstream(latency=60) as up:
+        srv = start_server(engine="upstream", upstream_url=up.url, concurrency=4,
+                           completion_window_seconds=1.0)
+        api = api_for(srv)
+        done = api.wait(api.submit(make_lines(3))["id"], timeout=20)
+    assert done["status"] == "expired"
+    errors = api.jsonl_of(done["error_file_id"])
+    assert len(errors) == 3 and all("in flight" in e["error"]["message"] for e in errors)

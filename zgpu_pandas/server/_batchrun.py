@@ -69,6 +69,7 @@ class BatchRun:
         elif row["status"] == "cancelling":
             self.mode = "cancel"
         self.broken_reason: str | None = None
+        self.late = False  # past the deadline with every line started (see the worker)
         self.blocked_until = 0.0
         self._retry_delay = FLUSH_RETRY_FIRST
         self._logged: dict[str, float] = {}

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from .._catalog import MODELS
@@ -35,6 +34,7 @@ from .._retry import RetryPolicy, parse_retry_after, transient_status
 from . import _ids
 from ._errors import legacy_message
 from ._schema_gen import generate_bounded, keywords, sentiment
+from ._wire import Answer, TlsError, TooLarge, Unreachable, WireError, WirePool
 
 __all__ = [
     "BuiltinEngine",
@@ -49,11 +49,6 @@ ECHO_CHARS = 300  # how much of the user's text the plain reply echoes
 # The largest upstream answer kept (a chat completion of a 1M-token context is ~4 MB per
 # choice; this leaves room for n > 1 and logprobs while bounding memory per call in flight).
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
-POOL_SLICE = 8  # connections per HTTP client of the upstream engine (see UpstreamEngine._http)
-# Transport failures in which the upstream gave no answer at all: the upstream is down or
-# unreachable. ReadTimeout is not one (the upstream took the request and is slow).
-_UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
-                httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,7 +451,10 @@ class UpstreamEngine(Engine):
     ``max_retries`` times with exponential backoff (honouring ``Retry-After``); the final
     failure becomes a line error with the spec's code. The API key is sent both as
     ``Authorization: Bearer`` and ``x-api-key`` (OpenAI-style servers read the first,
-    ZeroGPU the second) and only to ``base_url``.
+    ZeroGPU the second) and only to ``base_url``. The HTTP client is ``_wire.WirePool``
+    (keep-alive HTTP/1.1 and HTTPS on asyncio streams, answers capped at
+    ``max_answer_bytes``). An upstream that gives no answer at all yields a result with
+    ``unreachable=True`` after the retries (the batch worker pauses such lines).
 
     Example::
 
@@ -495,30 +493,15 @@ class UpstreamEngine(Engine):
             max_retry_after=60.0,
             long_retry_after="wait_max",
         )
-        self._clients: list[httpx.AsyncClient] = []
-        self._busy: list[int] = []
+        self._pool: WirePool | None = None
         self._rng = random.Random()
 
-    def _http(self) -> int:
-        """The index of the least busy client. The connections are split over several
-        clients of at most ``POOL_SLICE`` each: httpx's pool scans all its connections on
-        every request and answer, which with 64 of them costs more CPU per request than the
-        request itself; with slices of 8 it is cheap, and since at most ``concurrency``
-        calls run at once the least busy client always has a free connection."""
-        if not self._clients:
-            k = math.ceil(self.concurrency / POOL_SLICE)
-            size = math.ceil(self.concurrency / k)
-            tls = httpx.create_ssl_context()  # loading the CA bundle once, not per client
-            for _ in range(k):
-                limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-                self._clients.append(httpx.AsyncClient(
-                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0)),
-                    limits=limits,
-                    trust_env=False,
-                    verify=tls,
-                ))
-                self._busy.append(0)
-        return min(range(len(self._clients)), key=self._busy.__getitem__)
+    def _wire(self) -> WirePool:
+        if self._pool is None:
+            self._pool = WirePool(self.url, limit=self.concurrency, timeout=self.timeout,
+                                  connect_timeout=min(self.timeout, 30.0),
+                                  max_body=self.max_answer_bytes)
+        return self._pool
 
     async def complete(self, body: Any) -> LineResult:
         if not isinstance(body, dict):
@@ -532,17 +515,17 @@ class UpstreamEngine(Engine):
             retry_after: float | None = None
             try:
                 result, retryable, retry_after = await self._post(payload)
-            except _UNREACHABLE as exc:
+            except Unreachable as exc:
                 result = LineResult(
                     code="internal_error", status=500, unreachable=True,
-                    message=legacy_message(
-                        "internal_error", f"Upstream request failed: {type(exc).__name__}"),
+                    message=legacy_message("internal_error", f"Upstream request failed: {exc}"),
                 )
                 retryable = True
-            except httpx.TransportError as exc:
-                result = _fail(
-                    "internal_error", f"Upstream request failed: {type(exc).__name__}", 500
-                )
+            except (TooLarge, TlsError) as exc:  # the same again: not retried
+                result = _fail("internal_error", f"Upstream request failed: {exc}", 500)
+                retryable = False
+            except WireError as exc:  # a timeout, an answer that is not HTTP
+                result = _fail("internal_error", f"Upstream request failed: {exc}", 500)
                 retryable = True
             if result.ok:
                 return result
@@ -555,59 +538,30 @@ class UpstreamEngine(Engine):
     async def _post(self, payload: bytes) -> tuple[LineResult, bool, float | None]:
         """One POST; its answer is read up to ``max_answer_bytes`` (a bigger one is not
         kept: it becomes an ``internal_error`` that is not retried)."""
-        index = self._http()
-        client = self._clients[index]
-        self._busy[index] += 1
-        try:
-            return await self._post_with(client, payload)
-        finally:
-            self._busy[index] -= 1
+        answer = await self._wire().post(payload, self._headers)
+        result, retryable = self._result(answer)
+        return result, retryable, None if result.ok else parse_retry_after(answer.headers)
 
-    async def _post_with(
-        self, client: httpx.AsyncClient, payload: bytes
-    ) -> tuple[LineResult, bool, float | None]:
-        request = client.build_request("POST", self.url, content=payload, headers=self._headers)
-        resp = await client.send(request, stream=True)
+    def _result(self, answer: Answer) -> tuple[LineResult, bool]:
+        request_id = answer.headers.get("x-request-id")
         try:
-            declared = resp.headers.get("content-length", "")
-            too_big = declared.isdigit() and int(declared) > self.max_answer_bytes
-            chunks: list[bytes] = []
-            size = 0
-            if not too_big:
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_answer_bytes:
-                        too_big = True
-                        break
-                    chunks.append(chunk)
-        finally:
-            await resp.aclose()
-        if too_big:
-            return _fail("internal_error", f"The upstream answer is larger than "
-                         f"{self.max_answer_bytes} bytes (max_answer_bytes); it was not kept", 500), False, None
-        result, retryable = self._result(resp, b"".join(chunks))
-        return result, retryable, None if result.ok else parse_retry_after(resp.headers)
-
-    def _result(self, resp: httpx.Response, content: bytes) -> tuple[LineResult, bool]:
-        request_id = resp.headers.get("x-request-id")
-        try:
-            payload = orjson.loads(content)
+            payload = orjson.loads(answer.body)
         except orjson.JSONDecodeError:
             payload = None
-        if resp.status_code < 300:
+        if answer.status < 300:
             if isinstance(payload, dict):
                 return LineResult(body=payload, request_id=request_id), False
             return _fail("internal_error", "Upstream answered with a body that is not JSON", 500), True
-        text = content[:4000].decode("utf-8", "replace")
-        code, message = map_upstream_error(resp.status_code, payload, text)
-        retryable = transient_status(resp.status_code, code)
-        status = resp.status_code if resp.status_code < 600 else 500
+        text = answer.body[:4000].decode("utf-8", "replace")
+        code, message = map_upstream_error(answer.status, payload, text)
+        retryable = transient_status(answer.status, code)
+        status = answer.status if answer.status < 600 else 500
         return _fail(code, message, status), retryable
 
     async def aclose(self) -> None:
-        clients, self._clients, self._busy = self._clients, [], []
-        for client in clients:
-            await client.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
     def __repr__(self) -> str:  # never the key, which may sit in the headers
         return f"UpstreamEngine(url={self.url!r}, concurrency={self.concurrency})"

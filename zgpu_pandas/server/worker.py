@@ -178,6 +178,8 @@ class Worker:
     async def _amain(self) -> None:
         self._wake = asyncio.Event()
         self._work = asyncio.Event()
+        self._flush_soon = False  # (a flush scheduled before a stop never ran)
+        self._outage_since = None
         self._main = asyncio.current_task()
         self._ready.set()
         engine = self.engine_factory()
@@ -381,10 +383,21 @@ class Worker:
         if run.mode == "run":
             if run.bid in self._cancelled:
                 self._stop_run(run, "cancel")
-            elif not run.exhausted and time.time() >= run.deadline:
-                # (a batch whose every line has started completes, as before)
-                self._stop_run(run, "expire")
+            elif time.time() >= run.deadline:
+                if not run.exhausted:
+                    self._stop_run(run, "expire")
+                elif run.tasks and not run.late and self._loop is not None:
+                    # Every line has started: those still in flight get STOP_GRACE to end
+                    # (the batch then completes), then they are given up and it expires.
+                    run.late = True
+                    self._loop.call_later(STOP_GRACE, self._expire_late, run)
         return run.mode == "run" and not run.exhausted and not run.blocked
+
+    def _expire_late(self, run: BatchRun) -> None:
+        if run.mode == "run" and run.tasks:
+            run.mode = "expire"
+            _abandon(run)
+            self._poke()
 
     def _stop_run(self, run: BatchRun, mode: str) -> None:
         run.mode = mode
