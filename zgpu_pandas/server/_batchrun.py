@@ -26,7 +26,7 @@ import sqlite3
 import time
 from typing import IO, Any
 
-from ._lines import append, shuffle_lines
+from ._lines import append, error_line, parse_line, shuffle_lines
 from .store import Store
 
 __all__ = ["BatchRun", "RecordError"]
@@ -98,6 +98,31 @@ class BatchRun:
             if raw.strip():
                 self.outstanding.add(offset)
                 return offset, raw[:-1] if raw.endswith(b"\n") else raw
+
+    def drain(self, limit: int, code: str, message: str) -> None:
+        """Finish up to ``limit`` lines never started as ``code`` error lines (a cancel, the
+        deadline). An input that cannot be read any more ends the draining."""
+        try:
+            for _ in range(limit):
+                taken = self.take_line()
+                if taken is None:
+                    break
+                cid, _, _ = parse_line(taken[1])
+                self.finished(taken[0], error_line(cid, code, message), False)
+        except OSError as exc:
+            self.warn("drain", "batch %s: input unreadable while ending it (%s)", self.bid, exc)
+            self.exhausted = True
+            self.close()
+
+    def failure(self) -> dict[str, Any]:
+        """The batch's ``errors`` once its input could not be read."""
+        message = (
+            f"The batch's input file can no longer be read ({self.broken_reason}); "
+            f"{self.completed + self.failed} of its lines had finished and are in its output "
+            "and error files."
+        )
+        return {"object": "list", "data": [
+            {"code": "input_file_unreadable", "message": message, "line": None, "param": None}]}
 
     def close(self) -> None:
         if self._fh is not None:

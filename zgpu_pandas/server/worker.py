@@ -121,6 +121,7 @@ class Worker:
         self._next_housekeeping = 0.0
         self._flush_soon = False
         self._outage_since: float | None = None
+        self._warned: dict[str, float] = {}
 
     # --------------------------------------------------------------------- control
     def start(self) -> None:
@@ -414,11 +415,15 @@ class Worker:
         try:
             active = self.store.active_batch_ids()
         except Exception as exc:  # the database is busy or broken: try again shortly
-            log.warning("batch worker: cannot list active batches (%s)", exc)
+            self._warn("list", "batch worker: cannot list active batches (%s)", exc)
             return
         for bid in active:
             if bid not in self._runs:
-                self._add_run(bid)
+                try:
+                    self._add_run(bid)
+                except Exception as exc:  # tried again on the next turn
+                    self._warn(f"add {bid}", "batch %s: cannot start it yet (%s: %s)",
+                               bid, type(exc).__name__, exc)
         gone = set(self._runs) - set(active)
         for run in list(self._runs.values()):
             if run.bid in gone:
@@ -430,6 +435,13 @@ class Worker:
             except Exception as exc:  # keep serving the other batches
                 run.warn("step", "batch %s: %s: %s; tried again shortly", run.bid,
                          type(exc).__name__, exc)
+
+    def _warn(self, key: str, msg: str, *args: Any) -> None:
+        """A warning at most once a minute per ``key`` (a stuck batch must not flood)."""
+        now = time.monotonic()
+        if now - self._warned.get(key, -60.0) >= 60.0:
+            self._warned[key] = now
+            log.warning(msg, *args)
 
     def _add_run(self, bid: str) -> None:
         row = self.store.batch_row(bid)
@@ -478,20 +490,10 @@ class Worker:
     def _drain(self, run: BatchRun) -> None:
         """Write up to DRAIN_CHUNK unstarted lines as batch_cancelled/batch_expired; end
         the batch when none is left."""
-        code = "batch_cancelled" if run.mode == "cancel" else "batch_expired"
-        message = _CANCELLED_MSG if run.mode == "cancel" else _EXPIRED_MSG
-        try:
-            for _ in range(DRAIN_CHUNK):
-                taken = run.take_line()
-                if taken is None:
-                    break
-                cid, _, _ = parse_line(taken[1])
-                run.finished(taken[0], error_line(cid, code, message), False)
-        except OSError as exc:
-            # the rest cannot even be read: end the batch with what it has
-            run.warn("drain", "batch %s: input unreadable while ending it (%s)", run.bid, exc)
-            run.exhausted = True
-            run.close()
+        if run.mode == "cancel":
+            run.drain(DRAIN_CHUNK, "batch_cancelled", _CANCELLED_MSG)
+        else:
+            run.drain(DRAIN_CHUNK, "batch_expired", _EXPIRED_MSG)
         if not run.flush(ending="expired" if run.mode == "expire" else None):
             return
         if run.exhausted:
@@ -501,17 +503,9 @@ class Worker:
             self._poke()  # the next DRAIN_CHUNK lines on the next turn
 
     def _fail(self, run: BatchRun) -> None:
-        message = (
-            f"The batch's input file can no longer be read ({run.broken_reason}); "
-            f"{run.completed + run.failed} of its lines had finished and are in its output "
-            "and error files."
-        )
-        log.warning("batch %s failed: %s", run.bid, message)
-        self.store.finish_batch(run.bid, "failed", errors={
-            "object": "list",
-            "data": [{"code": "input_file_unreadable", "message": message, "line": None,
-                      "param": None}],
-        })
+        errors = run.failure()
+        log.warning("batch %s failed: %s", run.bid, errors["data"][0]["message"])
+        self.store.finish_batch(run.bid, "failed", errors=errors)
         self._drop_run(run)
 
 
