@@ -8,7 +8,10 @@ against it. Measured, from the first upstream request to the last upstream answe
 
 * throughput (lines/s) as a fraction of the ideal, concurrency / mean latency (the mean of
   the latencies actually drawn for the batch's lines);
-* the peak number of requests in flight at the upstream (must equal the concurrency).
+* the peak number of requests in flight at the upstream (must equal the concurrency);
+* then the HTTP client alone: CPU time per call of httpx (one pool of 64 connections, as the
+  old engine used it) and of the engine's own client, ``server/_wire.py``, through the same
+  window against the same upstream.
 
 The old engine is the code of ``--baseline`` (default: ``main``) checked out into a
 temporary git worktree and run in its own process (two versions of the package cannot share
@@ -33,6 +36,7 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADERS = {"x-api-key": "bench", "x-project-id": "bench"}
@@ -148,6 +152,50 @@ def child(lines: int, concurrency: int) -> None:
     }))
 
 
+def client_cpu(calls: int, concurrency: int) -> list[tuple[str, float, float]]:
+    """CPU per call of the HTTP client alone: ``calls`` POSTs through the sliding window
+    (``concurrency`` in flight) against the same upstream, with httpx (one pool of
+    ``concurrency`` connections, as the old engine had) and with the engine's own client."""
+    import httpx
+
+    from zgpu_pandas._window import SlidingWindow
+    from zgpu_pandas.server._wire import WirePool
+
+    up, url = start_upstream()
+    bodies = [json.dumps({"model": "m", "messages": [{"role": "user", "content": f"r {i}"}]}).encode()
+              for i in range(calls)]
+    out: list[tuple[str, float, float]] = []
+
+    async def measure(name: str, post: Any, close: Any) -> None:
+        window = SlidingWindow(limit=concurrency)
+        wall, cpu = time.perf_counter(), time.process_time()
+        async for done in window.map(bodies, post):
+            assert done.error is None, done.error
+        out.append((name, (time.process_time() - cpu) / calls * 1000, time.perf_counter() - wall))
+        await close()
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        client = httpx.AsyncClient(limits=limits, trust_env=False, timeout=60)
+
+        async def with_httpx(body: bytes) -> bytes:
+            return (await client.post(url + "/v1/chat/completions", content=body)).content
+
+        pool = WirePool(url + "/v1/chat/completions", limit=concurrency)
+
+        async def with_wire(body: bytes) -> bytes:
+            return (await pool.post(body, {"content-type": "application/json"})).body
+
+        await measure("httpx, one pool of connections", with_httpx, client.aclose)
+        await measure("server/_wire.py", with_wire, pool.aclose)
+
+    try:
+        asyncio.run(main())
+    finally:
+        up.kill()
+    return out
+
+
 def run_variant(where: Path, lines: int, concurrency: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(where)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--lines", str(lines),
@@ -165,6 +213,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--baseline", default="main")
+    ap.add_argument("--calls", type=int, default=1500, help="calls of the client-only measure")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--upstream", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -189,6 +238,7 @@ def main() -> None:
                     print(f"{name}: {r['ratio']:.1%} of ideal, peak {r['peak']}", file=sys.stderr)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
+    cpu = client_cpu(args.calls, args.concurrency)
     print(f"\n{args.lines} lines, latency uniform {LOW * 1000:.0f}-{HIGH * 1000:.0f} ms, "
           f"concurrency {args.concurrency}, best of {args.rounds}; old = {rev}\n")
     print("| engine | lines/s | ideal (concurrency / mean latency) | fraction of ideal | peak in flight |")
@@ -197,6 +247,11 @@ def main() -> None:
         best = max(results[name], key=lambda r: r["ratio"])
         print(f"| {label} | {best['throughput']:.1f} | {best['ideal']:.1f} | "
               f"{best['ratio']:.1%} | {best['peak']:.0f} |")
+    print(f"\nHTTP client alone, {args.calls} calls, {args.concurrency} in flight:\n")
+    print("| client | CPU per call | wall clock |")
+    print("|---|---:|---:|")
+    for name, ms, wall in cpu:
+        print(f"| {name} | {ms:.2f} ms | {wall:.1f} s |")
 
 
 if __name__ == "__main__":

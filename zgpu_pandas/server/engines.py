@@ -23,6 +23,7 @@ import hashlib
 import math
 import random
 import re
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -473,8 +474,10 @@ class UpstreamEngine(Engine):
         timeout: float = 600.0,
         backoff: float = 0.5,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = chat_url(base_url)
+        self._ssl_context = ssl_context  # None: the system's CA store (for a private CA, pass one)
         self.max_answer_bytes = max(1, int(max_answer_bytes))
         self._headers = {"content-type": "application/json", **(headers or {})}
         if api_key:
@@ -500,7 +503,7 @@ class UpstreamEngine(Engine):
         if self._pool is None:
             self._pool = WirePool(self.url, limit=self.concurrency, timeout=self.timeout,
                                   connect_timeout=min(self.timeout, 30.0),
-                                  max_body=self.max_answer_bytes)
+                                  max_body=self.max_answer_bytes, ssl_context=self._ssl_context)
         return self._pool
 
     async def complete(self, body: Any) -> LineResult:
