@@ -79,7 +79,8 @@ _NOT_RUN = {
     "cancel": LineResult(code="batch_cancelled", message=_CANCELLED_MSG, status=0),
     "expire": LineResult(code="batch_expired", message=_EXPIRED_MSG, status=0),
     "broken": LineResult(code="internal_error", message=legacy_message(
-        "internal_error", "The batch's input could not be read any more."), status=0),
+        "internal_error", "The batch's input could not be read any more, so this request "
+        "was not sent."), status=0),
 }
 
 
