@@ -233,7 +233,7 @@ class LocalServer:
 
     def restart(self) -> LocalServer:
         """Stop and start again on the same data dir and port (a durability check:
-        unfinished batches resume where their last recorded chunk ended)."""
+        unfinished batches resume from their recorded lines)."""
         with self._lock:
             self._shutdown()
             return self.start()
