@@ -1,11 +1,12 @@
 """A lean HTTP/1.1 client for the upstream engine's one kind of call: POST a JSON body,
 read the answer (up to a size cap), keep the connection for the next call.
 
-Why not httpx here: at 64 calls in flight httpx spends about 2 ms of CPU per call (its
-connection pool scans every connection on each request and answer, through anyio), more than
-the rest of the server together, so on a busy machine the upstream engine was CPU-bound
-long before the upstream was (see bench/README.md, "Upstream engine"). This client costs a
-fraction of that: asyncio streams, one write per request, Content-Length or chunked answers.
+Why not httpx here: at 64 calls in flight httpx spends about 13 ms of CPU per call (its
+connection pool scans every connection on each request and answer, through anyio; still
+about 2 ms with the connections split over clients of 8), more than the rest of the server
+together, so on a busy machine the upstream engine was CPU-bound long before the upstream
+was (see bench/README.md, "Upstream engine"). This client needs about 0.5 ms: asyncio
+streams, one write per request, Content-Length or chunked answers.
 It speaks plain HTTP and HTTPS (an ``ssl.SSLContext``; the system's CA store by default) and
 nothing else: no proxies, redirects, cookies or compression, none of which an upstream model
 server needs.
