@@ -263,3 +263,22 @@ def test_prune_also_ages_out_stored_answers(server):
     assert len(store) == 0
     df.zgpu.chat("q", model=MODEL, base_url=server.url, progress=False)
     assert _chats(server) == 4  # pruned answers are bought again
+
+
+@pytest.mark.parametrize("mode", ["chat", "batch_chat"])
+def test_every_choice_and_the_logprobs_come_back(kit, server, mode):
+    df = kit.frame({"q": ["pick a word", "another one"]})
+    out = getattr(df.zgpu, mode)("q", model=MODEL, base_url=server.url, progress=False,
+                                 n=3, seed=7, temperature=0.9, logprobs=True, top_logprobs=2)
+    choices = kit.col(out, "response_choices")
+    assert [len(c) for c in choices] == [3, 3]
+    assert kit.col(out, "response") == [c[0] for c in choices]
+    assert len(set(choices[0])) == 3  # distinct samples
+    tokens = kit.col(out, "response_logprobs")
+    for row in tokens:
+        assert row and all(t["logprob"] <= 0 and len(t["top_logprobs"]) == 2 for t in row)
+    # the same seed gives the same choices
+    again = getattr(df.zgpu, mode)("q", model=MODEL, base_url=server.url, progress=False,
+                                   n=3, seed=7, temperature=0.9, logprobs=True, top_logprobs=2,
+                                   fresh=True)
+    assert kit.col(again, "response_choices") == choices
