@@ -32,6 +32,7 @@ class StubUpstream:
         self.latency = latency
         self.huge_bytes = huge_bytes
         self.calls: Counter[str] = Counter()
+        self.bodies: list[bytes] = []  # every request body, as received
         self.in_flight = 0
         self.peak = 0
         self._lock = threading.Lock()
@@ -44,9 +45,11 @@ class StubUpstream:
                 pass
 
             def do_POST(self) -> None:
-                body = orjson.loads(self.rfile.read(int(self.headers["content-length"])))
+                raw = self.rfile.read(int(self.headers["content-length"]))
+                body = orjson.loads(raw)
                 prompt = body["messages"][-1]["content"]
                 with stub._lock:
+                    stub.bodies.append(raw)
                     stub.calls[prompt] += 1
                     stub.in_flight += 1
                     stub.peak = max(stub.peak, stub.in_flight)

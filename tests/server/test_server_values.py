@@ -109,3 +109,22 @@ def test_job_metadata_leaves_room_for_the_jobs_own_keys(server, kit):
             api_key="test-key", project_id="test-project", progress=False,
         )
     assert server.request_log == []
+
+
+def test_a_deep_integer_beyond_64_bits_reaches_the_upstream_exactly(start_server, api_for):
+    # create refuses such an integer among a line's top-level parameters; deeper in the body
+    # (a tool schema, a provider's own field) it is forwarded digit for digit, not rounded
+    from tests.server.stub_upstream import StubUpstream
+
+    with StubUpstream() as up:
+        srv = start_server(engine="upstream", upstream_url=up.url, concurrency=2)
+        api = api_for(srv)
+        lines = [
+            orjson.dumps(chat_line("first", "hi")),  # the first line is checked whole
+            _raw_line("deep", f', "provider_options": {{"budget": {BIG}, "x": [1, {-BIG}]}}'),
+        ]
+        done = api.wait(api.submit(lines)["id"])
+    assert done["request_counts"] == {"total": 2, "completed": 2, "failed": 0}
+    sent = [b for b in up.bodies if b"provider_options" in b]
+    assert len(sent) == 1
+    assert f'"budget":{BIG}'.encode() in sent[0] and f"[1,{-BIG}]".encode() in sent[0]

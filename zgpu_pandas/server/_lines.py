@@ -12,9 +12,11 @@ Example::
 
 from __future__ import annotations
 
+import json
 import operator
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +96,21 @@ def outcome_line(cid: str | None, outcome: LineResult) -> tuple[bytes, bool]:
         return error_line(cid, "internal_error", message), False
 
 
+# a run of 19 or more digits: possibly an integer beyond 64 bits
+_LONG_NUMBER = re.compile(rb"\d{19,}")
+
+
 def parse_line(raw: bytes) -> tuple[str | None, Any, str | None]:
     """``(custom_id, body, problem)`` of an input line; ``problem`` says why a line that
     passed validation at create time can no longer be run (the file changed on disk)."""
     try:
         obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        if _LONG_NUMBER.search(raw):
+            # orjson reads an integer beyond 64 bits as a float, which would reach the
+            # upstream changed; the standard library keeps it exact (a number-like run of
+            # digits inside a string only costs this slower parse)
+            obj = json.loads(raw)
+    except (orjson.JSONDecodeError, ValueError) as exc:
         return None, None, f"the input line is no longer valid JSON ({exc})"
     if not isinstance(obj, dict):
         return None, None, "the input line is no longer a JSON object"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import random
 import re
@@ -418,6 +419,18 @@ def chat_url(base_url: str) -> str:
     return base + "/v1/chat/completions"
 
 
+def _forwardable(body: dict[str, Any]) -> bytes:
+    """The body as sent upstream: every value as the client sent it. orjson writes it fast;
+    an integer beyond 64 bits (kept exact by the line parser) goes through the standard
+    library instead of being refused or rounded."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        if "Integer exceeds 64-bit range" not in str(exc):
+            raise
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def map_upstream_error(status: int, payload: Any, text: str) -> tuple[str, str]:
     """``(code, message)`` of the spec for an upstream HTTP error."""
     err = payload.get("error") if isinstance(payload, dict) else None
@@ -510,8 +523,9 @@ class UpstreamEngine(Engine):
         if not isinstance(body, dict):
             return _fail("invalid_request_error", "The request body must be a JSON object.", 400)
         try:
-            payload = orjson.dumps(body)
-        except orjson.JSONEncodeError as exc:  # parsed, but deeper than orjson writes
+            payload = _forwardable(body)
+        except (orjson.JSONEncodeError, ValueError, RecursionError) as exc:
+            # parsed, but deeper than a JSON writer goes
             return _fail("invalid_request_error", f"The request body cannot be forwarded: {exc}", 400)
         attempt = 0
         while True:
