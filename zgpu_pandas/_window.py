@@ -60,6 +60,15 @@ class SlidingWindow:
         self.peak = 0
         self.started = 0
 
+    def _start(
+        self, running: dict[Any, Any], call: Callable[[T], Awaitable[R]], item: T
+    ) -> None:
+        """Start ``call(item)`` as one more call in flight, and count it."""
+        running[asyncio.ensure_future(call(item))] = item
+        self.started += 1
+        self.in_flight = len(running)
+        self.peak = max(self.peak, self.in_flight)
+
     async def map(
         self,
         items: Iterable[T] | AsyncIterable[T],
@@ -99,11 +108,7 @@ class SlidingWindow:
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    task = asyncio.ensure_future(call(item))
-                    running[task] = item
-                    self.started += 1
-                    self.in_flight = len(running)
-                    self.peak = max(self.peak, self.in_flight)
+                    self._start(running, call, item)
                 if not running:
                     return
                 finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -151,11 +156,7 @@ class SlidingWindow:
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    task = asyncio.ensure_future(call(item))
-                    running[task] = item
-                    self.started += 1
-                    self.in_flight = len(running)
-                    self.peak = max(self.peak, self.in_flight)
+                    self._start(running, call, item)
                 if not running and pull is None:
                     return
                 waiting: set[asyncio.Future[Any]] = set(running)
