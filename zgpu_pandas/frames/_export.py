@@ -59,5 +59,5 @@ def for_csv(df: pd.DataFrame) -> pd.DataFrame:
         column = out.iloc[:, i]
         converted = json_cells(column)
         if converted is not column:
-            out.isetitem(i, converted)
+            out.isetitem(i, converted.array)  # an ExtensionArray: typed alike by every pandas-stubs
     return out
