@@ -148,3 +148,22 @@ def test_a_local_server_on_a_shared_address_without_keys_warns(tmp_path):
     with pytest.warns(RuntimeWarning, match="accepts any key for any project"):
         srv = LocalServer(host="0.0.0.0", data_dir=tmp_path / "d").start()
     srv.stop()
+
+
+def test_an_upstream_quoting_its_key_back_never_puts_it_in_a_line_error(start_server, api_for):
+    from tests.server.stub_upstream import StubUpstream
+    from tests.support import chat_line
+
+    key = "sk-upstream-secret-0123456789"
+    with StubUpstream() as up:
+        srv = start_server(engine="upstream", upstream_url=up.url, upstream_api_key=key,
+                           concurrency=2)
+        api = api_for(srv)
+        done = api.wait(api.submit([chat_line("a", "echo-key please"), chat_line("b", "hi")])["id"])
+        errors = api.get(f"/v1/files/{done['error_file_id']}/content").content
+        reply = api.post("/v1/chat/completions", json={
+            "model": "LFM2.5-1.2B-Instruct", "messages": [{"role": "user", "content": "echo-key"}]})
+    assert done["request_counts"]["failed"] == 1
+    assert b"key refused: Bearer ***" in errors
+    assert key.encode() not in errors
+    assert key not in reply.text and reply.status_code == 401

@@ -60,6 +60,16 @@ class StubUpstream:
                 finally:
                     with stub._lock:
                         stub.in_flight -= 1
+                if prompt.startswith("echo-key"):  # a careless upstream quoting the key back
+                    said = self.headers.get("authorization", "")
+                    data = orjson.dumps({"error": {"message": f"key refused: {said}",
+                                                   "code": "invalid_api_key"}})
+                    self.send_response(401)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if prompt.startswith("deep"):  # orjson cannot write it: build the text by hand
                     data = data[:-1] + b',"extra":' + b"[" * DEEP + b"]" * DEEP + b"}"
                 self.send_response(200)

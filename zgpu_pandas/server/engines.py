@@ -496,6 +496,11 @@ class UpstreamEngine(Engine):
         if api_key:
             self._headers.setdefault("authorization", f"Bearer {api_key}")
             self._headers.setdefault("x-api-key", api_key)
+        # what an upstream (or a proxy before it) might echo back into an error message,
+        # which becomes a line's error for whoever reads the batch: the key and header values
+        secrets = {api_key or "", *(headers or {}).values()}
+        secrets |= {v.split(" ", 1)[-1] for v in secrets}  # "Bearer <key>" -> "<key>"
+        self._secrets = sorted((x for x in secrets if len(x) >= 8), key=len, reverse=True)
         self.concurrency = max(1, int(concurrency))
         self.max_retries = max(0, int(max_retries))
         self.timeout = timeout
@@ -539,10 +544,10 @@ class UpstreamEngine(Engine):
                 )
                 retryable = True
             except (TooLarge, TlsError) as exc:  # the same again: not retried
-                result = _fail("internal_error", f"Upstream request failed: {exc}", 500)
+                result = _fail("internal_error", f"Upstream request failed: {self._scrub(exc)}", 500)
                 retryable = False
             except WireError as exc:  # a timeout, an answer that is not HTTP
-                result = _fail("internal_error", f"Upstream request failed: {exc}", 500)
+                result = _fail("internal_error", f"Upstream request failed: {self._scrub(exc)}", 500)
                 retryable = True
             if result.ok:
                 return result
@@ -573,7 +578,15 @@ class UpstreamEngine(Engine):
         code, message = map_upstream_error(answer.status, payload, text)
         retryable = transient_status(answer.status, code)
         status = answer.status if answer.status < 600 else 500
-        return _fail(code, message, status), retryable
+        return _fail(code, self._scrub(message), status), retryable
+
+    def _scrub(self, text: object) -> str:
+        """``text`` without the upstream key or any configured header value."""
+        out = str(text)
+        for secret in self._secrets:
+            if secret in out:
+                out = out.replace(secret, "***")
+        return out
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
