@@ -61,6 +61,14 @@ def register(subparsers: Any) -> None:
                    "with no key list (refused without this flag)")
     p.add_argument("--completion-window-seconds", type=float, default=86400.0,
                    help="time before a running batch expires (default 24 h)")
+    p.add_argument("--file-retention-seconds", type=float, default=30 * 86400.0,
+                   help="a file's expires_at is its creation plus this (default 30 days)")
+    p.add_argument("--sweep-interval", type=float, default=3600.0, metavar="SECONDS",
+                   help="every this many seconds, remove expired files and unreferenced "
+                   "bodies from the data directory (default %(default)s; 0 = never)")
+    p.add_argument("--gc", action="store_true",
+                   help="do not serve: run one retention sweep on --data-dir (the server "
+                   "must be stopped), print what it removed and exit")
     p.add_argument("--admin", action="store_true", help="enable the /_admin fault-injection endpoints")
     p.add_argument("--fail-lines-rate", type=float, default=0.0,
                    help="share of lines that fail (fault injection)")
@@ -195,6 +203,12 @@ def serve(args: argparse.Namespace) -> int:
     from .local import _bind, _Server
     from .store import DataDirDamaged, DataDirLocked
 
+    if args.gc:
+        return collect_garbage(args.data_dir)
+    if args.sweep_interval < 0 or args.file_retention_seconds < 0:
+        print("zgpu-pandas serve: --sweep-interval and --file-retention-seconds must be >= 0",
+              file=sys.stderr)
+        return 2
     headers = {}
     for item in args.upstream_header:
         name, sep, value = item.partition(":")
@@ -227,6 +241,8 @@ def serve(args: argparse.Namespace) -> int:
             accept_bearer=args.accept_bearer,
             api_keys=api_keys,
             completion_window_seconds=args.completion_window_seconds,
+            file_retention_seconds=args.file_retention_seconds,
+            sweep_interval=args.sweep_interval or None,
             admin=args.admin,
             faults=faults,
         )
@@ -261,4 +277,34 @@ def serve(args: argparse.Namespace) -> int:
         server.run(sockets=[sock])
     finally:
         ctx.stop()
+    return 0
+
+
+def collect_garbage(data_dir: str) -> int:
+    """``serve --gc``: one retention sweep over a stopped server's data directory; prints
+    one line of what it removed. Exit 2 with one line when the directory is missing, in
+    use by a running server (whose own periodic sweep does the same) or damaged."""
+    from .retention import sweep
+    from .store import DataDirDamaged, DataDirLocked, Store
+
+    path = Path(data_dir).expanduser()
+    if not (path / "meta.sqlite3").is_file():
+        print(f"zgpu-pandas serve --gc: {path} is not a server data directory (no "
+              "meta.sqlite3); give it with --data-dir", file=sys.stderr)
+        return 2
+    store = Store(path.resolve())
+    try:
+        store.open()
+    except DataDirLocked as exc:
+        print(f"zgpu-pandas serve --gc: {exc} (a running server sweeps its directory "
+              "itself every --sweep-interval seconds)", file=sys.stderr)
+        return 2
+    except (DataDirDamaged, OSError) as exc:
+        print(f"zgpu-pandas serve --gc: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = sweep(store)
+    finally:
+        store.close()
+    print(f"zgpu-pandas serve --gc: {report.line()}")
     return 0

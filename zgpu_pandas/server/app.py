@@ -55,6 +55,7 @@ from ._http import ConnectionDropped, RequestLog, ServerMiddleware
 from .config import ServerConfig
 from .engines import Engine, make_engine
 from .faults import Faults
+from .retention import Sweeper
 from .store import InputFileGone, Store, batch_object, file_object
 from .worker import Worker
 
@@ -93,7 +94,11 @@ class ServerContext:
             if config.data_dir is None
             else Path(config.data_dir).expanduser().resolve()
         )
-        self.store = Store(self.data_dir)
+        self.store = Store(self.data_dir, file_retention_seconds=config.file_retention_seconds)
+        self.sweeper = (
+            None if config.sweep_interval is None
+            else Sweeper(self.store, interval=config.sweep_interval)
+        )
         self.request_log: list[tuple[str, str, int]] = (
             RequestLog(config.request_log_size) if request_log is None else request_log
         )
@@ -143,12 +148,16 @@ class ServerContext:
             except BaseException:
                 self.store.close()
                 raise
+            if self.sweeper is not None:
+                self.sweeper.start()
             self._started = True
 
     def stop(self) -> None:
         with self._lock:
             if not self._started:
                 return
+            if self.sweeper is not None:
+                self.sweeper.stop()
             self.worker.stop()
             self.store.close()
             self._started = False

@@ -16,6 +16,7 @@ from typing import Any
 
 from .._jsonl import MAX_UPLOAD_BYTES
 from .faults import Faults
+from .store import FILE_RETENTION_SECONDS
 
 __all__ = ["ServerConfig", "is_loopback"]
 
@@ -48,7 +49,11 @@ class ServerConfig:
     no request head, or no byte of a request body it announced, for this many seconds is
     closed (a body answered 408 first), so idle or half-sent connections cannot pile up.
     ``request_log_size``: how many recent API requests the request log keeps (the oldest
-    are dropped). Secrets never appear in the repr.
+    are dropped). ``file_retention_seconds``: a file's ``expires_at`` is its creation plus
+    this (30 days, as the public API). ``sweep_interval``: every this many seconds a
+    retention sweep removes expired files (record and bytes) and unreferenced bodies;
+    ``None`` (the default here; ``zgpu-pandas serve`` sweeps hourly) never sweeps, so no file
+    vanishes under a test. Secrets never appear in the repr.
     """
 
     data_dir: str | Path | None = None
@@ -72,6 +77,8 @@ class ServerConfig:
     upstream_backoff: float = 0.5
     idle_timeout: float = 60.0
     request_log_size: int = 10_000
+    file_retention_seconds: float = FILE_RETENTION_SECONDS
+    sweep_interval: float | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ("builtin", "upstream"):
@@ -90,6 +97,14 @@ class ServerConfig:
             raise ValueError(f"idle_timeout must be > 0 seconds, got {self.idle_timeout!r}")
         if int(self.request_log_size) < 1:
             raise ValueError(f"request_log_size must be >= 1, got {self.request_log_size!r}")
+        if not self.file_retention_seconds >= 0:
+            raise ValueError(
+                f"file_retention_seconds must be >= 0, got {self.file_retention_seconds!r}"
+            )
+        if self.sweep_interval is not None and not self.sweep_interval > 0:
+            raise ValueError(
+                f"sweep_interval must be > 0 seconds (or None: never), got {self.sweep_interval!r}"
+            )
         if isinstance(self.api_keys, str):
             raise TypeError("api_keys must be a set of keys (or a mapping), not one string")
 
@@ -117,4 +132,6 @@ class ServerConfig:
             "api_keys": "any" if self.api_keys is None else "restricted",
             "completion_window_seconds": self.completion_window_seconds,
             "admin": self.admin,
+            "file_retention_seconds": self.file_retention_seconds,
+            "sweep_interval": self.sweep_interval,
         }

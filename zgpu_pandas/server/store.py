@@ -181,8 +181,12 @@ class Store:
     """SQLite metadata + blobs under ``data_dir``. Thread-safe: each thread gets its own
     SQLite connection; writes go through short ``BEGIN IMMEDIATE`` transactions."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, *, file_retention_seconds: float = FILE_RETENTION_SECONDS
+    ) -> None:
         self.data_dir = Path(data_dir)
+        #: a file's ``expires_at`` is its creation plus this (a sweep removes it then)
+        self.file_retention = math.ceil(file_retention_seconds)
         self.files_dir = self.data_dir / "files"
         self.batches_dir = self.data_dir / "batches"
         self.tmp_dir = self.data_dir / "tmp"
@@ -305,7 +309,7 @@ class Store:
             c.execute(
                 "INSERT INTO files (id, project, bytes, created_at, expires_at, filename, purpose,"
                 " path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (fid, project, size, now, now + FILE_RETENTION_SECONDS,
+                (fid, project, size, now, now + self.file_retention,
                  filename or f"{fid}.jsonl", purpose, rel),
             )
         row = self.get_file(project, fid)
@@ -341,8 +345,10 @@ class Store:
         return rows[:limit], len(rows) > limit
 
     def delete_file(self, project: str, fid: str) -> bool:
-        """Soft delete (later reads give 404). The body is removed at once unless a running
-        batch still reads it as input; that batch removes it when it ends."""
+        """Soft delete (later reads give 404). The body (an upload's, or a batch's output or
+        error file) is removed at once unless a running batch still reads it as input; that
+        batch removes it when it ends. The record stays (a deleted file is still a page
+        cursor) until the file's ``expires_at``, when a retention sweep removes it."""
         with self.tx() as c:
             row = c.execute(
                 "SELECT path FROM files WHERE id = ? AND project = ? AND deleted_at IS NULL",
@@ -352,9 +358,8 @@ class Store:
                 return False
             c.execute("UPDATE files SET deleted_at = ? WHERE id = ?", (_now(), fid))
             in_use = self._input_in_use(c, fid)
-        if not in_use and row["path"].startswith("files/"):
-            with contextlib.suppress(OSError):
-                (self.data_dir / row["path"]).unlink()
+        if not in_use:
+            self._drop_body(row["path"])
         return True
 
     def _input_in_use(self, c: sqlite3.Connection, fid: str) -> bool:
@@ -584,7 +589,7 @@ class Store:
                 c.execute(
                     "INSERT INTO files (id, project, bytes, created_at, expires_at, filename,"
                     " purpose, is_error, path) VALUES (?, ?, ?, ?, ?, ?, 'batch_output', ?, ?)",
-                    (fid, row["project"], size, now, now + FILE_RETENTION_SECONDS,
+                    (fid, row["project"], size, now, now + self.file_retention,
                      f"{bid}_{suffix}.jsonl", int(kind == "errors"),
                      f"batches/{bid}/{kind}.jsonl"),
                 )
@@ -602,9 +607,16 @@ class Store:
             drop_input = deleted_input is not None and not self._input_in_use(
                 c, row["input_file_id"]
             )
-        if drop_input and deleted_input["path"].startswith("files/"):
+        if drop_input:
+            self._drop_body(deleted_input["path"])
+
+    def _drop_body(self, rel: str) -> None:
+        """Remove a stored body, given its path as recorded (never one outside the data
+        directory's ``files/`` and ``batches/``)."""
+        parts = Path(rel).parts
+        if len(parts) >= 2 and parts[0] in ("files", "batches") and ".." not in parts:
             with contextlib.suppress(OSError):
-                (self.data_dir / deleted_input["path"]).unlink()
+                (self.data_dir / rel).unlink()
 
 
 # ------------------------------------------------------------------------- objects
