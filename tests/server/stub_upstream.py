@@ -28,8 +28,13 @@ class StubUpstream:
     """Prompts starting with ``deep`` get an answer nested ``DEEP`` levels deep, ``huge``
     one of ``huge_bytes``; every other prompt is echoed."""
 
-    def __init__(self, *, latency: float = 0.0, huge_bytes: int = 200_000) -> None:
+    def __init__(
+        self, *, latency: float = 0.0, huge_bytes: int = 200_000, key: str | None = None,
+        models: list[str] | None = None,
+    ) -> None:
         self.latency = latency
+        self.key = key  # when set, a request without "Authorization: Bearer <key>" is 401
+        self.models = models  # GET /v1/models lists these; None: that route is 404
         self.huge_bytes = huge_bytes
         self.calls: Counter[str] = Counter()
         self.bodies: list[bytes] = []  # every request body, as received
@@ -44,9 +49,40 @@ class StubUpstream:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def _reply(self, status: int, payload: Any) -> None:
+                data = orjson.dumps(payload)
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _refused(self) -> bool:
+                if stub.key is None or self.headers.get("authorization") == f"Bearer {stub.key}":
+                    return False
+                self._reply(401, {"error": {"message": "Incorrect API key provided"}})
+                return True
+
+            def do_GET(self) -> None:
+                if self._refused():
+                    return
+                if self.path != "/v1/models" or stub.models is None:
+                    self._reply(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                self._reply(200, {"object": "list", "data": [
+                    {"id": m, "object": "model"} for m in stub.models]})
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers["content-length"]))
+                if self._refused():
+                    return
+                if self.path != "/v1/chat/completions":
+                    self._reply(404, {"error": {"message": f"no route {self.path}"}})
+                    return
                 body = orjson.loads(raw)
+                if "messages" not in body:
+                    self._reply(400, {"error": {"message": "messages is required"}})
+                    return
                 prompt = body["messages"][-1]["content"]
                 with stub._lock:
                     stub.bodies.append(raw)

@@ -39,6 +39,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--upstream-url", help="OpenAI-compatible base URL for --engine upstream")
     p.add_argument("--upstream-header", action="append", default=[], metavar="NAME:VALUE",
                    help="extra header sent upstream (repeatable)")
+    p.add_argument("--upstream-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="seconds an upstream call may take (default %(default)s)")
+    p.add_argument("--upstream-retries", type=int, default=3, metavar="N",
+                   help="retries of an upstream call on 429/5xx/no answer (default %(default)s)")
+    p.add_argument("--upstream-backoff", type=float, default=0.5, metavar="SECONDS",
+                   help="first wait between retries, doubling (default %(default)s)")
+    p.add_argument("--upstream-ca-bundle", metavar="PEM",
+                   help="trust the CA(s) in this PEM file for an https upstream (a private CA)")
+    p.add_argument("--upstream-insecure", action="store_true",
+                   help="do not verify the upstream's TLS certificate (test rigs only)")
+    p.add_argument("--check", action="store_true",
+                   help="do not serve: check the settings and the data directory, probe the "
+                   "upstream (reachable, key accepted, model list), exit 0 or 2 with one line")
     p.add_argument("--latency", type=float, default=0.0, help="seconds spent per line (demos)")
     p.add_argument("--concurrency", type=int, default=8, help="lines run at once (default %(default)s)")
     p.add_argument("--relaxed-auth", action="store_true", help="make x-project-id optional")
@@ -241,6 +254,11 @@ def serve(args: argparse.Namespace) -> int:
             accept_bearer=args.accept_bearer,
             api_keys=api_keys,
             completion_window_seconds=args.completion_window_seconds,
+            upstream_timeout=args.upstream_timeout,
+            upstream_max_retries=args.upstream_retries,
+            upstream_backoff=args.upstream_backoff,
+            upstream_ca_bundle=args.upstream_ca_bundle,
+            upstream_verify_tls=not args.upstream_insecure,
             file_retention_seconds=args.file_retention_seconds,
             sweep_interval=args.sweep_interval or None,
             admin=args.admin,
@@ -249,6 +267,8 @@ def serve(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         print(f"zgpu-pandas serve: {exc}", file=sys.stderr)
         return 2
+    if args.check:
+        return check(config)
     ctx = ServerContext(config)
     try:
         ctx.start()
@@ -307,4 +327,24 @@ def collect_garbage(data_dir: str) -> int:
     finally:
         store.close()
     print(f"zgpu-pandas serve --gc: {report.line()}")
+    return 0
+
+
+def check(config: Any) -> int:
+    """``serve --check``: exit 0 with one line when ready to serve, else 2 with one line."""
+    from ._check import CheckFailed, check_setup
+
+    try:
+        said = check_setup(
+            data_dir=Path(config.data_dir),
+            upstream_url=config.upstream_url if config.engine == "upstream" else None,
+            api_key=config.upstream_api_key,
+            headers=config.upstream_headers,
+            ssl_context=config.ssl_context(),
+            timeout=min(config.upstream_timeout, 15.0),
+        )
+    except CheckFailed as exc:
+        print(f"zgpu-pandas serve --check: {exc}", file=sys.stderr)
+        return 2
+    print(f"zgpu-pandas serve --check: ok: {said}")
     return 0

@@ -129,6 +129,7 @@ class ServerContext:
             max_retries=cfg.upstream_max_retries,
             timeout=cfg.upstream_timeout,
             backoff=cfg.upstream_backoff,
+            ssl_context=cfg.ssl_context(),
         )
 
     def sync_engine(self) -> Engine:

@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,10 @@ class ServerConfig:
     no request head, or no byte of a request body it announced, for this many seconds is
     closed (a body answered 408 first), so idle or half-sent connections cannot pile up.
     ``request_log_size``: how many recent API requests the request log keeps (the oldest
-    are dropped). ``file_retention_seconds``: a file's ``expires_at`` is its creation plus
+    are dropped). ``upstream_ca_bundle``: a PEM file of the CA(s) that signed an https
+    upstream's certificate (a private CA), trusted besides the system's;
+    ``upstream_verify_tls=False`` does not verify it at all (a test rig only).
+    ``file_retention_seconds``: a file's ``expires_at`` is its creation plus
     this (30 days, as the public API). ``sweep_interval``: every this many seconds a
     retention sweep removes expired files (record and bytes) and unreferenced bodies;
     ``None`` (the default here; ``zgpu-pandas serve`` sweeps hourly) never sweeps, so no file
@@ -77,6 +81,8 @@ class ServerConfig:
     upstream_backoff: float = 0.5
     idle_timeout: float = 60.0
     request_log_size: int = 10_000
+    upstream_ca_bundle: str | Path | None = None
+    upstream_verify_tls: bool = True
     file_retention_seconds: float = FILE_RETENTION_SECONDS
     sweep_interval: float | None = None
 
@@ -97,6 +103,10 @@ class ServerConfig:
             raise ValueError(f"idle_timeout must be > 0 seconds, got {self.idle_timeout!r}")
         if int(self.request_log_size) < 1:
             raise ValueError(f"request_log_size must be >= 1, got {self.request_log_size!r}")
+        if not self.upstream_timeout > 0:
+            raise ValueError(f"upstream_timeout must be > 0 seconds, got {self.upstream_timeout!r}")
+        if int(self.upstream_max_retries) < 0 or not self.upstream_backoff >= 0:
+            raise ValueError("upstream_max_retries and upstream_backoff must be >= 0")
         if not self.file_retention_seconds >= 0:
             raise ValueError(
                 f"file_retention_seconds must be >= 0, got {self.file_retention_seconds!r}"
@@ -105,8 +115,32 @@ class ServerConfig:
             raise ValueError(
                 f"sweep_interval must be > 0 seconds (or None: never), got {self.sweep_interval!r}"
             )
+        self._ssl = self._make_ssl_context()
         if isinstance(self.api_keys, str):
             raise TypeError("api_keys must be a set of keys (or a mapping), not one string")
+
+    def _make_ssl_context(self) -> ssl.SSLContext | None:
+        if self.upstream_ca_bundle is None and self.upstream_verify_tls:
+            return None  # the engine's default: the system's CA store
+        ctx = ssl.create_default_context()
+        if self.upstream_ca_bundle is not None:
+            bundle = Path(self.upstream_ca_bundle).expanduser()
+            try:
+                ctx.load_verify_locations(cafile=str(bundle))
+            except (OSError, ssl.SSLError) as exc:
+                why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+                raise ValueError(
+                    f"upstream_ca_bundle {bundle} cannot be used ({why}): give a PEM file of "
+                    "CA certificates"
+                ) from None
+        if not self.upstream_verify_tls:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for an https upstream (``None``: the system's CA store)."""
+        return self._ssl
 
     def key_projects(self) -> dict[str, frozenset[str] | None] | None:
         """``None`` (any key) or ``{key: allowed projects or None for any}``."""
@@ -125,6 +159,12 @@ class ServerConfig:
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "engine": self.engine,
             "upstream_url": self.upstream_url,
+            "upstream_timeout": self.upstream_timeout,
+            "upstream_max_retries": self.upstream_max_retries,
+            "upstream_backoff": self.upstream_backoff,
+            "upstream_ca_bundle": None if self.upstream_ca_bundle is None
+            else str(self.upstream_ca_bundle),
+            "upstream_verify_tls": self.upstream_verify_tls,
             "latency": self.latency,
             "concurrency": self.concurrency,
             "require_project_id": self.require_project_id,

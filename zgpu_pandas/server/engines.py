@@ -608,6 +608,7 @@ def make_engine(
     max_retries: int = 3,
     timeout: float = 600.0,
     backoff: float = 0.5,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Engine:
     """The engine named ``kind`` (``builtin`` or ``upstream``)."""
     if kind == "builtin":
@@ -624,6 +625,7 @@ def make_engine(
             max_retries=max_retries,
             timeout=timeout,
             backoff=backoff,
+            ssl_context=ssl_context,
         )
     raise ValueError(f"engine must be 'builtin' or 'upstream', got {kind!r}")
 
