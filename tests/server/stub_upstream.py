@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import Counter
@@ -30,7 +31,7 @@ class StubUpstream:
 
     def __init__(
         self, *, latency: float = 0.0, huge_bytes: int = 200_000, key: str | None = None,
-        models: list[str] | None = None,
+        models: list[str] | None = None, tls: ssl.SSLContext | None = None,
     ) -> None:
         self.latency = latency
         self.key = key  # when set, a request without "Authorization: Bearer <key>" is 401
@@ -117,6 +118,9 @@ class StubUpstream:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        if tls is not None:  # https, with the certificate the context holds (for localhost)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.url = f"https://localhost:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def answer(self, model: str, prompt: str) -> dict[str, Any]:

@@ -3,7 +3,9 @@ the problem (wrong URL, missing or refused key, unreachable upstream, unusable d
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 
@@ -114,3 +116,49 @@ def test_the_command_line_exits_2_with_one_line(tmp_path, upstream):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _private_ca(d) -> tuple[str, ssl.SSLContext]:
+    """A CA of our own and a server certificate for localhost signed by it: the CA's PEM
+    path and the server's TLS context."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=zgpu test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+        "-subj", "/CN=localhost")
+    (d / "ext.cnf").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+    )
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(d / "srv.pem", d / "srv.key")
+    return str(d / "ca.pem"), server_side
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_private_ca_is_named_and_then_trusted_with_the_ca_bundle(
+    tmp_path, capsys, monkeypatch, start_server, api_for, make_lines
+):
+    ca, tls = _private_ca(tmp_path)
+    monkeypatch.setenv("ZGPU_UPSTREAM_API_KEY", KEY)
+    with StubUpstream(key=KEY, models=["m"], tls=tls) as up:
+        code, _, err = _check(tmp_path, capsys, "--engine", "upstream", "--upstream-url", up.url)
+        assert code == 2 and len(err) == 1
+        assert "TLS certificate this machine does not trust" in err[0]
+        assert "--upstream-ca-bundle" in err[0]
+        code, out, err = _check(tmp_path, capsys, "--engine", "upstream", "--upstream-url",
+                                up.url, "--upstream-ca-bundle", ca)
+        assert (code, err) == (0, []) and "serves 1 model(s): m" in out[0]
+        # and the batches go through it, with the same setting
+        srv = start_server(engine="upstream", upstream_url=up.url, upstream_api_key=KEY,
+                           upstream_ca_bundle=ca)
+        api = api_for(srv)
+        done = api.wait(api.submit(make_lines(3))["id"])
+        assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
