@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import is_loopback
+from .settings import ENV_CONFIG, add_flags, resolve
 
 __all__ = ["accepted_keys", "register", "scope_keys"]
 
@@ -31,63 +32,25 @@ def register(subparsers: Any) -> None:
             "which, unlike --api-key, other users cannot see in the process list."
         ),
     )
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
-    p.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default %(default)s)")
-    p.add_argument("--data-dir", default="./zgpu-data", help="where files and batches are kept (default %(default)s)")
-    p.add_argument("--engine", choices=["builtin", "upstream"], default="builtin",
-                   help="what answers the requests: the offline built-in engine (default) or an upstream server")
-    p.add_argument("--upstream-url", help="OpenAI-compatible base URL for --engine upstream")
-    p.add_argument("--upstream-header", action="append", default=[], metavar="NAME:VALUE",
-                   help="extra header sent upstream (repeatable)")
-    p.add_argument("--upstream-timeout", type=float, default=600.0, metavar="SECONDS",
-                   help="seconds an upstream call may take (default %(default)s)")
-    p.add_argument("--upstream-retries", type=int, default=3, metavar="N",
-                   help="retries of an upstream call on 429/5xx/no answer (default %(default)s)")
-    p.add_argument("--upstream-backoff", type=float, default=0.5, metavar="SECONDS",
-                   help="first wait between retries, doubling (default %(default)s)")
-    p.add_argument("--upstream-ca-bundle", metavar="PEM",
-                   help="trust the CA(s) in this PEM file for an https upstream (a private CA)")
-    p.add_argument("--upstream-insecure", action="store_true",
-                   help="do not verify the upstream's TLS certificate (test rigs only)")
-    p.add_argument("--check", action="store_true",
-                   help="do not serve: check the settings and the data directory, probe the "
-                   "upstream (reachable, key accepted, model list), exit 0 or 2 with one line")
-    p.add_argument("--latency", type=float, default=0.0, help="seconds spent per line (demos)")
-    p.add_argument("--concurrency", type=int, default=8, help="lines run at once (default %(default)s)")
-    p.add_argument("--relaxed-auth", action="store_true", help="make x-project-id optional")
-    p.add_argument("--accept-bearer", action="store_true",
-                   help="also take the key from 'Authorization: Bearer <key>' and the project "
-                   "from OpenAI-Project when x-api-key/x-project-id are absent (OpenAI-style "
-                   "clients)")
+    add_flags(p)
+    p.add_argument("--config", metavar="FILE",
+                   help="read settings from this TOML file (name = value, the names of the "
+                   f"flags with '_' for '-'; also ${ENV_CONFIG}); a flag beats "
+                   "$ZGPU_SERVER_<NAME>, which beats the file, which beats the default")
     p.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
                    help="accept this key (repeatable). A command-line value is visible to "
                    "other users of this machine (ps); prefer --api-keys-file or "
                    f"${ENV_SERVER_KEYS}. Keys from all three are accepted; when none of them "
                    "is given, any non-empty key is accepted")
-    p.add_argument("--api-keys-file", metavar="PATH",
-                   help="accept the keys listed in this file, one per line, each optionally "
-                   "followed by the project ids it may use ('KEY team-a team-b', 'KEY *' for "
-                   "any; blank lines and lines starting with # are skipped). On a host other "
-                   "machines reach, every key must name its projects")
-    p.add_argument("--allow-any-key", action="store_true",
-                   help="on a host other machines reach, accept any key for any project "
-                   "with no key list (refused without this flag)")
-    p.add_argument("--completion-window-seconds", type=float, default=86400.0,
-                   help="time before a running batch expires (default 24 h)")
-    p.add_argument("--file-retention-seconds", type=float, default=30 * 86400.0,
-                   help="a file's expires_at is its creation plus this (default 30 days)")
-    p.add_argument("--sweep-interval", type=float, default=3600.0, metavar="SECONDS",
-                   help="every this many seconds, remove expired files and unreferenced "
-                   "bodies from the data directory (default %(default)s; 0 = never)")
+    p.add_argument("--check", action="store_true",
+                   help="do not serve: check the settings and the data directory, probe the "
+                   "upstream (reachable, key accepted, model list), exit 0 or 2 with one line")
     p.add_argument("--gc", action="store_true",
-                   help="do not serve: run one retention sweep on --data-dir (the server "
-                   "must be stopped), print what it removed and exit")
-    p.add_argument("--admin", action="store_true", help="enable the /_admin fault-injection endpoints")
+                   help="do not serve: run one retention sweep on the data directory (the "
+                   "server must be stopped), print what it removed and exit")
     p.add_argument("--fail-lines-rate", type=float, default=0.0,
                    help="share of lines that fail (fault injection)")
     p.add_argument("--fail-lines-code", default="internal_error", help="code of the failing lines")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
-                   help="how much the server logs (default %(default)s)")
     p.set_defaults(func=serve)
 
 
@@ -205,68 +168,73 @@ def _warn_if_readable_by_others(path: Path, what: str) -> None:
             )
 
 
+def build_config(args: argparse.Namespace, environ: Any) -> tuple[Any, dict[str, Any]]:
+    """The :class:`ServerConfig` of the settings (flag > environment > file > default) and
+    the settings themselves; a ``ValueError`` (one line) when one is wrong."""
+    from .config import ServerConfig
+    from .faults import Faults
+
+    v, _sources = resolve(args, environ)
+    for name in ("sweep_interval", "file_retention_seconds"):
+        if v[name] < 0:
+            raise ValueError(f"{name.replace('_', '-')} must be >= 0, got {v[name]!r}")
+    headers = {}
+    for item in v["upstream_header"]:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"--upstream-header must look like NAME:VALUE, got {item!r}")
+        headers[name.strip()] = value.strip()
+    api_keys = scope_keys(
+        accepted_keys(args.api_keys, v["api_keys_file"], environ.get(ENV_SERVER_KEYS)),
+        host=v["host"],
+        allow_any_key=v["allow_any_key"],
+    )
+    faults = Faults()
+    if args.fail_lines_rate > 0:
+        faults.fail_lines(code=args.fail_lines_code, rate=args.fail_lines_rate)
+    config = ServerConfig(
+        data_dir=v["data_dir"],
+        engine=v["engine"],
+        upstream_url=v["upstream_url"],
+        upstream_api_key=environ.get(ENV_UPSTREAM_KEY) or None,
+        upstream_headers=headers or None,
+        upstream_timeout=v["upstream_timeout"],
+        upstream_max_retries=v["upstream_retries"],
+        upstream_backoff=v["upstream_backoff"],
+        upstream_ca_bundle=v["upstream_ca_bundle"],
+        upstream_verify_tls=not v["upstream_insecure"],
+        latency=v["latency"],
+        concurrency=v["concurrency"],
+        max_upload_bytes=v["max_upload_bytes"],
+        idle_timeout=v["idle_timeout"],
+        require_project_id=not v["relaxed_auth"],
+        accept_bearer=v["accept_bearer"],
+        api_keys=api_keys,
+        completion_window_seconds=v["completion_window_seconds"],
+        file_retention_seconds=v["file_retention_seconds"],
+        sweep_interval=v["sweep_interval"] or None,
+        admin=v["admin"],
+        faults=faults,
+    )
+    return config, v
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted; returns the exit code."""
     import uvicorn
 
     from ._conn import guarded_protocol
     from .app import ServerContext, build_app
-    from .config import ServerConfig
-    from .faults import Faults
     from .local import _bind, _Server
     from .store import DataDirDamaged, DataDirLocked
 
+    try:
+        config, v = build_config(args, os.environ)
+    except (TypeError, ValueError) as exc:  # SettingsError is a ValueError
+        print(f"zgpu-pandas serve: {exc}", file=sys.stderr)
+        return 2
     if args.gc:
-        return collect_garbage(args.data_dir)
-    if args.sweep_interval < 0 or args.file_retention_seconds < 0:
-        print("zgpu-pandas serve: --sweep-interval and --file-retention-seconds must be >= 0",
-              file=sys.stderr)
-        return 2
-    headers = {}
-    for item in args.upstream_header:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            print(f"--upstream-header must look like NAME:VALUE, got {item!r}", file=sys.stderr)
-            return 2
-        headers[name.strip()] = value.strip()
-    faults = Faults()
-    try:
-        api_keys = scope_keys(
-            accepted_keys(args.api_keys, args.api_keys_file, os.environ.get(ENV_SERVER_KEYS)),
-            host=args.host,
-            allow_any_key=args.allow_any_key,
-        )
-    except ValueError as exc:
-        print(f"zgpu-pandas serve: {exc}", file=sys.stderr)
-        return 2
-    try:
-        if args.fail_lines_rate > 0:
-            faults.fail_lines(code=args.fail_lines_code, rate=args.fail_lines_rate)
-        config = ServerConfig(
-            data_dir=args.data_dir,
-            engine=args.engine,
-            upstream_url=args.upstream_url,
-            upstream_api_key=os.environ.get(ENV_UPSTREAM_KEY) or None,
-            upstream_headers=headers or None,
-            latency=args.latency,
-            concurrency=args.concurrency,
-            require_project_id=not args.relaxed_auth,
-            accept_bearer=args.accept_bearer,
-            api_keys=api_keys,
-            completion_window_seconds=args.completion_window_seconds,
-            upstream_timeout=args.upstream_timeout,
-            upstream_max_retries=args.upstream_retries,
-            upstream_backoff=args.upstream_backoff,
-            upstream_ca_bundle=args.upstream_ca_bundle,
-            upstream_verify_tls=not args.upstream_insecure,
-            file_retention_seconds=args.file_retention_seconds,
-            sweep_interval=args.sweep_interval or None,
-            admin=args.admin,
-            faults=faults,
-        )
-    except (TypeError, ValueError) as exc:
-        print(f"zgpu-pandas serve: {exc}", file=sys.stderr)
-        return 2
+        return collect_garbage(v["data_dir"])
     if args.check:
         return check(config)
     ctx = ServerContext(config)
@@ -276,10 +244,11 @@ def serve(args: argparse.Namespace) -> int:
         print(f"zgpu-pandas serve: {exc}", file=sys.stderr)
         return 2
     try:
-        sock = _bind(args.host, args.port)
+        sock = _bind(v["host"], v["port"])
     except OSError as exc:
         ctx.stop()
-        print(f"zgpu-pandas serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(f"zgpu-pandas serve: cannot listen on {v['host']}:{v['port']}: {exc}",
+              file=sys.stderr)
         return 2
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -289,7 +258,7 @@ def serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     server = _Server(
-        uvicorn.Config(build_app(ctx), log_level=args.log_level, lifespan="on",
+        uvicorn.Config(build_app(ctx), log_level=v["log_level"], lifespan="on",
                        timeout_graceful_shutdown=5, http=guarded_protocol(config.idle_timeout)),
         ctx=ctx,
     )
