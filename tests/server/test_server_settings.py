@@ -49,6 +49,19 @@ def test_the_config_file_can_come_from_the_environment_and_a_server_table(tmp_pa
     assert config.upstream_headers == {"x-team": "a"}
 
 
+def test_relative_paths_in_the_file_are_beside_the_file(tmp_path, monkeypatch):
+    (tmp_path / "etc").mkdir()
+    cfg = tmp_path / "etc" / "server.toml"
+    cfg.write_text('data_dir = "state"\napi_keys_file = "keys.txt"\n')
+    monkeypatch.chdir(tmp_path)
+    v, _ = _resolve(["--config", "etc/server.toml"], {})
+    assert v["data_dir"] == str((tmp_path / "etc" / "state").resolve())
+    assert v["api_keys_file"] == str((tmp_path / "etc" / "keys.txt").resolve())
+    # on the command line a path is the shell's: relative to where serve starts
+    v, _ = _resolve(["--config", "etc/server.toml", "--data-dir", "here"], {})
+    assert v["data_dir"] == "here"
+
+
 @pytest.mark.parametrize(
     ("toml", "env", "said"),
     [

@@ -98,6 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
             choices=("critical", "error", "warning", "info", "debug")),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
+_PATHS = ("data_dir", "upstream_ca_bundle", "api_keys_file")
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -114,8 +115,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                                 help=help_text)
         else:
             conv: Callable[[str], Any] = {"int": int, "float": float}.get(s.kind, str)
+            metavar = {"int": "N", "float": "SECONDS"}.get(s.kind, s.name.split("_")[-1].upper())
             parser.add_argument(s.flag, type=conv, default=None, choices=s.choices,
-                                metavar=None if s.choices else s.name.upper(), help=help_text)
+                                metavar=None if s.choices else metavar, help=help_text)
 
 
 def load_file(path: str) -> dict[str, Any]:
@@ -137,7 +139,13 @@ def load_file(path: str) -> dict[str, Any]:
             near = difflib.get_close_matches(name, list(BY_NAME), n=1)
             hint = f" (did you mean {near[0]}?)" if near else ""
             raise SettingsError(f"--config {path}: unknown setting {name!r}{hint}")
-    return {name: _from_file(BY_NAME[name], value, path) for name, value in table.items()}
+    values = {name: _from_file(BY_NAME[name], value, path) for name, value in table.items()}
+    # a relative path in the file means beside the file, wherever the server is started from
+    base = Path(path).expanduser().resolve().parent
+    for name in _PATHS:
+        if isinstance(values.get(name), str):
+            values[name] = str(base / Path(values[name]).expanduser())
+    return values
 
 
 def _from_file(s: Setting, value: Any, path: str) -> Any:
