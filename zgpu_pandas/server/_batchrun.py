@@ -136,6 +136,8 @@ class BatchRun:
     # ----------------------------------------------------------------- recording
     def finished(self, offset: int, line: bytes, ok: bool) -> None:
         self.pending.append((offset, line, ok))
+        if self.store.line_observer is not None:  # the server's metrics and failed-line log
+            self.store.line_observer(self.bid, self.project, line, ok)
 
     def flush(self, *, ending: str | None = None) -> bool:
         """Record the pending lines durably; False (and the lines kept) when that fails."""

@@ -226,6 +226,7 @@ def serve(args: argparse.Namespace) -> int:
     from ._conn import guarded_protocol
     from .app import ServerContext, build_app
     from .local import _bind, _Server
+    from .observe import logging_config
     from .store import DataDirDamaged, DataDirLocked
 
     try:
@@ -259,6 +260,8 @@ def serve(args: argparse.Namespace) -> int:
     )
     server = _Server(
         uvicorn.Config(build_app(ctx), log_level=v["log_level"], lifespan="on",
+                       access_log=False,  # the server's own access log says more
+                       log_config=logging_config(fmt=v["log_format"], level=v["log_level"]),
                        timeout_graceful_shutdown=5, http=guarded_protocol(config.idle_timeout)),
         ctx=ctx,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -19,6 +20,7 @@ import orjson
 
 from . import _ids
 from ._errors import envelope, type_for_status
+from .observe import key_id
 
 if TYPE_CHECKING:
     from .app import ServerContext
@@ -187,14 +189,22 @@ class ServerMiddleware:
         method: str = scope["method"]
         path: str = scope["path"]
         rid = _ids.request_id().encode()
-        is_api = not path.startswith("/_admin") and path != "/healthz"
+        # the probes and the scrape: no auth, not logged (a scrape every 15 s is no news)
+        is_api = not path.startswith("/_admin") and path not in ("/healthz", "/readyz",
+                                                                    "/metrics")
         status_seen = [0]
         logged = [not is_api]
+        started = time.monotonic()
 
         def log(status: int) -> None:
             if not logged[0]:
                 logged[0] = True
                 self.ctx.request_log.append((method, path, status))
+                self.ctx.observer.request(
+                    method=method, path=path, status=status, request_id=rid.decode(),
+                    seconds=time.monotonic() - started, project=scope.get("zgpu.project"),
+                    key_id=scope.get("zgpu.key_id"),
+                )
 
         async def send_out(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -288,6 +298,7 @@ class ServerMiddleware:
             await _send_error(send, 403, "Invalid credentials", "invalid_credentials")
             return False
         scope["zgpu.project"] = project or ""
+        scope["zgpu.key_id"] = key_id(key)  # for the log: a short hash, never the key
         return True
 
     def _key_allowed(self, key: str, project: str) -> bool:

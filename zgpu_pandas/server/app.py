@@ -13,6 +13,8 @@ Routes (all under auth, see :mod:`zgpu_pandas.server._http`)::
     POST   /v1/batches/{id}/cancel    cancel
     POST   /v1/chat/completions       the synchronous endpoint, same engine
     GET    /healthz                   liveness (no auth)
+    GET    /readyz                    readiness: data dir writable, upstream answers (no auth)
+    GET    /metrics                   Prometheus metrics (no auth)
     GET|POST|DELETE /_admin/faults    fault injection (only with admin=True)
 
 Example::
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.applications import Starlette
@@ -55,6 +58,8 @@ from ._http import ConnectionDropped, RequestLog, ServerMiddleware
 from .config import ServerConfig
 from .engines import Engine, make_engine
 from .faults import Faults
+from .observe import Observer
+from .readiness import readiness
 from .retention import Sweeper
 from .store import InputFileGone, Store, batch_object, file_object
 from .worker import Worker
@@ -103,6 +108,10 @@ class ServerContext:
             RequestLog(config.request_log_size) if request_log is None else request_log
         )
         self.key_projects = config.key_projects()
+        self.observer = Observer(store=self.store)
+        self.store.line_observer = self.observer.line_finished
+        #: the last /readyz probe of the upstream: (monotonic time, problem or None)
+        self.upstream_probe: tuple[float, str | None] | None = None
         self.worker = Worker(
             store=self.store,
             engine_factory=self.new_engine,
@@ -130,6 +139,7 @@ class ServerContext:
             timeout=cfg.upstream_timeout,
             backoff=cfg.upstream_backoff,
             ssl_context=cfg.ssl_context(),
+            observer=self.observer,
         )
 
     def sync_engine(self) -> Engine:
@@ -697,6 +707,19 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def readyz(request: Request) -> Response:
+    """Ready to take work: the data directory is writable and the upstream (if any)
+    answers and accepts the key; 503 naming what is not."""
+    ok, checks = await readiness(_ctx(request))
+    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
+                        status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    body = await run_in_threadpool(_ctx(request).observer.exposition)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
 @_endpoint
 async def admin_faults(request: Request) -> Response:
     faults = _ctx(request).faults
@@ -762,6 +785,8 @@ def build_app(ctx: ServerContext) -> Starlette:
         _route("/v1/batches/{batch_id}/cancel", POST=cancel_batch),
         _route("/v1/chat/completions", POST=chat_completions),
         _route("/healthz", GET=healthz),
+        _route("/readyz", GET=readyz),
+        _route("/metrics", GET=metrics),
     ]
     if ctx.config.admin:
         routes += [

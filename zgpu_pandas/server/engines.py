@@ -488,8 +488,12 @@ class UpstreamEngine(Engine):
         backoff: float = 0.5,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         ssl_context: ssl.SSLContext | None = None,
+        observer: Any = None,
     ) -> None:
         self.url = chat_url(base_url)
+        # told of each call (call_started/call_ended) and each failed attempt
+        # (upstream_error): the server's metrics and log (see observe.py)
+        self.observer = observer
         self._ssl_context = ssl_context  # None: the system's CA store (for a private CA, pass one)
         self.max_answer_bytes = max(1, int(max_answer_bytes))
         self._headers = {"content-type": "application/json", **(headers or {})}
@@ -552,6 +556,8 @@ class UpstreamEngine(Engine):
             if result.ok:
                 return result
             delay = self._policy.delay(attempt, retry_after=retry_after, rand=self._rng.random)
+            if self.observer is not None:
+                self.observer.upstream_error(result, retry=retryable and delay is not None)
             if not retryable or delay is None:
                 return result
             await asyncio.sleep(delay)
@@ -560,7 +566,15 @@ class UpstreamEngine(Engine):
     async def _post(self, payload: bytes) -> tuple[LineResult, bool, float | None]:
         """One POST; its answer is read up to ``max_answer_bytes`` (a bigger one is not
         kept: it becomes an ``internal_error`` that is not retried)."""
-        answer = await self._wire().post(payload, self._headers)
+        obs = self.observer
+        if obs is not None:
+            obs.call_started()
+        t0 = time.monotonic()
+        try:
+            answer = await self._wire().post(payload, self._headers)
+        finally:
+            if obs is not None:
+                obs.call_ended(time.monotonic() - t0)
         result, retryable = self._result(answer)
         return result, retryable, None if result.ok else parse_retry_after(answer.headers)
 
@@ -609,6 +623,7 @@ def make_engine(
     timeout: float = 600.0,
     backoff: float = 0.5,
     ssl_context: ssl.SSLContext | None = None,
+    observer: Any = None,
 ) -> Engine:
     """The engine named ``kind`` (``builtin`` or ``upstream``)."""
     if kind == "builtin":
@@ -626,6 +641,7 @@ def make_engine(
             timeout=timeout,
             backoff=backoff,
             ssl_context=ssl_context,
+            observer=observer,
         )
     raise ValueError(f"engine must be 'builtin' or 'upstream', got {kind!r}")
 

@@ -96,6 +96,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admin", "bool", False, "enable the /_admin endpoints (fault injection)"),
     Setting("log_level", "str", "info", "how much the server logs",
             choices=("critical", "error", "warning", "info", "debug")),
+    Setting("log_format", "str", "text", "log lines as text, or as JSON objects (one a "
+            "line: request id, project, key id, batch id, status, latency)",
+            choices=("text", "json")),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 _PATHS = ("data_dir", "upstream_ca_bundle", "api_keys_file")

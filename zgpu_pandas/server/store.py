@@ -35,7 +35,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -198,6 +198,9 @@ class Store:
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._open = False
+        #: told of every finished batch line as ``(batch_id, project, result_line, ok)``,
+        #: from the worker's thread (the server's metrics and log; see observe.py)
+        self.line_observer: Callable[[str, str, bytes, bool], None] | None = None
 
     # ------------------------------------------------------------------ life cycle
     def open(self) -> None:
