@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ def build_config(args: argparse.Namespace, environ: Any) -> tuple[Any, dict[str,
     from .faults import Faults
 
     v, _sources = resolve(args, environ)
-    for name in ("sweep_interval", "file_retention_seconds"):
+    for name in ("sweep_interval", "file_retention_seconds", "keys_reload_interval"):
         if v[name] < 0:
             raise ValueError(f"{name.replace('_', '-')} must be >= 0, got {v[name]!r}")
     headers = {}
@@ -258,6 +259,7 @@ def serve(args: argparse.Namespace) -> int:
         f"(engine {config.engine}, data dir {ctx.data_dir})",
         flush=True,
     )
+    reloader = _key_reloader(ctx, args, v)
     server = _Server(
         uvicorn.Config(build_app(ctx), log_level=v["log_level"], lifespan="on",
                        access_log=False,  # the server's own access log says more
@@ -268,8 +270,32 @@ def serve(args: argparse.Namespace) -> int:
     try:
         server.run(sockets=[sock])
     finally:
+        if reloader is not None:
+            reloader.stop()
         ctx.stop()
     return 0
+
+
+def _key_reloader(ctx: Any, args: argparse.Namespace, v: dict[str, Any]) -> Any:
+    """With a keys file: re-read it when it changes and on SIGHUP (rotation without a
+    restart). The other key sources (--api-key, the variable) are read again with it."""
+    from .keyreload import KeyReloader
+
+    path = v["api_keys_file"]
+    if path is None:
+        return None
+
+    def load() -> Any:
+        return scope_keys(
+            accepted_keys(args.api_keys, path, os.environ.get(ENV_SERVER_KEYS)),
+            host=v["host"], allow_any_key=v["allow_any_key"],
+        )
+
+    reloader = KeyReloader(ctx, path=path, load=load, interval=v["keys_reload_interval"])
+    reloader.start()
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        signal.signal(signal.SIGHUP, lambda signum, frame: reloader.reload_soon())
+    return reloader
 
 
 def collect_garbage(data_dir: str) -> int:

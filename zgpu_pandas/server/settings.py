@@ -88,6 +88,8 @@ SETTINGS: tuple[Setting, ...] = (
             "files, unreferenced bodies); 0 = never"),
     Setting("api_keys_file", "str", None, "the accepted keys, one per line, each optionally "
             "followed by the project ids it may use ('KEY team-a team-b', 'KEY *')"),
+    Setting("keys_reload_interval", "float", 2.0, "seconds between checks of the keys "
+            "file for changes (it is also read again on SIGHUP); 0 = on SIGHUP only"),
     Setting("relaxed_auth", "bool", False, "make x-project-id optional"),
     Setting("accept_bearer", "bool", False, "also take the key from 'Authorization: Bearer' "
             "and the project from OpenAI-Project (OpenAI-style clients)"),
