@@ -13,7 +13,7 @@ import pytest
 from tests.support import ROOT
 from zgpu_pandas.cli import build_parser, main
 from zgpu_pandas.server._cli import build_config
-from zgpu_pandas.server.settings import SETTINGS, resolve
+from zgpu_pandas.server.settings import SETTINGS, load_file, resolve
 
 
 def _resolve(argv: list[str], env: dict[str, str]):
@@ -122,3 +122,14 @@ def test_the_docs_table_lists_every_setting_with_its_flag_variable_and_default()
         row = rows.get(f"`{s.name}`")
         assert row is not None, f"docs/server.md has no row for the setting {s.name}"
         assert f"`{s.flag}" in row and f"`${s.env}`" in row, row
+
+
+def test_every_settings_file_shown_in_the_docs_is_valid(tmp_path):
+    text = (ROOT / "docs" / "server.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 2  # the settings table's example and "Running it for a team"
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example-{i}.toml"
+        path.write_text(block)
+        values = load_file(str(path))  # an unknown name or a wrong type raises
+        assert values["data_dir"].endswith("zgpu")
