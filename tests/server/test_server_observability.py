@@ -95,6 +95,20 @@ def test_failed_lines_are_logged_rate_limited(server, api, make_lines, caplog):
     assert m[("zgpu_server_batch_lines_total", (("outcome", "rate_limit_exceeded"),))] == 300
 
 
+def test_lines_a_cancel_ends_are_counted_not_logged(start_server, api_for, make_lines, caplog):
+    srv = start_server(latency=0.05, concurrency=1)
+    api = api_for(srv)
+    with caplog.at_level(logging.WARNING, logger="zgpu_pandas.server.lines"):
+        batch = api.submit(make_lines(30))
+        api.post(f"/v1/batches/{batch['id']}/cancel")
+        done = api.wait(batch["id"])
+    assert done["status"] == "cancelled" and done["request_counts"]["failed"] > 0
+    assert not [r for r in caplog.records if r.name == "zgpu_pandas.server.lines"]
+    m = _metrics(srv.url)
+    cancelled = m[("zgpu_server_batch_lines_total", (("outcome", "batch_cancelled"),))]
+    assert cancelled == done["request_counts"]["failed"]
+
+
 def test_access_lines_carry_ids_project_and_a_key_id_never_the_key(server, api, caplog):
     with caplog.at_level(logging.INFO, logger="zgpu_pandas.server.access"):
         r = api.get("/v1/batches/batch_01HZX0000000000000000000AB")

@@ -41,6 +41,8 @@ access_log = logging.getLogger("zgpu_pandas.server.access")
 upstream_log = logging.getLogger("zgpu_pandas.server.upstream")
 lines_log = logging.getLogger("zgpu_pandas.server.lines")
 
+#: error codes a batch's end gives its unfinished lines: counted, not logged line by line
+_BATCH_ENDINGS = frozenset({"batch_cancelled", "batch_expired"})
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 600.0)
 
 
@@ -188,6 +190,8 @@ class Observer:
         except (orjson.JSONDecodeError, AttributeError):
             code, message, cid = "unknown", "", None
         self.lines.labels(code).inc()
+        if code in _BATCH_ENDINGS:
+            return  # the batch's own end (a cancel, the deadline), not a line that failed
         dropped = self._lines_limit.take()
         if dropped is not None:
             fields = {"batch_id": batch_id, "project": project, "custom_id": cid, "code": code,
