@@ -99,7 +99,7 @@ class ServerContext:
             if config.data_dir is None
             else Path(config.data_dir).expanduser().resolve()
         )
-        self.store = Store(self.data_dir, file_retention_seconds=config.file_retention_seconds)
+        self.store = Store(self.data_dir, file_retention=config.file_retention_seconds)
         self.sweeper = (
             None if config.sweep_interval is None
             else Sweeper(self.store, interval=config.sweep_interval)

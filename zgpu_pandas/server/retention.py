@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .store import ACTIVE_STATUSES, Store
+from .store import ACTIVE_STATUSES, Store, safe_rel
 
 __all__ = ["SweepReport", "Sweeper", "sweep"]
 
@@ -69,12 +69,6 @@ def _human(n: int) -> str:
             return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} bytes"  # pragma: no cover - the loop always returns
-
-
-def _safe_rel(rel: str) -> bool:
-    # paths come from the database, written by the store: still, never leave the directory
-    parts = Path(rel).parts
-    return len(parts) >= 2 and parts[0] in ("files", "batches") and ".." not in parts
 
 
 def sweep(
@@ -124,7 +118,7 @@ def _forget_expired(store: Store, now: int, report: SweepReport) -> set[str]:
             c.execute("DELETE FROM files WHERE id = ?", (row["id"],))
             if row["deleted_at"] is None:
                 report.expired_files += 1
-            if _safe_rel(row["path"]):
+            if safe_rel(row["path"]):
                 doomed.add(row["path"])
     return doomed
 
@@ -137,7 +131,7 @@ def _deleted_bodies(store: Store) -> set[str]:
         f" SELECT 1 FROM batches b WHERE b.input_file_id = f.id AND b.status IN ({marks}))",
         ACTIVE_STATUSES,
     ).fetchall()
-    return {r["path"] for r in rows if _safe_rel(r["path"]) and store.path_of(r["path"]).exists()}
+    return {r["path"] for r in rows if safe_rel(r["path"]) and store.path_of(r["path"]).exists()}
 
 
 def _orphans(store: Store, older_than: float) -> set[str]:

@@ -181,12 +181,9 @@ class Store:
     """SQLite metadata + blobs under ``data_dir``. Thread-safe: each thread gets its own
     SQLite connection; writes go through short ``BEGIN IMMEDIATE`` transactions."""
 
-    def __init__(
-        self, data_dir: Path, *, file_retention_seconds: float = FILE_RETENTION_SECONDS
-    ) -> None:
+    def __init__(self, data_dir: Path, *, file_retention: float = FILE_RETENTION_SECONDS) -> None:
         self.data_dir = Path(data_dir)
-        #: a file's ``expires_at`` is its creation plus this (a sweep removes it then)
-        self.file_retention = math.ceil(file_retention_seconds)
+        self.file_retention = math.ceil(file_retention)  # expires_at = creation + this
         self.files_dir = self.data_dir / "files"
         self.batches_dir = self.data_dir / "batches"
         self.tmp_dir = self.data_dir / "tmp"
@@ -198,8 +195,7 @@ class Store:
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._open = False
-        #: told of every finished batch line as ``(batch_id, project, result_line, ok)``,
-        #: from the worker's thread (the server's metrics and log; see observe.py)
+        #: told of each finished batch line (bid, project, line, ok) by the worker; observe.py
         self.line_observer: Callable[[str, str, bytes, bool], None] | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -348,10 +344,9 @@ class Store:
         return rows[:limit], len(rows) > limit
 
     def delete_file(self, project: str, fid: str) -> bool:
-        """Soft delete (later reads give 404). The body (an upload's, or a batch's output or
-        error file) is removed at once unless a running batch still reads it as input; that
-        batch removes it when it ends. The record stays (a deleted file is still a page
-        cursor) until the file's ``expires_at``, when a retention sweep removes it."""
+        """Soft delete (later reads give 404). The body (input, output or error) goes at once
+        unless a running batch reads it, then when that batch ends; the record stays (a page
+        cursor) until a retention sweep after ``expires_at``."""
         with self.tx() as c:
             row = c.execute(
                 "SELECT path FROM files WHERE id = ? AND project = ? AND deleted_at IS NULL",
@@ -362,7 +357,7 @@ class Store:
             c.execute("UPDATE files SET deleted_at = ? WHERE id = ?", (_now(), fid))
             in_use = self._input_in_use(c, fid)
         if not in_use:
-            self._drop_body(row["path"])
+            drop_body(self.data_dir, row["path"])
         return True
 
     def _input_in_use(self, c: sqlite3.Connection, fid: str) -> bool:
@@ -611,15 +606,21 @@ class Store:
                 c, row["input_file_id"]
             )
         if drop_input:
-            self._drop_body(deleted_input["path"])
+            drop_body(self.data_dir, deleted_input["path"])
 
-    def _drop_body(self, rel: str) -> None:
-        """Remove a stored body, given its path as recorded (never one outside the data
-        directory's ``files/`` and ``batches/``)."""
-        parts = Path(rel).parts
-        if len(parts) >= 2 and parts[0] in ("files", "batches") and ".." not in parts:
-            with contextlib.suppress(OSError):
-                (self.data_dir / rel).unlink()
+
+def safe_rel(rel: str) -> bool:
+    """Whether a recorded body path stays in the data directory's ``files/`` or
+    ``batches/`` (paths come from the database, written by the store: still, never leave)."""
+    parts = Path(rel).parts
+    return len(parts) >= 2 and parts[0] in ("files", "batches") and ".." not in parts
+
+
+def drop_body(data_dir: Path, rel: str) -> None:
+    """Remove a stored body, given its path as recorded."""
+    if safe_rel(rel):
+        with contextlib.suppress(OSError):
+            (data_dir / rel).unlink()
 
 
 # ------------------------------------------------------------------------- objects
