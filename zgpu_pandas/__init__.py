@@ -23,6 +23,7 @@ from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObje
 from ._polars_hook import install as _install_polars_namespace
 from ._progress import JobStatus
 from ._prune import prune_jobs
+from ._run_files import run_files
 from .core.estimate import ChatEstimate
 from .core.job import ACCOUNT_CODES, TRANSIENT_CODES, BatchJob
 from .core.resume import attach
@@ -132,6 +133,7 @@ __all__ = [
     "local_server",
     "models",
     "prune_jobs",
+    "run_files",
 ]
 
 

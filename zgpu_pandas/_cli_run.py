@@ -1,16 +1,17 @@
 """``zgpu-pandas run`` and ``zgpu-pandas demo``: the accessor from the command line.
 
-``run`` reads a CSV, Parquet or JSONL file, sends one chat request per row through the batch
-API, and writes the input plus the answer columns in any of those formats. It is resumable
-like the accessor: re-running the same command after an interruption reattaches to the
-batches already paid for (the job journal), it never submits them again.
+``run`` reads CSV, Parquet or JSONL files, sends one chat request per row through the batch
+API, and writes the input plus the answer columns, streaming part by part
+(:mod:`zgpu_pandas._stream_run`). It is resumable like the accessor: re-running the same
+command after an interruption reattaches to the batches already paid for (the job journal),
+it never submits them again.
 
 Exit codes: 0 every sent row answered; 2 some rows failed (the output is still written, with
 the errors in it); 1 the job failed or could not start.
 
 Example::
 
-    $ zgpu-pandas run reviews.csv --prompt-col review --model LFM2.5-1.2B-Instruct \\
+    $ zgpu-pandas run reviews/ --prompt-col review --model LFM2.5-1.2B-Instruct \\
           --system "Tag the sentiment." --param temperature=0 -o tagged.parquet
 """
 
@@ -28,24 +29,7 @@ from ._cli_checks import format_of, input_format, output_format
 from ._fs import atomic_path
 from .errors import OptionError
 
-__all__ = ["read_table", "register", "write_table"]
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read CSV, Parquet or JSONL by extension. CSV cells are read as text (``keep_default_na``
-    off except for truly empty cells) so an id like ``007`` or a review reading ``NA`` is
-    sent as written. A file that cannot be read is an :class:`OptionError` naming it."""
-    p = Path(path)
-    fmt = input_format(p)
-    try:
-        if fmt == "csv":
-            return pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
-        if fmt == "parquet":
-            return pd.read_parquet(p)
-        return pd.read_json(p, lines=True, dtype=False)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:  # pandas' and pyarrow's errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OptionError(f"cannot read {str(p)!r} as {fmt.upper()}: {first}") from None
+__all__ = ["register", "write_table"]
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
@@ -126,15 +110,16 @@ def _schema(text: str | None) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .core import run
+    from ._stream_read import expand_inputs
+    from ._stream_run import StreamRun, is_folder_output
     from .core.messages import CLI_HINT
     from .core.spec import ChatSpec, Connection
 
-    src, dest = Path(args.input), Path(args.output)
-    input_format(src)  # both files checked before anything is read, uploaded or paid for
-    output_format(dest)
+    # the inputs and the output checked before anything is read, uploaded or paid for
+    paths = expand_inputs(args.input)
+    folder = is_folder_output(args.output)
+    output_format(Path(args.output) / "part-000000.parquet" if folder else Path(args.output))
     schema = _schema(args.schema)
-    df = read_table(src)
     spec = ChatSpec(
         prompt=args.template if args.template else args.prompt_col,
         messages=args.messages_col,
@@ -155,18 +140,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         name=args.name,
     )
     progress = False if args.quiet else None
+
+    def stream(conn: Connection) -> StreamRun:
+        run = StreamRun(
+            paths, args.output, spec, conn, part_rows=args.part_rows, progress=progress,
+            hint=CLI_HINT,
+        )
+        run.run()
+        return run
+
     if args.provider == "zerogpu":
-        conn = Connection(base_url=args.base_url, project_id=args.project_id)
-        result = run.start(df, spec, conn, progress=progress, hint=CLI_HINT).result()
+        done = stream(Connection(base_url=args.base_url, project_id=args.project_id))
     else:  # Connection has no provider: the client carries it
         from ._cli_resources import make_client
 
         with make_client(args) as client:
-            conn = Connection(client=client)
-            result = run.start(df, spec, conn, progress=progress, hint=CLI_HINT).result()
-    path = write_table(result, dest)
-    print(f"{_summary(result, args.output_prefix)}; wrote {len(result)} rows to {path}")
-    return _exit_code(result, args.output_prefix)
+            done = stream(Connection(client=client))
+    status = done.status_frame(args.output_prefix)
+    print(f"{_summary(status, args.output_prefix)}; wrote {len(status)} rows to {done.dest}")
+    return _exit_code(status, args.output_prefix)
 
 
 DEMO_SYSTEM = (
@@ -246,7 +238,12 @@ def register(sub: Any) -> None:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", help="a .csv, .parquet or .jsonl file, one row per request")
+    p.add_argument(
+        "input",
+        nargs="+",
+        help=".csv, .parquet or .jsonl file(s), a folder of them or a quoted glob, one row "
+        "per request (read in sorted path order)",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt-col", help="column holding the user prompt")
     src.add_argument("--template", help='a prompt template over columns, e.g. "Review: {review}"')
@@ -258,7 +255,21 @@ def register(sub: Any) -> None:
         help="send a model id the ZeroGPU catalog does not list (a custom deployment)",
     )
     p.add_argument("--system", help="system prompt for every row")
-    p.add_argument("-o", "--output", required=True, help="output .csv, .parquet or .jsonl")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output .csv, .parquet or .jsonl file, or a folder ending in / for a Parquet "
+        "dataset (part-000000.parquet, ... in input order)",
+    )
+    p.add_argument(
+        "--part-rows",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="rows read, sent and written at a time (default %(default)s: one batch each); "
+        "memory stays about one part",
+    )
     _add_request_options(p)
     p.add_argument("--output-prefix", default="response", help="prefix of the answer columns")
     p.add_argument("--overwrite", action="store_true", help="replace existing answer columns")
@@ -363,11 +374,18 @@ def _register_demo(sub: Any) -> None:
 
 
 RUN_DESCRIPTION = """\
-Read a CSV, Parquet or JSONL file, send one chat request per row through the batch API, and
-write the input plus the answer columns in any of those formats. Re-running the same command
-after an interruption picks up the batches already paid for (the job journal); it never
-submits them again. The files, the model id and the parameters are checked before anything
-is uploaded.
+Read CSV, Parquet or JSONL files (one, several, a folder or a glob), send one chat request
+per row through the batch API, and write the input plus the answer columns: to one .csv,
+.parquet or .jsonl file, or with -o out/ to a Parquet dataset in input order. The rows are
+read, sent and written in parts (--part-rows), so memory stays about one part whatever the
+input size. Re-running the same command after an interruption picks up the batches already
+paid for (the job journal) and keeps the parts already written; it never submits them
+again. The files, the model id and the parameters are checked before anything is uploaded.
+
+CSV input: the prompt columns (--prompt-col, the --template fields, --messages-col) are read
+as text exactly as written; every other column gets a real type when all its cells fit one:
+integers written plainly (12, -3) are integers, numbers are floats, true/false are booleans,
+anything else (007, 12abc) is text. Only an empty cell is missing ("NA" is text).
 
 Exit codes: 0 every sent row answered; 2 some rows failed (the output is still written, with
 the errors in it); 1 the job failed or could not start."""

@@ -165,10 +165,12 @@ def start(
     progress: ProgressOption = None,
     poll_interval: float | None = None,
     hint: str = "job",
+    announce: bool = True,
 ) -> BatchJob:
     """Start (or resume from the journal) the job of ``spec`` over ``frame`` and submit its
     batches; returns the job at once. ``hint`` is how messages name the job for the user
-    (``df.zgpu.last_job``)."""
+    (``df.zgpu.last_job``). ``announce=False``: a resumed job's note is kept on the job, not
+    printed (a streaming run finds each part's job again on purpose)."""
     requests, parse = build(frame, spec)
     check_budget(requests, spec)
     the_client, factory = open_checked(frame, spec, conn, requests)
@@ -213,7 +215,7 @@ def start(
         # new job: say it is not
         job.resume_note = messages.resumed(job.job_id, len(job.batch_ids), job.creates_sent)
         job.note(job.resume_note)
-        if progress is False:  # "no progress display" is not "silence": say it once
+        if progress is False and announce:  # "no progress display" is not "silence"
             print(job.resume_note, file=sys.stderr, flush=True)
     elif known:
         job.note(

@@ -1,0 +1,194 @@
+"""Input files read in slices, for streaming jobs (:func:`zgpu_pandas.run_files`).
+
+Parquet, CSV and JSONL files (one file, several, a directory or a glob) are read as Arrow
+record batches, in a fixed order (the paths sorted, as ``pandas.read_parquet`` orders a
+directory), so that the same command always cuts the same rows into the same parts.
+
+CSV columns get real types, decided over every file before the first slice is read (a
+streaming reader that guessed from the first block would fail, or change its mind, later):
+a column is ``int64`` when every cell is an integer written plainly (``12``, ``-3``; ``007``
+keeps its zeros as text), ``float64`` when every cell is a plain number, ``bool`` when every
+cell is ``true``/``false`` (either case), otherwise text. Only an empty cell is missing
+(``NA`` or ``null`` are text). Prompt columns are always read as text exactly as written.
+
+Example::
+
+    paths = expand_inputs(["data/"])               # the files, sorted
+    for batch in iter_slices(paths, text_columns={"review"}, slice_rows=10_000):
+        ...                                         # a pyarrow.RecordBatch
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ._cli_checks import input_format
+from .errors import OptionError
+
+__all__ = ["csv_types", "expand_inputs", "iter_parts", "iter_slices"]
+
+_INT = r"^-?(0|[1-9][0-9]*)$"
+_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?\.[0-9]+$"
+_BOOL = r"^(true|false|True|False|TRUE|FALSE)$"
+_SUFFIXES = (".parquet", ".pq", ".csv", ".jsonl", ".ndjson")
+
+
+def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The input files: each item a file, a directory (its Parquet/CSV/JSONL files, sorted,
+    hidden ones and ``_``-prefixed ones left out as Parquet datasets do) or a glob. One
+    format for all of them; an :class:`OptionError` when nothing matches or formats mix."""
+    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    paths: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.suffix.lower() in _SUFFIXES
+                and not any(part[:1] in "._" for part in f.relative_to(p).parts)
+            )
+            if not found:
+                raise OptionError(f"input folder {str(p)!r} holds no .parquet, .csv or .jsonl file")
+            paths.extend(found)
+        elif p.exists():
+            paths.append(p)
+        elif glob.has_magic(str(item)):
+            found = sorted(Path(f) for f in glob.glob(str(item)) if Path(f).is_file())
+            if not found:
+                raise OptionError(f"no file matches {str(item)!r}")
+            paths.extend(found)
+        else:
+            raise OptionError(f"input file {str(p)!r} does not exist")
+    formats = {input_format(p) for p in paths}
+    if len(formats) > 1:
+        raise OptionError(
+            f"the inputs mix formats ({', '.join(sorted(formats))}); give one format at a time"
+        )
+    return paths
+
+
+def _csv_names(path: Path) -> list[str]:
+    reader = pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(null_values=[""]))
+    names = list(reader.schema.names)
+    reader.close()
+    return names
+
+
+def _options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        column_types=types,
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+        true_values=["true", "True", "TRUE"],
+        false_values=["false", "False", "FALSE"],
+    )
+
+
+def csv_types(paths: Sequence[Path], text_columns: Iterable[str]) -> dict[str, pa.DataType]:
+    """Each CSV column's type over all of ``paths`` (one streaming pass reading text)."""
+    names = _csv_names(paths[0])
+    keep_text = set(text_columns)
+    # candidates still possible per column, narrowest first
+    left = {n: [] if n in keep_text else ["int", "number", "bool"] for n in names}
+    seen = dict.fromkeys(names, False)
+    pattern = {"int": _INT, "number": _NUMBER, "bool": _BOOL}
+    for path in paths:
+        if _csv_names(path) != names:
+            raise OptionError(
+                f"{str(path)!r} has other columns than {str(paths[0])!r}; CSV inputs read "
+                f"together must share their header"
+            )
+        reader = pacsv.open_csv(path, convert_options=_options(dict.fromkeys(names, pa.string())))
+        for batch in reader:
+            for name, col in zip(names, batch.columns, strict=True):
+                if not left[name]:
+                    continue
+                valid = col.drop_null()
+                if len(valid):
+                    seen[name] = True
+                left[name] = [
+                    k for k in left[name] if pc.all(pc.match_substring_regex(valid, pattern[k])).as_py() is not False
+                ]
+    types: dict[str, pa.DataType] = {}
+    for name in names:
+        kinds = left[name] if seen[name] else []
+        if "int" in kinds:
+            types[name] = pa.int64()
+        elif "number" in kinds:
+            types[name] = pa.float64()
+        elif "bool" in kinds:
+            types[name] = pa.bool_()
+        else:
+            types[name] = pa.string()
+    return types
+
+
+def iter_slices(
+    paths: Sequence[Path], *, text_columns: Iterable[str], slice_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Every row of ``paths`` in order, as record batches of at most ``slice_rows`` rows."""
+    fmt = input_format(paths[0])
+    if fmt == "csv":
+        types = csv_types(paths, text_columns)
+        for path in paths:
+            reader = pacsv.open_csv(path, convert_options=_options(types))
+            for batch in reader:
+                yield from _cut(batch, slice_rows)
+    elif fmt == "parquet":
+        for path in paths:
+            yield from pq.ParquetFile(path).iter_batches(batch_size=slice_rows)
+    else:
+        yield from _jsonl_slices(paths, slice_rows)
+
+
+def _jsonl_slices(paths: Sequence[Path], slice_rows: int) -> Iterator[pa.RecordBatch]:
+    """JSONL through pandas' chunked reader (pyarrow's JSON reader reads a whole file);
+    values keep the types JSON gives them."""
+    import pandas as pd
+
+    for path in paths:
+        with pd.read_json(path, lines=True, dtype=False, chunksize=slice_rows) as chunks:
+            for chunk in chunks:
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                yield from table.to_batches()
+
+
+def _cut(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
+    for start in range(0, batch.num_rows, rows):
+        yield batch.slice(start, rows)
+
+
+def iter_parts(slices: Iterable[pa.RecordBatch], part_rows: int) -> Iterator[pa.Table]:
+    """The slices regrouped into tables of exactly ``part_rows`` rows (the last one fewer):
+    the same input always gives the same parts."""
+    pending: list[pa.RecordBatch] = []
+    have = 0
+    for batch in slices:
+        while batch.num_rows:
+            take = min(part_rows - have, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            have += take
+            batch = batch.slice(take)
+            if have == part_rows:
+                yield _table(pending)
+                pending, have = [], 0
+    if have:
+        yield _table(pending)
+
+
+def _table(batches: list[pa.RecordBatch]) -> pa.Table:
+    try:
+        return pa.Table.from_batches(batches)
+    except pa.ArrowInvalid:  # JSONL chunks may type a column differently (all null in one)
+        tables = [pa.Table.from_batches([b]) for b in batches]
+        return pa.concat_tables(tables, promote_options="permissive")

@@ -1,0 +1,293 @@
+"""Streaming file jobs: :func:`run_files` and ``zgpu-pandas run``.
+
+The input is cut into *parts* of ``part_rows`` consecutive rows (50,000 by default, one
+batch's worth of lines). Each part is an ordinary journaled job of the in-memory core
+(:func:`zgpu_pandas.core.run.start`), so it inherits everything that path guarantees: the
+request rules, dedup, the create tokens that never buy a batch twice, resuming.
+
+Two passes over the input keep memory to about one part (plus its requests and answers):
+
+1. *submit*: each part is read, its request lines built and its batches created, then the
+   part is dropped (the journal holds the job);
+2. *collect*: in input order, each part is read again, its job found in the journal (no new
+   batch), waited for, and written as ``part-000000.parquet``, ``part-000001.parquet``, ...
+   (a lexical order that is the input order) with every input column and the answers.
+
+A killed run re-run with the same command finds its parts' jobs in the journal (no new batch)
+and skips the part files already written (none is rewritten). A manifest
+(``_zgpu_run.json``, ignored by Parquet readers as ``_`` files are) records which inputs and
+settings the parts belong to, so parts of another run are never mixed in. ``-o out.parquet``
+(or ``.csv``/``.jsonl``) stages the parts in a hidden folder beside it and joins them into the
+one file at the end, part by part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import _stream_read
+from ._cli_checks import format_of
+from ._fs import atomic_path, write_atomic
+from .core import checkpoints
+from .errors import OptionError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._progress import ProgressOption
+    from .core.spec import ChatSpec, Connection
+
+__all__ = ["MANIFEST", "PART_ROWS", "StreamRun", "prompt_columns"]
+
+#: rows per part: one batch's worth of lines (the service's 50,000-line limit)
+PART_ROWS = 50_000
+#: the file that says which run a folder of parts belongs to
+MANIFEST = "_zgpu_run.json"
+
+
+def prompt_columns(spec: ChatSpec) -> set[str]:
+    """The columns the requests are built from, read as text exactly as written."""
+    from .core.requests import _template_fields
+
+    if spec.messages is not None:
+        return {str(spec.messages)}
+    prompt = str(spec.prompt)
+    fields = {f[1] for f in _template_fields(prompt) if f[1]}
+    # a plain column name, or a template's fields (with their attribute/index parts cut)
+    return {prompt} | {f.split(".")[0].split("[")[0] for f in fields}
+
+
+def part_name(k: int) -> str:
+    return f"part-{k:06d}.parquet"
+
+
+class StreamRun:
+    """One streaming job: its inputs, where the parts go, and the two passes."""
+
+    def __init__(
+        self,
+        inputs: Sequence[Path],
+        dest: str | Path,
+        spec: ChatSpec,
+        conn: Connection,
+        *,
+        part_rows: int = PART_ROWS,
+        progress: ProgressOption = None,
+        poll_interval: float | None = None,
+        hint: str = "job",
+    ) -> None:
+        if not isinstance(part_rows, int) or isinstance(part_rows, bool) or part_rows < 1:
+            raise OptionError(f"part_rows must be a whole number >= 1, not {part_rows!r}")
+        self.inputs, self.spec, self.conn = list(inputs), spec, conn
+        self.dest = Path(dest)
+        self.part_rows, self.progress, self.poll_interval = part_rows, progress, poll_interval
+        self.hint = hint
+        # "" for a folder of parts, else the one output file's format
+        self.fmt = "" if is_folder_output(dest) else format_of(Path(dest), what="output file")
+        # a folder of parts: the output itself, or a hidden staging folder beside the file
+        self.parts_dir = (
+            self.dest if not self.fmt else self.dest.parent / f".{self.dest.name}.zgpu-parts"
+        )
+        self.text_columns = prompt_columns(spec)
+        self.batches_created = 0
+
+    # ---- the run -------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        """Submit every part, then collect and write them in order; the output path."""
+        self._prepare_folder()
+        the_client, factory = self.conn.open()
+        from .core.spec import Connection
+
+        conn = Connection(client=the_client)  # one client for every part's job
+        try:
+            done = self._written()
+            self._submit_all(conn, done)
+            self._collect_all(conn, done)
+        finally:
+            if factory is not None:
+                the_client.close()
+        if self.fmt:
+            self._join()
+        return self.dest
+
+    def _parts(self) -> Iterator[pa.Table]:
+        slices = _stream_read.iter_slices(
+            self.inputs, text_columns=self.text_columns, slice_rows=min(self.part_rows, 65_536)
+        )
+        return _stream_read.iter_parts(slices, self.part_rows)
+
+    def _start(self, table: pa.Table, conn: Connection, *, fresh: bool) -> Any:
+        from .core import run
+
+        frame = _to_pandas(table)
+        spec = dataclasses.replace(self.spec, fresh=fresh)
+        return run.start(
+            frame, spec, conn, progress=False, poll_interval=self.poll_interval,
+            hint=self.hint, announce=False,
+        )
+
+    def _submit_all(self, conn: Connection, done: set[int]) -> None:
+        """Pass 1: every part not written yet gets its batches (or finds them)."""
+        for k, table in enumerate(self._parts()):
+            if k in done:
+                continue
+            job = self._start(table, conn, fresh=self.spec.fresh)
+            self.batches_created += job.creates_sent
+            del job, table  # the journal holds the job; memory holds one part at a time
+            checkpoints.checkpoint(f"after_submit:{k}")
+
+    def _collect_all(self, conn: Connection, done: set[int]) -> None:
+        """Pass 2: in input order, each part's job found again, waited for and written."""
+        reference: pa.Schema | None = self._reference_schema(done)
+        for k, table in enumerate(self._parts()):
+            if k in done:
+                continue
+            job = self._start(table, conn, fresh=False)  # the job pass 1 made: no new batch
+            self.batches_created += job.creates_sent
+            result = job.result(timeout=self.spec.timeout)
+            out = _to_arrow(result, table, json_text=self.fmt != "jsonl")
+            if reference is None:
+                reference = out.schema
+            out = _conform(out, reference, k)
+            with atomic_path(self.parts_dir / part_name(k), private=False) as tmp:
+                pq.write_table(out, tmp)
+            if self.progress is not False:
+                print(f"part {k}: {out.num_rows:,} rows written", file=sys.stderr, flush=True)
+            del job, table, result, out
+            checkpoints.checkpoint(f"after_part:{k}")
+
+    # ---- the folder of parts -------------------------------------------------------------
+
+    def _manifest(self) -> bytes:
+        """Which inputs and settings the parts belong to (not the job's name or retries)."""
+        spec = dataclasses.replace(
+            self.spec, fresh=False, name=None, retries=0, timeout=None, max_cost=None
+        )
+        files = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in self.inputs]
+        key = repr((files, repr(spec), self.part_rows)).encode()
+        return orjson.dumps({"run": hashlib.sha256(key).hexdigest(), "inputs": len(files)})
+
+    def _prepare_folder(self) -> None:
+        manifest = self._manifest()
+        path = self.parts_dir / MANIFEST
+        if self.parts_dir.exists() and not self.parts_dir.is_dir():
+            raise OptionError(f"output {str(self.parts_dir)!r} is a file, not a folder")
+        old = path.read_bytes() if path.exists() else None
+        if self.spec.fresh or (old is not None and old != manifest):
+            if old is not None and old != manifest and not self.spec.fresh:
+                raise OptionError(
+                    f"{str(self.dest)!r} holds parts of another run (other inputs or "
+                    f"settings); choose another output, remove it, or pass --fresh "
+                    f"(fresh=True) to replace them"
+                )
+            for f in self.parts_dir.glob("part-*.parquet"):
+                f.unlink()
+        elif old is None and self.parts_dir.is_dir() and any(self.parts_dir.iterdir()):
+            raise OptionError(
+                f"output folder {str(self.dest)!r} is not empty and holds no run of this "
+                f"command; choose an empty or new folder"
+            )
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, manifest)
+
+    def _written(self) -> set[int]:
+        return {int(f.name[5:11]) for f in self.parts_dir.glob("part-*.parquet")}
+
+    def _reference_schema(self, done: set[int]) -> pa.Schema | None:
+        return pq.read_schema(self.parts_dir / part_name(min(done))) if done else None
+
+    def part_files(self) -> list[Path]:
+        return sorted(self.parts_dir.glob("part-*.parquet"))
+
+    def _join(self) -> None:
+        """The parts into the one output file, part by part, then the staging folder goes."""
+        files = self.part_files()
+        with atomic_path(self.dest, private=False) as tmp:
+            if self.fmt == "parquet":
+                schema = pq.read_schema(files[0]) if files else pa.schema([])
+                with pq.ParquetWriter(tmp, schema) as writer:
+                    for f in files:
+                        writer.write_table(pq.read_table(f))
+            else:
+                with open(tmp, "wb") as fh:
+                    for k, f in enumerate(files):
+                        df = pq.read_table(f).to_pandas()
+                        if self.fmt == "csv":
+                            df.to_csv(fh, index=False, header=k == 0)
+                        else:
+                            text = df.to_json(orient="records", lines=True, force_ascii=False)
+                            fh.write(text.rstrip("\n").encode() + b"\n" if len(df) else b"")
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+    def status_frame(self, output: str) -> pd.DataFrame:
+        """The status and error columns of every row written (for the summary line)."""
+        import pandas as pd
+
+        cols = [f"{output}_status", f"{output}_error_code", f"{output}_error"]
+        if self.fmt:
+            if self.fmt == "parquet":
+                return pq.read_table(self.dest, columns=cols).to_pandas()
+            if self.fmt == "csv":
+                return pd.read_csv(self.dest, usecols=cols, dtype=str)
+            return pd.read_json(self.dest, lines=True, dtype=False)[cols]
+        return pq.read_table(self.dest, columns=cols).to_pandas()
+
+
+def is_folder_output(dest: str | Path) -> bool:
+    """Whether the output is a folder of parts: an existing folder, or a name ending in
+    ``/`` (a name without an extension stays an error: it is more often a typo)."""
+    return Path(dest).is_dir() or str(dest).endswith(("/", "\\"))
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """A part as a pandas frame whose columns keep their Arrow types exactly (an integer
+    column with a missing cell stays integer), so they are written back unchanged."""
+    import pandas as pd
+
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _to_arrow(result: pd.DataFrame, part: pa.Table, *, json_text: bool) -> pa.Table:
+    """The part's rows to write: each input column as it was read (its Arrow type exactly,
+    so an integer column stays integer), then the answer columns as the in-memory path
+    writes them (pandas' metadata for those only: ``Int64`` counts read back as ``Int64``;
+    input columns read back as ``pandas.read_parquet`` reads the user's own file)."""
+    import pandas as pd
+
+    from .frames._export import for_csv
+
+    frame = for_csv(result) if json_text else result
+    kept = [
+        c for c in frame.columns
+        if c in part.column_names and isinstance(frame[c].dtype, pd.ArrowDtype)
+        and frame[c].dtype.pyarrow_dtype == part.schema.field(c).type
+    ]
+    answers = pa.Table.from_pandas(frame.drop(columns=kept), preserve_index=False)
+    columns = [part.column(c) if c in kept else answers.column(c) for c in frame.columns]
+    table = pa.table(columns, names=[str(c) for c in frame.columns])
+    return table.replace_schema_metadata(answers.schema.metadata)
+
+
+def _conform(table: pa.Table, schema: pa.Schema, k: int) -> pa.Table:
+    """A part with the first part's column types (a column all missing in one part is typed
+    null there), so that the parts read back as one dataset."""
+    if table.schema.equals(schema):
+        return table
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError) as exc:
+        raise OptionError(
+            f"part {k} of the input has other columns or column types than part 0 "
+            f"({str(exc).splitlines()[0]}); give inputs of one schema"
+        ) from None
