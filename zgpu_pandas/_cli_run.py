@@ -25,9 +25,8 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from ._cli_checks import format_of, input_format, output_format
+from ._cli_checks import format_of, output_format
 from ._fs import atomic_path
-from .errors import OptionError
 
 __all__ = ["register", "write_table"]
 
@@ -260,7 +259,7 @@ def register(sub: Any) -> None:
         "--output",
         required=True,
         help="output .csv, .parquet or .jsonl file, or a folder ending in / for a Parquet "
-        "dataset (part-000000.parquet, ... in input order)",
+        "dataset (part-000000.parquet and on, in input order)",
     )
     p.add_argument(
         "--part-rows",

@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import glob
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -30,12 +31,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ._cli_checks import input_format
-from .errors import OptionError
+from .errors import OptionError, ZgpuError
 
-__all__ = ["csv_types", "expand_inputs", "iter_parts", "iter_slices"]
+__all__ = ["check_inputs", "csv_types", "expand_inputs", "iter_parts", "iter_slices"]
 
-_INT = r"^-?(0|[1-9][0-9]*)$"
-_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?\.[0-9]+$"
+# an integer that fits int64 for sure (19 digits may not): longer ones stay text
+_INT = r"^-?(0|[1-9][0-9]{0,17})$"
+# a number whose whole part a float64 holds exactly (up to 15 digits); longer: text
+_NUMBER = r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?\.[0-9]+$"
 _BOOL = r"^(true|false|True|False|TRUE|FALSE)$"
 _SUFFIXES = (".parquet", ".pq", ".csv", ".jsonl", ".ndjson")
 
@@ -96,29 +99,27 @@ def _options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
 
 def csv_types(paths: Sequence[Path], text_columns: Iterable[str]) -> dict[str, pa.DataType]:
     """Each CSV column's type over all of ``paths`` (one streaming pass reading text)."""
-    names = _csv_names(paths[0])
+    with _reading(paths[0], "csv"):
+        names = _csv_names(paths[0])
     keep_text = set(text_columns)
     # candidates still possible per column, narrowest first
     left = {n: [] if n in keep_text else ["int", "number", "bool"] for n in names}
     seen = dict.fromkeys(names, False)
     pattern = {"int": _INT, "number": _NUMBER, "bool": _BOOL}
     for path in paths:
-        if _csv_names(path) != names:
-            raise OptionError(
-                f"{str(path)!r} has other columns than {str(paths[0])!r}; CSV inputs read "
-                f"together must share their header"
-            )
-        reader = pacsv.open_csv(path, convert_options=_options(dict.fromkeys(names, pa.string())))
-        for batch in reader:
-            for name, col in zip(names, batch.columns, strict=True):
-                if not left[name]:
-                    continue
-                valid = col.drop_null()
-                if len(valid):
-                    seen[name] = True
-                left[name] = [
-                    k for k in left[name] if pc.all(pc.match_substring_regex(valid, pattern[k])).as_py() is not False
-                ]
+        with _reading(path, "csv"):
+            if _csv_names(path) != names:
+                raise OptionError(
+                    f"{str(path)!r} has other columns than {str(paths[0])!r}; CSV inputs "
+                    f"read together must share their header"
+                )
+            text = _options(dict.fromkeys(names, pa.string()))
+            for batch in pacsv.open_csv(path, convert_options=text):
+                for name, col in zip(names, batch.columns, strict=True):
+                    if left[name]:
+                        valid = col.drop_null()
+                        seen[name] = seen[name] or len(valid) > 0
+                        left[name] = [k for k in left[name] if _all_match(valid, pattern[k])]
     types: dict[str, pa.DataType] = {}
     for name in names:
         kinds = left[name] if seen[name] else []
@@ -133,34 +134,58 @@ def csv_types(paths: Sequence[Path], text_columns: Iterable[str]) -> dict[str, p
     return types
 
 
+def check_inputs(paths: Sequence[Path]) -> None:
+    """Parquet inputs opened (their footers read) before anything is sent, so a damaged
+    file is named at once, not after the parts before it were paid for. CSV inputs are
+    read whole by the type pass (:func:`csv_types`) before the first part is sent."""
+    for path in paths:
+        if input_format(path) == "parquet":
+            with _reading(path, "parquet"):
+                pq.read_schema(path)
+
+
+@contextlib.contextmanager
+def _reading(path: Path, fmt: str) -> Iterator[None]:
+    """pandas' and pyarrow's read errors as one line naming the file."""
+    try:
+        yield
+    except ZgpuError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError, pa.ArrowException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OptionError(f"cannot read {str(path)!r} as {fmt.upper()}: {first}") from None
+
+
+def _all_match(values: pa.Array, regex: str) -> bool:
+    return len(values) == 0 or bool(pc.all(pc.match_substring_regex(values, regex)).as_py())
+
+
 def iter_slices(
     paths: Sequence[Path], *, text_columns: Iterable[str], slice_rows: int
 ) -> Iterator[pa.RecordBatch]:
     """Every row of ``paths`` in order, as record batches of at most ``slice_rows`` rows."""
     fmt = input_format(paths[0])
-    if fmt == "csv":
-        types = csv_types(paths, text_columns)
-        for path in paths:
-            reader = pacsv.open_csv(path, convert_options=_options(types))
-            for batch in reader:
-                yield from _cut(batch, slice_rows)
-    elif fmt == "parquet":
-        for path in paths:
-            yield from pq.ParquetFile(path).iter_batches(batch_size=slice_rows)
-    else:
-        yield from _jsonl_slices(paths, slice_rows)
+    types = csv_types(paths, text_columns) if fmt == "csv" else {}
+    for path in paths:
+        with _reading(path, fmt):
+            if fmt == "csv":
+                for batch in pacsv.open_csv(path, convert_options=_options(types)):
+                    yield from _cut(batch, slice_rows)
+            elif fmt == "parquet":
+                yield from pq.ParquetFile(path).iter_batches(batch_size=slice_rows)
+            else:
+                yield from _jsonl_slices(path, slice_rows)
 
 
-def _jsonl_slices(paths: Sequence[Path], slice_rows: int) -> Iterator[pa.RecordBatch]:
+def _jsonl_slices(path: Path, slice_rows: int) -> Iterator[pa.RecordBatch]:
     """JSONL through pandas' chunked reader (pyarrow's JSON reader reads a whole file);
     values keep the types JSON gives them."""
     import pandas as pd
 
-    for path in paths:
-        with pd.read_json(path, lines=True, dtype=False, chunksize=slice_rows) as chunks:
-            for chunk in chunks:
-                table = pa.Table.from_pandas(chunk, preserve_index=False)
-                yield from table.to_batches()
+    with pd.read_json(path, lines=True, dtype=False, chunksize=slice_rows) as chunks:
+        for chunk in chunks:
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            yield from table.to_batches()
 
 
 def _cut(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:

@@ -105,6 +105,7 @@ class StreamRun:
 
     def run(self) -> Path:
         """Submit every part, then collect and write them in order; the output path."""
+        _stream_read.check_inputs(self.inputs)
         self._prepare_folder()
         the_client, factory = self.conn.open()
         from .core.spec import Connection
@@ -139,13 +140,21 @@ class StreamRun:
 
     def _submit_all(self, conn: Connection, done: set[int]) -> None:
         """Pass 1: every part not written yet gets its batches (or finds them)."""
+        resumed: list[str] = []
         for k, table in enumerate(self._parts()):
             if k in done:
                 continue
             job = self._start(table, conn, fresh=self.spec.fresh)
             self.batches_created += job.creates_sent
+            if job.resume_note:
+                resumed.append(f"part {k}: {job.resume_note}")
             del job, table  # the journal holds the job; memory holds one part at a time
             checkpoints.checkpoint(f"after_submit:{k}")
+        if done or resumed:  # said even with progress off: a re-run is not a new job
+            kept = f"{len(done)} part(s) already written were kept; " if done else ""
+            more = f" (and {len(resumed) - 1} more part(s) resumed)" if len(resumed) > 1 else ""
+            first = resumed[0] if resumed else "every other part was new"
+            print(f"{kept}{first}{more}", file=sys.stderr, flush=True)
 
     def _collect_all(self, conn: Connection, done: set[int]) -> None:
         """Pass 2: in input order, each part's job found again, waited for and written."""
@@ -179,25 +188,32 @@ class StreamRun:
         return orjson.dumps({"run": hashlib.sha256(key).hexdigest(), "inputs": len(files)})
 
     def _prepare_folder(self) -> None:
+        """The folder of parts, ready for this run: parts of this very run are kept (a
+        re-run goes on from them); parts of another run are never mixed in. A hidden
+        staging folder is ours and simply emptied; the user's own output folder is only
+        emptied with ``fresh``."""
         manifest = self._manifest()
         path = self.parts_dir / MANIFEST
         if self.parts_dir.exists() and not self.parts_dir.is_dir():
             raise OptionError(f"output {str(self.parts_dir)!r} is a file, not a folder")
         old = path.read_bytes() if path.exists() else None
-        if self.spec.fresh or (old is not None and old != manifest):
-            if old is not None and old != manifest and not self.spec.fresh:
-                raise OptionError(
-                    f"{str(self.dest)!r} holds parts of another run (other inputs or "
-                    f"settings); choose another output, remove it, or pass --fresh "
-                    f"(fresh=True) to replace them"
-                )
-            for f in self.parts_dir.glob("part-*.parquet"):
-                f.unlink()
-        elif old is None and self.parts_dir.is_dir() and any(self.parts_dir.iterdir()):
+        parts = list(self.parts_dir.glob("part-*.parquet"))
+        if old is None and not self.fmt and self.parts_dir.is_dir() and any(
+            self.parts_dir.iterdir()
+        ):
             raise OptionError(
                 f"output folder {str(self.dest)!r} is not empty and holds no run of this "
                 f"command; choose an empty or new folder"
             )
+        if old is not None and old != manifest and parts and not (self.fmt or self.spec.fresh):
+            raise OptionError(
+                f"{str(self.dest)!r} holds parts of another run (other inputs or settings); "
+                f"choose another output, remove it, or pass --fresh (fresh=True) to replace "
+                f"them"
+            )
+        if old != manifest or self.spec.fresh:
+            for f in parts:
+                f.unlink()
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(path, manifest)
 
@@ -268,11 +284,15 @@ def _to_arrow(result: pd.DataFrame, part: pa.Table, *, json_text: bool) -> pa.Ta
     from .frames._export import for_csv
 
     frame = for_csv(result) if json_text else result
-    kept = [
-        c for c in frame.columns
-        if c in part.column_names and isinstance(frame[c].dtype, pd.ArrowDtype)
-        and frame[c].dtype.pyarrow_dtype == part.schema.field(c).type
-    ]
+    def unchanged(c: Any) -> bool:
+        dtype = frame[c].dtype
+        return (
+            c in part.column_names
+            and isinstance(dtype, pd.ArrowDtype)
+            and dtype.pyarrow_dtype == part.schema.field(c).type
+        )
+
+    kept = [c for c in frame.columns if unchanged(c)]
     answers = pa.Table.from_pandas(frame.drop(columns=kept), preserve_index=False)
     columns = [part.column(c) if c in kept else answers.column(c) for c in frame.columns]
     table = pa.table(columns, names=[str(c) for c in frame.columns])

@@ -59,7 +59,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
         ("/proc/x.parquet", "/proc"),
         ("afile/out.csv", "is a file, not a folder"),
         ("afile/deeper/out.csv", "is a file, not a folder"),
-        (".", "is a folder"),
+        (".", "is not empty"),  # a folder is a dataset output, and must hold no other files
     ],
 )
 def test_an_impossible_output_is_refused_before_anything_is_uploaded(
@@ -101,8 +101,8 @@ def test_a_missing_or_unreadable_input_is_one_line(
     args = ["--prompt-col", "review", "--model", MODEL, "-o", str(tmp_path / "o.csv"), "-q"]
     assert main(["run", str(tmp_path / "nope.csv"), *args, *conn(server)]) == 1
     assert "does not exist" in one_line_error(capsys)
-    assert main(["run", str(tmp_path), *args, *conn(server)]) == 1
-    assert "is a folder" in one_line_error(capsys)
+    assert main(["run", str(tmp_path), *args, *conn(server)]) == 1  # a folder of nothing
+    assert "holds no .parquet, .csv or .jsonl file" in one_line_error(capsys)
     (tmp_path / "in.txt").write_text("review\nx\n")
     assert main(["run", str(tmp_path / "in.txt"), *args, *conn(server)]) == 1
     assert "'.txt'" in one_line_error(capsys)

@@ -109,7 +109,7 @@ def test_parts_of_another_run_are_never_mixed_in(server: LocalServer, tmp_path: 
     kw = dict(prompt="q", model=MODEL, part_rows=4, progress=False, **conn(server))
     zgpu_pandas.run_files(tmp_path / "in", output=out, **kw)
     n = uploads(server)
-    with pytest.raises(OptionError, match="parts of another run.*--fresh"):
+    with pytest.raises(OptionError, match=r"parts of another run.*--fresh"):
         zgpu_pandas.run_files(tmp_path / "in", output=out, system="Be brief.", **kw)
     assert uploads(server) == n  # refused before anything was sent
     zgpu_pandas.run_files(tmp_path / "in", output=out, system="Be brief.", fresh=True, **kw)
@@ -200,3 +200,26 @@ def test_bad_inputs_are_one_line_errors_before_anything_is_sent(
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert uploads(server) == 0
+
+
+def test_a_damaged_file_late_in_the_input_is_named_before_anything_is_sent(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    parquet_folder(tmp_path / "in", [5, 5])
+    (tmp_path / "in" / "f99.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(OptionError, match=r"cannot read '.*f99\.parquet' as PARQUET"):
+        zgpu_pandas.run_files(tmp_path / "in", output=tmp_path / "o.parquet", prompt="q",
+                              model=MODEL, part_rows=4, progress=False, **conn(server))
+    assert uploads(server) == 0
+
+
+def test_a_csv_integer_too_long_for_64_bits_stays_text(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    big = "123456789012345678901234"
+    (tmp_path / "in.csv").write_text(f"id,small,q\n{big},1,a\n5,2,b\n")
+    out = zgpu_pandas.run_files(tmp_path / "in.csv", output=tmp_path / "o.parquet", prompt="q",
+                                model=MODEL, progress=False, **conn(server))
+    table = pq.read_table(out)
+    assert table.column("id").to_pylist() == [big, "5"]
+    assert table.column("small").type == pa.int64()
