@@ -1,0 +1,125 @@
+"""Streaming file jobs against the in-memory accessor: peak memory and rows/s.
+
+One N-row Parquet file of reviews (an ``int64`` id, a rating and a review of about 90
+characters) goes through the local ZeroGPU-compatible server (built-in engine, run in this
+process) twice, each time in a child process of its own:
+
+- **stream**: ``zgpu-pandas run in.parquet --prompt-col review -o out/`` (parts of
+  ``--part-rows`` rows, a Parquet dataset out);
+- **in-memory**: ``pd.read_parquet`` → ``df.zgpu.batch_chat("review", ...)`` →
+  ``out.to_parquet``, the same job through the accessor.
+
+Peak resident memory is the child's ``ru_maxrss`` (``os.wait4``), so the server's own memory
+is not counted; rows/s is N over the child's wall-clock time, from start to the output
+written. Each child has a fresh journal (``ZGPU_STATE_DIR``), so nothing is resumed.
+
+Run::
+
+    python bench/bench_stream.py --rows 1000000
+    python bench/bench_stream.py --rows 200000 --part-rows 25000 --skip-memory-path
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from zgpu_pandas.server import LocalServer
+
+MODEL = "LFM2.5-1.2B-Instruct"
+WORDS = np.array(
+    "great product broke after a day the shipping was slow love it fantastic would buy again "
+    "terrible support price quality battery screen size fits well".split()
+)
+
+IN_MEMORY = """
+import sys
+import pandas as pd
+import zgpu_pandas  # noqa: F401
+src, dest, url = sys.argv[1:4]
+df = pd.read_parquet(src)
+out = df.zgpu.batch_chat("review", model="LFM2.5-1.2B-Instruct", base_url=url, api_key="k",
+                         project_id="p", progress=False)
+out.to_parquet(dest)
+"""
+
+
+def make_input(path: Path, n: int, *, group: int = 50_000, seed: int = 0) -> int:
+    """Write the input in row groups (the bench process never holds all of it)."""
+    rng = np.random.default_rng(seed)
+    writer = None
+    for start in range(0, n, group):
+        m = min(group, n - start)
+        words = WORDS[rng.integers(0, len(WORDS), size=(m, 16))]
+        reviews = [f"{start + i}: " + " ".join(row) for i, row in enumerate(words)]
+        table = pa.table({
+            "id": pa.array(np.arange(start, start + m, dtype=np.int64)),
+            "rating": pa.array(rng.integers(1, 6, size=m, dtype=np.int64)),
+            "review": pa.array(reviews, pa.string()),
+        })
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    assert writer is not None
+    writer.close()
+    return path.stat().st_size
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 2):
+        raise SystemExit(f"{cmd[:4]} failed with exit code {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024  # Linux: kilobytes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--part-rows", type=int, default=50_000)
+    ap.add_argument("--skip-memory-path", action="store_true", help="only the streaming run")
+    args = ap.parse_args()
+    n = args.rows
+    with tempfile.TemporaryDirectory() as tmp_name, LocalServer(
+        data_dir=Path(tmp_name) / "server", require_project_id=False
+    ) as srv:
+        tmp = Path(tmp_name)
+        size = make_input(tmp / "in.parquet", n)
+        rows = []
+        env = {**os.environ, "ZGPU_API_KEY": "k", "ZGPU_STATE_DIR": str(tmp / "state-stream")}
+        cmd = [sys.executable, "-m", "zgpu_pandas", "run", str(tmp / "in.parquet"),
+               "--prompt-col", "review", "--model", MODEL, "-o", f"{tmp / 'out'}/", "-q",
+               "--part-rows", str(args.part_rows), "--base-url", srv.url, "--project-id", "p"]
+        wall, rss = measure(cmd, env)
+        assert pq.ParquetDataset(tmp / "out").read(columns=["id"]).num_rows == n
+        rows.append(("stream (`run`, -o out/)", wall, rss))
+        if not args.skip_memory_path:
+            env = {**os.environ, "ZGPU_STATE_DIR": str(tmp / "state-memory")}
+            cmd = [sys.executable, "-c", IN_MEMORY, str(tmp / "in.parquet"),
+                   str(tmp / "out.parquet"), srv.url]
+            wall, rss = measure(cmd, env)
+            rows.append(("in-memory accessor", wall, rss))
+    print(f"{n:,} rows, input {size / 1e6:.1f} MB Parquet, parts of {args.part_rows:,} rows; "
+          f"Python {platform.python_version()}, {os.cpu_count()} CPUs")
+    print("| path | rows | wall clock | rows/s | peak RSS of the job's process |")
+    print("|---|---:|---:|---:|---:|")
+    for name, wall, rss in rows:
+        print(f"| {name} | {n:,} | {wall:.1f} s | {n / wall:,.0f} | {rss:,.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
