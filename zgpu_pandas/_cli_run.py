@@ -155,7 +155,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         with make_client(args) as client:
             done = stream(Connection(client=client))
-    status = done.status_frame(args.output_prefix)
+    status = done.status
     print(f"{_summary(status, args.output_prefix)}; wrote {len(status)} rows to {done.dest}")
     return _exit_code(status, args.output_prefix)
 

@@ -79,6 +79,7 @@ def run_files(
         pd.read_parquet("tagged/")          # every review with its answer, in order
     """
     from ._stream_read import expand_inputs
+    from .core.messages import CLI_HINT
     from .core.spec import ChatSpec, Connection
 
     spec = ChatSpec(
@@ -108,6 +109,8 @@ def run_files(
     paths = expand_inputs(inputs)
     stream = StreamRun(
         paths, output, spec, conn, part_rows=part_rows, progress=progress,
-        poll_interval=poll_interval, hint="zgpu_pandas.run_files(...)",
+        # interrupted or stopped parts are picked up by running the same call again, as for
+        # the command: its wording fits
+        poll_interval=poll_interval, hint=CLI_HINT,
     )
     return stream.run()

@@ -24,6 +24,7 @@ one file at the end, part by part.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import shutil
 import sys
@@ -118,6 +119,8 @@ class StreamRun:
         finally:
             if factory is not None:
                 the_client.close()
+        #: the status and error columns of every row, for a summary
+        self.status = self._read_status()
         if self.fmt:
             self._join()
         return self.dest
@@ -149,6 +152,7 @@ class StreamRun:
             if job.resume_note:
                 resumed.append(f"part {k}: {job.resume_note}")
             del job, table  # the journal holds the job; memory holds one part at a time
+            _release()
             checkpoints.checkpoint(f"after_submit:{k}")
         if done or resumed:  # said even with progress off: a re-run is not a new job
             kept = f"{len(done)} part(s) already written were kept; " if done else ""
@@ -174,6 +178,7 @@ class StreamRun:
             if self.progress is not False:
                 print(f"part {k}: {out.num_rows:,} rows written", file=sys.stderr, flush=True)
             del job, table, result, out
+            _release()
             checkpoints.checkpoint(f"after_part:{k}")
 
     # ---- the folder of parts -------------------------------------------------------------
@@ -246,18 +251,27 @@ class StreamRun:
                             fh.write(text.rstrip("\n").encode() + b"\n" if len(df) else b"")
         shutil.rmtree(self.parts_dir, ignore_errors=True)
 
-    def status_frame(self, output: str) -> pd.DataFrame:
-        """The status and error columns of every row written (for the summary line)."""
+    def _read_status(self) -> pd.DataFrame:
+        """The status and error columns of every row written, read from the parts (only
+        those three columns, for the summary line)."""
         import pandas as pd
 
-        cols = [f"{output}_status", f"{output}_error_code", f"{output}_error"]
-        if self.fmt:
-            if self.fmt == "parquet":
-                return pq.read_table(self.dest, columns=cols).to_pandas()
-            if self.fmt == "csv":
-                return pd.read_csv(self.dest, usecols=cols, dtype=str)
-            return pd.read_json(self.dest, lines=True, dtype=False)[cols]
-        return pq.read_table(self.dest, columns=cols).to_pandas()
+        prefix = self.spec.output
+        cols = [f"{prefix}_status", f"{prefix}_error_code", f"{prefix}_error"]
+        files = self.part_files()
+        if not files:
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
+        return pd.concat(
+            [pq.read_table(f, columns=cols).to_pandas() for f in files], ignore_index=True
+        )
+
+
+def _release() -> None:
+    """Free a finished part now: a job sits in reference cycles (its parts point back at
+    it), which only a full collection frees, and Arrow's allocator keeps freed pages until
+    asked; without this, memory grew with the number of parts (bench/README.md)."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
 
 
 def is_folder_output(dest: str | Path) -> bool:
