@@ -37,10 +37,11 @@ import pyarrow.parquet as pq
 from zgpu_pandas.server import LocalServer
 
 MODEL = "LFM2.5-1.2B-Instruct"
-WORDS = np.array(
+_SENTENCE = (
     "great product broke after a day the shipping was slow love it fantastic would buy again "
-    "terrible support price quality battery screen size fits well".split()
+    "terrible support price quality battery screen size fits well"
 )
+WORDS = np.array(_SENTENCE.split(" "))
 
 IN_MEMORY = """
 import sys
