@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
 
 from ._cli_checks import format_of, output_format
 from ._fs import atomic_path
+
+if TYPE_CHECKING:
+    from ._stream_run import Tally
 
 __all__ = ["register", "write_table"]
 
@@ -74,31 +78,30 @@ def _fill(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _exit_code(result: pd.DataFrame, output: str) -> int:
-    status = result[f"{output}_status"]
-    failed = int((status == "error").sum())
-    ok = int((status == "ok").sum())
+def _exit_code(tally: Tally) -> int:
+    failed, ok = tally.status.get("error", 0), tally.status.get("ok", 0)
     if failed and not ok:
         return 1
     return 2 if failed else 0
 
 
-def _summary(result: pd.DataFrame, output: str) -> str:
+def _summary(tally: Tally) -> str:
     """Counts by status, and why rows failed: the one reason when they all failed alike,
     else the most common codes (the messages are in the output file)."""
-    status = result[f"{output}_status"]
-    text = ", ".join(f"{k}: {v}" for k, v in status.value_counts().items())
-    failed = result[status.isin(["error", "parse_error"])]
-    if failed.empty:
+    text = ", ".join(f"{k}: {v}" for k, v in tally.status.most_common())
+    if not tally.failures:
         return text
-    codes = failed[f"{output}_error_code"].fillna(failed[f"{output}_status"]).value_counts()
+    codes: Counter[str] = Counter()
+    for (code, _), n in tally.failures.items():
+        codes[code] += n
+    n_failed = sum(codes.values())
     if len(codes) == 1:
-        code = str(codes.index[0])
-        msgs = failed[f"{output}_error"].dropna().unique()
-        why = f"{code}: {msgs[0]}" if len(msgs) == 1 else code
-        every = "every failed row" if len(failed) > 1 else "the failed row"
+        code = next(iter(codes))
+        msgs = {m for _, m in tally.failures if m is not None}
+        why = f"{code}: {next(iter(msgs))}" if len(msgs) == 1 else code
+        every = "every failed row" if n_failed > 1 else "the failed row"
         return f"{text} ({every}: {why})"
-    top = ", ".join(f"{c} x{n}" for c, n in codes.head(3).items())
+    top = ", ".join(f"{c} x{n}" for c, n in codes.most_common(3))
     return f"{text} (failures: {top})"
 
 
@@ -155,9 +158,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         with make_client(args) as client:
             done = stream(Connection(client=client))
-    status = done.status
-    print(f"{_summary(status, args.output_prefix)}; wrote {len(status)} rows to {done.dest}")
-    return _exit_code(status, args.output_prefix)
+    tally = done.tally
+    print(f"{_summary(tally)}; wrote {tally.rows} rows to {done.dest}")
+    return _exit_code(tally)
 
 
 DEMO_SYSTEM = (

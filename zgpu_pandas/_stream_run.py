@@ -28,6 +28,7 @@ import gc
 import hashlib
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from ._progress import ProgressOption
     from .core.spec import ChatSpec, Connection
 
-__all__ = ["MANIFEST", "PART_ROWS", "StreamRun", "prompt_columns"]
+__all__ = ["MANIFEST", "PART_ROWS", "StreamRun", "Tally", "prompt_columns"]
 
 #: rows per part: one batch's worth of lines (the service's 50,000-line limit)
 PART_ROWS = 50_000
@@ -119,8 +120,8 @@ class StreamRun:
         finally:
             if factory is not None:
                 the_client.close()
-        #: the status and error columns of every row, for a summary
-        self.status = self._read_status()
+        #: how the rows ended, for a summary
+        self.tally = self._tally()
         if self.fmt:
             self._join()
         return self.dest
@@ -251,19 +252,31 @@ class StreamRun:
                             fh.write(text.rstrip("\n").encode() + b"\n" if len(df) else b"")
         shutil.rmtree(self.parts_dir, ignore_errors=True)
 
-    def _read_status(self) -> pd.DataFrame:
-        """The status and error columns of every row written, read from the parts (only
-        those three columns, for the summary line)."""
-        import pandas as pd
-
+    def _tally(self) -> Tally:
+        """Rows by status and failures by (code, message), read part by part from the
+        status and error columns alone (memory stays one part's three columns)."""
         prefix = self.spec.output
         cols = [f"{prefix}_status", f"{prefix}_error_code", f"{prefix}_error"]
-        files = self.part_files()
-        if not files:
-            return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
-        return pd.concat(
-            [pq.read_table(f, columns=cols).to_pandas() for f in files], ignore_index=True
-        )
+        tally = Tally()
+        for f in self.part_files():
+            df = pq.read_table(f, columns=cols).to_pandas()
+            status = df[cols[0]].astype(object)
+            tally.rows += len(df)
+            tally.status.update(status.value_counts().to_dict())
+            failed = df[status.isin(["error", "parse_error"])]
+            codes = failed[cols[1]].astype(object).fillna(status[failed.index])
+            msgs = failed[cols[2]].astype(object).where(failed[cols[2]].notna(), None)
+            tally.failures.update(zip(codes.tolist(), msgs.tolist(), strict=True))
+        return tally
+
+
+@dataclasses.dataclass
+class Tally:
+    """How a run's rows ended: rows by status, failed rows by (error code, message)."""
+
+    rows: int = 0
+    status: Counter[str] = dataclasses.field(default_factory=Counter)
+    failures: Counter[tuple[str, str | None]] = dataclasses.field(default_factory=Counter)
 
 
 def _release() -> None:
