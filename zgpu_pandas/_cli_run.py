@@ -385,7 +385,8 @@ paid for (the job journal) and keeps the parts already written; it never submits
 again. The files, the model id and the parameters are checked before anything is uploaded.
 
 CSV input: the prompt columns (--prompt-col, the --template fields, --messages-col) are read
-as text exactly as written; every other column gets a real type when all its cells fit one:
+as text exactly as written (a template field with a format, {price:.2f}, keeps its column's
+type); every other column gets a real type when all its cells fit one:
 integers written plainly (12, -3) are integers, numbers are floats, true/false are booleans,
 anything else (007, 12abc) is text. Only an empty cell is missing ("NA" is text).
 

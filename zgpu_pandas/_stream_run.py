@@ -64,7 +64,9 @@ def prompt_columns(spec: ChatSpec) -> set[str]:
     if spec.messages is not None:
         return {str(spec.messages)}
     prompt = str(spec.prompt)
-    fields = {f[1] for f in _template_fields(prompt) if f[1]}
+    # a template field with a format spec ("{price:.2f}") asks for the column's real type;
+    # a plain field is sent as written
+    fields = {f[1] for f in _template_fields(prompt) if f[1] and not f[2]}
     # a plain column name, or a template's fields (with their attribute/index parts cut)
     return {prompt} | {f.split(".")[0].split("[")[0] for f in fields}
 

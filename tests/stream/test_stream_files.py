@@ -223,3 +223,14 @@ def test_a_csv_integer_too_long_for_64_bits_stays_text(
     table = pq.read_table(out)
     assert table.column("id").to_pylist() == [big, "5"]
     assert table.column("small").type == pa.int64()
+
+
+def test_a_template_field_with_a_format_gets_its_csv_columns_type(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    (tmp_path / "in.csv").write_text("name,price\n007,2.5\nb,10\n")
+    out = zgpu_pandas.run_files(tmp_path / "in.csv", output=tmp_path / "o.parquet",
+                                prompt="{name} costs {price:.2f}", model=MODEL,
+                                progress=False, **conn(server))
+    res = pd.read_parquet(out)
+    assert res["response"].tolist() == [reply("007 costs 2.50"), reply("b costs 10.00")]
