@@ -17,10 +17,10 @@ from . import errors
 from ._catalog import models
 from ._client import Client
 from ._compare import Comparison, compare
+from ._import_hooks import install as _install_namespaces
 from ._listing import jobs
 from ._local import local_server
 from ._models import TERMINAL_STATUSES, Batch, BatchError, FileDeleted, FileObject, RequestCounts
-from ._polars_hook import install as _install_polars_namespace
 from ._progress import JobStatus
 from ._prune import prune_jobs
 from ._run_files import run_files
@@ -67,7 +67,7 @@ from .errors import (
 from .frames import pandas as _pandas_frames  # noqa: F401  (registers the df.zgpu accessor)
 from .frames._export import for_csv
 
-_install_polars_namespace()  # pl_df.zgpu, once Polars is imported (never imports it)
+_install_namespaces()  # pl_df.zgpu, ddf.zgpu: once Polars or Dask is imported
 
 if TYPE_CHECKING:
     from .server import LocalServer

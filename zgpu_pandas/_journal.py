@@ -40,6 +40,7 @@ import secrets
 import sys
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
@@ -55,7 +56,10 @@ __all__ = [
     "Journal",
     "JournalCorruptError",
     "JournalWriteError",
+    "content_job_id",
+    "is_content_job_id",
     "state_dir",
+    "using_state_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,8 +68,31 @@ _RECORD = "job.json"
 _FORMAT = 1
 
 
+#: a state directory chosen for the code running in this context (one Dask task), over the
+#: environment's: tasks of different jobs may share a worker process, so not os.environ
+_STATE_DIR: ContextVar[Path | None] = ContextVar("zgpu_state_dir", default=None)
+
+
+@contextlib.contextmanager
+def using_state_dir(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Within the block, :func:`state_dir` is ``path`` (``None``: unchanged) in this thread
+    or task only. Example: ``with using_state_dir("/shared/zgpu"): start(...)``."""
+    if path is None:
+        yield
+        return
+    token = _STATE_DIR.set(Path(path).expanduser())
+    try:
+        yield
+    finally:
+        _STATE_DIR.reset(token)
+
+
 def state_dir() -> Path:
-    """Where journals live: ``$ZGPU_STATE_DIR``, else the per-user cache directory."""
+    """Where journals live: the directory of :func:`using_state_dir`, else
+    ``$ZGPU_STATE_DIR``, else the per-user cache directory."""
+    chosen = _STATE_DIR.get()
+    if chosen is not None:
+        return chosen
     env = os.environ.get("ZGPU_STATE_DIR")
     if env:
         return Path(env).expanduser()
@@ -225,6 +252,22 @@ def new_job_id() -> str:
     """A new job id: ``job_<UTC time>_<8 hex>``, sortable by creation time and unique
     without coordination (the journal's folder names)."""
     return f"job_{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}_{secrets.token_hex(4)}"
+
+
+#: the prefix of a job id derived from the job's fingerprint (:func:`content_job_id`)
+_CONTENT_PREFIX = "job_c-"
+
+
+def content_job_id(fingerprint: str) -> str:
+    """The job id of a job that several processes or machines may start independently (a
+    Dask partition run twice): the same rows and settings give the same id everywhere, so
+    its create tokens name the same batches and can be looked up before any create."""
+    return f"{_CONTENT_PREFIX}{fingerprint[:32]}"
+
+
+def is_content_job_id(job_id: str) -> bool:
+    """Whether ``job_id`` came from :func:`content_job_id`."""
+    return job_id.startswith(_CONTENT_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,11 @@ def test_the_oldest_leg_installs_exactly_the_declared_minimums() -> None:
     project = _pyproject()["project"]
     extras = project["optional-dependencies"]
     declared = _bounds(
-        project["dependencies"] + extras["notebook"] + extras["structured"] + extras["polars"]
+        project["dependencies"]
+        + extras["notebook"]
+        + extras["structured"]
+        + extras["polars"]
+        + extras["dask"]
     )
     pins = _constraints()
     assert set(pins) == set(declared), set(pins) ^ set(declared)

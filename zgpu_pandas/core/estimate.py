@@ -31,7 +31,7 @@ import io
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ from .._catalog import get_model
 from .preflight import over_context
 from .requests import RequestSet
 
-__all__ = ["ChatEstimate", "estimate_requests"]
+__all__ = ["ChatEstimate", "estimate_requests", "sum_estimates"]
 
 _PER_MESSAGE = 3
 _PER_REQUEST = 3
@@ -257,4 +257,31 @@ def estimate_requests(
         else max_out * p_out / 1e6,
         context_tokens=info.context_tokens if info else None,
         rows_over_context=_over_context(reqs, per_line, label),
+    )
+
+
+def sum_estimates(parts: Sequence[ChatEstimate]) -> ChatEstimate:
+    """One estimate for a job sent in parts (a Dask frame's partitions, each its own job):
+    counts and costs added up, ``None`` costs staying ``None``.
+
+    Example: ``total = sum_estimates([est_a, est_b]); total.prompt_cost_usd``"""
+    if not parts:
+        raise ValueError("no estimates to add up")
+    first = parts[0]
+
+    def total(name: str) -> Any:
+        values = [getattr(p, name) for p in parts]
+        return None if any(v is None for v in values) else sum(values)
+
+    return replace(
+        first,
+        **{
+            name: total(name)
+            for name in (
+                "rows", "rows_to_send", "rows_skipped", "rows_deduplicated", "batches",
+                "bytes", "prompt_tokens", "max_completion_tokens", "prompt_cost_usd",
+                "max_completion_cost_usd",
+            )
+        },
+        rows_over_context=tuple(r for p in parts for r in p.rows_over_context),
     )

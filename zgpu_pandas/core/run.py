@@ -16,13 +16,14 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._journal import Journal
+from .._journal import Journal, content_job_id
 from ..errors import ZgpuError
 from . import messages
 from .attach import job_from_batches, job_from_record
@@ -50,6 +51,7 @@ __all__ = [
     "attach_batches",
     "build",
     "check_budget",
+    "check_estimate",
     "estimate",
     "open_checked",
     "start",
@@ -118,11 +120,17 @@ def check_budget(requests: RequestSet, spec: ChatSpec, *, online: bool = False) 
     case. Without a cap the answers' cost is unknown before they exist; the message says so
     and how to bound it. Batches are billed below list price, so for a batch the check errs
     on the safe side."""
+    if spec.max_cost is not None:
+        check_estimate(estimate_requests(requests), spec, online=online)
+
+
+def check_estimate(est: ChatEstimate, spec: ChatSpec, *, online: bool = False) -> None:
+    """:func:`check_budget` for an estimate made elsewhere (the sum of a Dask frame's
+    partitions)."""
     if spec.max_cost is None:
         return
     from ..errors import CostLimitError
 
-    est = estimate_requests(requests)
     if est.prompt_cost_usd is None:
         raise CostLimitError(
             f"max_cost=${spec.max_cost:,.4f} cannot be checked: the catalog lists no price for "
@@ -166,16 +174,27 @@ def start(
     poll_interval: float | None = None,
     hint: str = "job",
     announce: bool = True,
+    shared: str | None = None,
 ) -> BatchJob:
     """Start (or resume from the journal) the job of ``spec`` over ``frame`` and submit its
     batches; returns the job at once. ``hint`` is how messages name the job for the user
     (``df.zgpu.last_job``). ``announce=False``: a resumed job's note is kept on the job, not
-    printed (a streaming run finds each part's job again on purpose)."""
+    printed (a streaming run finds each part's job again on purpose).
+
+    ``shared``: the job may be started by other processes or machines too, each with a
+    journal of its own (a Dask partition run twice): its id comes from its fingerprint
+    (salted with ``shared``, so that a new salt buys anew), and every create looks for the
+    batch of its token on the service first (core/submit.py)."""
     requests, parse = build(frame, spec)
     check_budget(requests, spec)
     the_client, factory = open_checked(frame, spec, conn, requests)
     where = connection_of(the_client, conn.base_url)
     fingerprint = job_fingerprint(requests.fingerprint, **where)
+    job_id = None
+    if shared is not None:
+        if shared:
+            fingerprint = hashlib.sha256(f"{fingerprint}:{shared}".encode()).hexdigest()
+        job_id = content_job_id(fingerprint)
     journal = Journal()
     # One process at a time finds-or-starts this job and submits it: a second process
     # started at the same moment waits here, then finds the first one's record (with its
@@ -206,7 +225,7 @@ def start(
             job, known = _new_job(
                 frame, spec, requests, parse, journal=journal, fingerprint=fingerprint,
                 where=where, client=the_client, factory=factory, progress=progress,
-                poll_interval=poll_interval, hint=hint,
+                poll_interval=poll_interval, hint=hint, job_id=job_id,
             )
         LAST_JOBS.remember(frame, job)
         job.submit()
@@ -239,11 +258,13 @@ def _new_job(
     progress: ProgressOption,
     poll_interval: float | None,
     hint: str,
+    job_id: str | None = None,
 ) -> tuple[BatchJob, list[bytes]]:
     """A new job (not in the journal) and the lines answered earlier online that it leaves
     out."""
     requests, known = leave_out_known(requests, where=where, fresh=spec.fresh)
     job = BatchJob(
+        job_id=job_id,
         client=client,
         client_factory=factory,
         frame=frame,

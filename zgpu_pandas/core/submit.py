@@ -6,6 +6,13 @@ down before the create is sent. A slot whose create was sent but whose answer ne
 service has no such batch is a new one created. An input file recorded earlier but gone from
 the service (expired, deleted) is uploaded again, once.
 
+A job whose id is derived from its content (:func:`~zgpu_pandas._journal.content_job_id`: a
+Dask partition, which another process or machine may run too, with a journal of its own) has
+tokens that mean the same everywhere, so every create is preceded by a look-up of its token,
+recorded or not. Two processes that look up at the same moment may still both create; each
+then looks again after its create and the later batch of the two cancels itself and takes the
+earlier one (at most a few seconds of one batch's lines are bought twice, never the batch).
+
 Example::
 
     submitter = Submitter(job_id=..., metadata={}, client=lambda: client, recorder=rec,
@@ -15,12 +22,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._client import CLIENT_TOKEN_KEY
+from .._client import CLIENT_TOKEN_KEY, TOKEN_MAX_SCAN
+from .._journal import is_content_job_id
 from .._jsonl import BATCH_ENDPOINT
-from ..errors import APIStatusError, NotFoundError
+from ..errors import APIStatusError, ConflictError, NotFoundError
 from . import checkpoints
 from .recorder import NullRecorder
 from .rounds import Rounds
@@ -37,6 +46,13 @@ CHUNK_METADATA_KEY = "zgpu_chunk"
 ROUND_METADATA_KEY = "zgpu_round"
 # How far before a job's creation a token search looks (clock skew between us and the service).
 _TOKEN_LOOKBACK = 600
+
+
+def _earliest(batches: list[Batch]) -> Batch:
+    """The one batch of several with the same token that counts: the earliest created that
+    was not cancelled (a twin cancels itself), else the earliest."""
+    live = [b for b in batches if b.status not in ("cancelling", "cancelled")]
+    return min(live or batches, key=lambda b: (b.created_at or 0, b.id))
 
 
 class Submitter:
@@ -62,6 +78,8 @@ class Submitter:
         self._created_at = created_at  # bounds a search by create token (service clock)
         #: creates actually sent (a batch found by its token is not one)
         self.creates_sent = 0
+        # tokens shared with other processes: look before every create (module docstring)
+        self._shared_tokens = is_content_job_id(job_id)
 
     def submit(self, slot: Slot) -> None:
         """Give the slot its batch: found by the token of a create already sent, else
@@ -75,7 +93,7 @@ class Submitter:
         reused = slot.file_id is not None
         if slot.file_id is None:
             self._upload(slot, n)
-        slot.token = f"{self.job_id}:{slot.chunk}:{slot.round}"
+        slot.token = self._token(slot)
         self._recorder.note_token(slot)  # before the create is sent
         meta = {
             **self.metadata,
@@ -94,17 +112,59 @@ class Submitter:
             slot.token = None
             raise
         checkpoints.checkpoint("after_create")  # the batch exists, its id is not recorded yet
+        if self._shared_tokens:
+            batch = self._earliest_twin(batch)
         self._recorder.note_batch(slot, batch)
         self._recorder.save()
 
     def _find_sent(self, slot: Slot) -> Batch | None:
         sent = slot.token or (slot.rec.token if slot.rec is not None else None)
+        if self._shared_tokens:
+            # another process may have created it, whatever this journal says: no time
+            # bound (its record may be older than ours), the client's scan limit only
+            return self._find_shared(slot)
         if not sent:
             return None
         # A create was sent whose answer never arrived: look for the batch it made.
         rec = self._recorder.record
         since = rec.created_at if rec is not None else self._created_at
         return self._client().batches.find_by_token(sent, created_after=int(since) - _TOKEN_LOOKBACK)
+
+    def _token(self, slot: Slot) -> str:
+        return f"{self.job_id}:{slot.chunk}:{slot.round}"
+
+    def _earliest_twin(self, ours: Batch) -> Batch:
+        """The batch to keep when another process created one with the same token at the
+        same moment: the earliest live one (by creation time, then id); ours is cancelled
+        when it is not that one."""
+        since = (ours.created_at or 0) - _TOKEN_LOOKBACK
+        keep = _earliest([ours, *self._with_token(self._token_of(ours), since=since)])
+        if keep.id != ours.id:
+            with contextlib.suppress(ConflictError, NotFoundError):
+                self._client().batches.cancel(ours.id)
+        return keep
+
+    def _find_shared(self, slot: Slot) -> Batch | None:
+        """The batch another process (or an earlier run) created for this slot, if any."""
+        found = self._with_token(self._token(slot), since=None)
+        return _earliest(found) if found else None
+
+    @staticmethod
+    def _token_of(batch: Batch) -> str:
+        return str(batch.metadata.get(CLIENT_TOKEN_KEY))
+
+    def _with_token(self, token: str, *, since: float | None) -> list[Batch]:
+        """The batches carrying ``token`` among the newest (back to ``since``, at most
+        the client's scan limit)."""
+        found = []
+        for seen, batch in enumerate(self._client().batches.list(limit=100), start=1):
+            if seen > TOKEN_MAX_SCAN or (
+                since is not None and batch.created_at is not None and batch.created_at < since
+            ):
+                break
+            if batch.metadata.get(CLIENT_TOKEN_KEY) == token:
+                found.append(batch)
+        return found
 
     def _create(self, slot: Slot, meta: dict[str, Any], n: int, *, reused: bool) -> Batch:
         batches = self._client().batches

@@ -25,6 +25,7 @@ from ..core.job import BatchJob
 from ..core.spec import ChatSpec, Connection, ParseOption
 from ..core.template_fill import MissingOption
 from ._labelling import LabellingMixin
+from ._options import chat_spec, connection
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -175,28 +176,10 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
                                      system="Tag the sentiment.", retries=2)
             out[out["response_status"] == "error"]
         """
-        spec = ChatSpec(
-            prompt=prompt,
-            messages=messages,
-            model=model,
-            system=system,
-            output=output,
-            overwrite=overwrite,
-            on_oversize=on_oversize,
-            response_format=response_format,
-            parse=parse,
-            dedup=dedup,
-            retries=retries,
-            timeout=timeout,
-            fresh=fresh,
-            metadata=metadata,
-            max_cost=max_cost,
-            chat_params=chat_params,
-            **_checks(name, check_model, extra_body, missing, on_invalid),
-        )
-        conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
+        spec = chat_spec(locals())
         job = run.start(
-            self._df, spec, conn, progress=progress, poll_interval=poll_interval, hint=self._hint
+            self._df, spec, connection(locals()), progress=progress,
+            poll_interval=poll_interval, hint=self._hint,
         )
         out: FrameT = job.result(timeout=timeout)
         return out
@@ -335,28 +318,10 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
             out = job.result()    # wait and merge
             job.cancel()          # or stop it
         """
-        spec = ChatSpec(
-            prompt=prompt,
-            messages=messages,
-            model=model,
-            system=system,
-            output=output,
-            overwrite=overwrite,
-            on_oversize=on_oversize,
-            response_format=response_format,
-            parse=parse,
-            dedup=dedup,
-            retries=retries,
-            timeout=None,
-            fresh=fresh,
-            metadata=metadata,
-            max_cost=max_cost,
-            chat_params=chat_params,
-            **_checks(name, check_model, extra_body, missing, on_invalid),
-        )
-        conn = Connection(client=client, api_key=api_key, project_id=project_id, base_url=base_url)
+        spec = chat_spec(locals(), timeout=None)
         job = run.start(
-            self._df, spec, conn, progress=progress, poll_interval=poll_interval, hint=self._hint
+            self._df, spec, connection(locals()), progress=progress,
+            poll_interval=poll_interval, hint=self._hint,
         )
         job.watch_in_background()
         return job
@@ -407,25 +372,7 @@ class FrameNamespace(LabellingMixin, Generic[FrameT]):
         """
         del progress, poll_interval  # no effect on size
         del client, api_key, project_id, base_url  # nothing is sent
-        spec = ChatSpec(
-            prompt=prompt,
-            messages=messages,
-            model=model,
-            system=system,
-            output=output,
-            overwrite=overwrite,
-            on_oversize=on_oversize,
-            response_format=response_format,
-            parse=parse,
-            dedup=dedup,
-            retries=retries,
-            timeout=timeout,
-            fresh=fresh,
-            metadata=metadata,
-            max_cost=max_cost,
-            chat_params=chat_params,
-            **_checks(name, check_model, extra_body, missing, on_invalid),
-        )
+        spec = chat_spec(locals())
         return run.estimate(self._df, spec)
 
     def attach(

@@ -2,7 +2,7 @@
 statuses, journal, resume, dedup, structured output and progress as the pandas accessor.
 
 Registered when Polars is imported alongside ``zgpu_pandas`` (in either order: see
-:func:`zgpu_pandas._polars_hook.install`), so a plain ``import zgpu_pandas`` never pays for
+:func:`zgpu_pandas._import_hooks.install`), so a plain ``import zgpu_pandas`` never pays for
 importing Polars. Results come back as a new ``polars.DataFrame`` in the caller's row order
 (Polars has no index; rows are named by position in messages).
 
@@ -40,3 +40,6 @@ def register() -> None:
     if not _registered:
         pl.api.register_dataframe_namespace("zgpu")(ZgpuPolarsNamespace)
         _registered = True
+
+
+register()  # imported directly (not through the import hook): register all the same
