@@ -108,7 +108,34 @@ __all__ = [
 
 
 class ZgpuError(Exception):
-    """Root of every exception raised on purpose by zgpu_pandas."""
+    """Root of every exception raised on purpose by zgpu_pandas.
+
+    Every one can be pickled, so that an error raised on a Dask worker reaches the client as
+    itself, message and all: attributes that cannot travel (the ``job`` of a
+    :class:`JobTimeoutError`, a key) are left behind."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {k: v for k, v in vars(self).items() if _travels(v)}
+        return (_rebuild_error, (type(self), self.args, state))
+
+
+def _travels(value: Any) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(value)
+    except Exception:  # a job, a client, a lock, a secret: stays behind
+        return False
+    return True
+
+
+def _rebuild_error(cls: type[ZgpuError], args: tuple[Any, ...], state: dict[str, Any]) -> ZgpuError:
+    """A :class:`ZgpuError` back from a pickle, without calling its ``__init__`` (which may
+    want what was left behind)."""
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    vars(err).update(state)
+    return err
 
 
 class ConfigurationError(ZgpuError, ValueError):

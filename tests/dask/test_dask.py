@@ -341,3 +341,15 @@ def test_a_create_that_raced_a_twin_cancels_itself_and_takes_the_earlier(tmp_pat
         assert later.status in ("cancelling", "cancelled")
         assert batches[earlier.id].status == "completed"
         pd.testing.assert_frame_equal(first, second)  # answered from the earlier batch
+
+
+def test_a_partition_that_times_out_raises_the_same_error_on_the_client(cluster, tmp_path):
+    from zgpu_pandas.errors import JobTimeoutError
+
+    ddf = dd.from_pandas(_reviews(40), npartitions=2)
+    with LocalServer(data_dir=tmp_path / "srv", latency=1.0) as srv:
+        out = ddf.zgpu.batch_chat("review", model=MODEL, base_url=srv.url, timeout=0.3, **KEY)
+        with pytest.raises(JobTimeoutError, match="keeps running") as info:
+            out.compute()
+        assert "Traceback" not in str(info.value)
+        assert KEY["api_key"] not in repr(info.value) + str(info.value)

@@ -9,6 +9,7 @@ import importlib
 import pkgutil
 import re
 from pathlib import Path
+from typing import Any
 
 import zgpu_pandas
 import zgpu_pandas.errors as errors
@@ -104,3 +105,29 @@ def test_the_core_imports_no_frame_library() -> None:
             for name in names:
                 assert name.split(".")[0] not in ("pandas", "polars", "narwhals"), (path, name)
                 assert "frames" not in name.split("."), (path, name)
+
+
+def test_every_error_crosses_a_process_boundary_as_itself() -> None:
+    """A Dask worker's error reaches the client pickled: class, message and the attributes
+    that can travel; a job or a key stays behind instead of breaking the pickle."""
+    import pickle
+
+    from zgpu_pandas.errors import APIStatusError, AuthenticationError, JobTimeoutError
+
+    class Job:  # like a BatchJob: holds a client and locks, cannot be pickled
+        def __reduce__(self) -> Any:
+            raise TypeError("not picklable")
+
+    cases = [
+        AuthenticationError("Bad key", status_code=401, code="invalid_api_key", hint="Fix it."),
+        JobTimeoutError("Job job_1 timed out after 3 s; it keeps running.", job=Job()),
+        errors.CostLimitError("Too much", estimate_usd=2.5, max_cost=1.0),
+        errors.OptionError("retries must be >= 0"),
+    ]
+    for err in cases:
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
+    assert pickle.loads(pickle.dumps(cases[0])).status_code == 401
+    assert isinstance(pickle.loads(pickle.dumps(cases[0])), APIStatusError)
+    assert not hasattr(pickle.loads(pickle.dumps(cases[1])), "job")
+    assert pickle.loads(pickle.dumps(cases[2])).estimate_usd == 2.5
