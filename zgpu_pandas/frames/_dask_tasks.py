@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._config import SecretStr
 from .._journal import using_state_dir
 from ..core import run
 from ..core.estimate import ChatEstimate
@@ -44,30 +45,18 @@ __all__ = [
 ]
 
 
-class TaskKey:
-    """An API key on its way to the workers: it must be pickled to get there (the graph is
-    sent to the scheduler and the workers), but never shows itself in a repr, a log or a
-    dashboard, and does not take part in Dask's task names."""
+class TaskKey(SecretStr):
+    """An API key on its way to the workers: unlike a plain :class:`SecretStr` it may be
+    pickled (the graph is sent to the scheduler and the workers, in memory), but it still
+    never shows itself in a repr, a log or a dashboard, and takes no part in task names."""
 
-    __slots__ = ("_value",)
+    __slots__ = ()
 
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaskKey, (self.get_secret_value(),))
 
     def __dask_tokenize__(self) -> str:
         return "zgpu-api-key"
-
-    def __getstate__(self) -> str:
-        return self._value
-
-    def __setstate__(self, state: str) -> None:
-        self._value = state
 
 
 @dataclass(frozen=True)
@@ -86,7 +75,7 @@ class PartitionPlan:
     poll_interval: float | None
 
     def connection(self) -> Connection:
-        key = self.api_key.get() if self.api_key is not None else None
+        key = self.api_key.get_secret_value() if self.api_key is not None else None
         return Connection(api_key=key, project_id=self.project_id, base_url=self.base_url)
 
     def meta(self, frame: pd.DataFrame) -> pd.DataFrame:
