@@ -353,3 +353,19 @@ def test_a_partition_that_times_out_raises_the_same_error_on_the_client(cluster,
             out.compute()
         assert "Traceback" not in str(info.value)
         assert KEY["api_key"] not in repr(info.value) + str(info.value)
+
+
+def test_small_partitions_are_joined_into_bigger_jobs_with_part_rows(tmp_path):
+    df = _reviews(4_000)
+    ddf = dd.from_pandas(df, npartitions=40)  # 100 rows each
+    with LocalServer(data_dir=tmp_path / "srv") as srv:
+        est = ddf.zgpu.estimate_chat("review", model=MODEL, part_rows=1_000)
+        assert est.batches == 4 and est.rows == 4_000
+        out = ddf.zgpu.batch_chat("review", model=MODEL, base_url=srv.url, part_rows=1_000, **KEY)
+        assert out.npartitions == 4
+        got = out.compute(scheduler="sync")
+        assert len(_batches(srv)) == 4
+        want = df.zgpu.batch_chat("review", model=MODEL, base_url=srv.url, progress=False, **KEY)
+        _same_rows(got, want)
+        with pytest.raises(OptionError, match="part_rows"):
+            ddf.zgpu.batch_chat("review", model=MODEL, base_url=srv.url, part_rows=0, **KEY)

@@ -80,7 +80,7 @@ class ZgpuDaskNamespace:
 
     def batch_chat(
         self, prompt: Any = None, model: str | None = None, *, state_dir: str | None = None,
-        **options: Any,
+        part_rows: int | None = None, **options: Any,
     ) -> dd.DataFrame:
         """A lazy Dask DataFrame: every row of this one plus the answer columns of
         ``df.zgpu.batch_chat`` (same names, same types), one job per partition when it is
@@ -93,11 +93,12 @@ class ZgpuDaskNamespace:
             out[out.response_status == "error"].compute()
         """
         plan = self._plan(prompt, model, options, state_dir=state_dir, budget=True)
-        return self._ddf.map_partitions(run_partition, plan, meta=plan.meta(self._ddf._meta))
+        ddf = joined(self._ddf, part_rows)
+        return ddf.map_partitions(run_partition, plan, meta=plan.meta(ddf._meta))
 
     def submit_chat(
         self, prompt: Any = None, model: str | None = None, *, state_dir: str | None = None,
-        **options: Any,
+        part_rows: int | None = None, **options: Any,
     ) -> DaskJob:
         """Submit every partition's batches now (a short task per partition: read, build,
         upload, create) and return a :class:`DaskJob`; ``job.result()`` is the lazy frame
@@ -110,12 +111,13 @@ class ZgpuDaskNamespace:
             job.result().to_parquet("labelled/")
         """
         plan = self._plan(prompt, model, options, state_dir=state_dir, budget=True)
-        table = self._ddf.map_partitions(submit_partition, plan, meta=SUBMITTED_META).compute()
-        return DaskJob(self._ddf, plan, table.reset_index(drop=True))
+        ddf = joined(self._ddf, part_rows)
+        table = ddf.map_partitions(submit_partition, plan, meta=SUBMITTED_META).compute()
+        return DaskJob(ddf, plan, table.reset_index(drop=True))
 
     def estimate_chat(
         self, prompt: Any = None, model: str | None = None, *, state_dir: str | None = None,
-        **options: Any,
+        part_rows: int | None = None, **options: Any,
     ) -> ChatEstimate:
         """What :meth:`batch_chat` would send and cost, every partition's estimate added up
         (computes the frame once; nothing is sent). Example::
@@ -123,12 +125,13 @@ class ZgpuDaskNamespace:
             print(ddf.zgpu.estimate_chat("review", model="LFM2.5-1.2B-Instruct"))
         """
         plan = self._plan(prompt, model, options, state_dir=state_dir, budget=False)
-        return self._estimate(plan)
+        return self._estimate(plan, joined(self._ddf, part_rows))
 
     # ---- the plan each task receives ---------------------------------------------------
 
-    def _estimate(self, plan: PartitionPlan) -> ChatEstimate:
-        table = self._ddf.map_partitions(estimate_partition, plan, meta=_ESTIMATE_META)
+    def _estimate(self, plan: PartitionPlan, ddf: dd.DataFrame | None = None) -> ChatEstimate:
+        ddf = self._ddf if ddf is None else ddf
+        table = ddf.map_partitions(estimate_partition, plan, meta=_ESTIMATE_META)
         return sum_estimates(estimates_of(table.compute()))
 
     def _plan(
@@ -219,6 +222,38 @@ class DaskJob:
 
         conn = self._plan.connection()
         return Client(api_key=conn.api_key, project_id=conn.project_id, base_url=conn.base_url)
+
+
+def joined(ddf: dd.DataFrame, part_rows: int | None) -> dd.DataFrame:
+    """``ddf`` with adjacent partitions joined into partitions of up to ``part_rows`` rows
+    (a partition already bigger stays as it is: the core splits it into batches of 50,000
+    lines). ``None``: ``ddf`` unchanged."""
+    if part_rows is None:
+        return ddf
+    if isinstance(part_rows, bool) or not isinstance(part_rows, int) or part_rows < 1:
+        raise OptionError(f"part_rows must be a whole number of rows >= 1, not {part_rows!r}")
+    import dask
+
+    sizes = [int(n) for n in ddf.map_partitions(len).compute()]
+    groups: list[list[int]] = []
+    rows = 0
+    for i, n in enumerate(sizes):
+        if not groups or rows + n > part_rows:
+            groups.append([])
+            rows = 0
+        groups[-1].append(i)
+        rows += n
+    if len(groups) == len(sizes):
+        return ddf
+    parts = ddf.to_delayed()
+    concat = dask.delayed(_concat)
+    return dd.from_delayed(
+        [concat([parts[i] for i in g]) for g in groups], meta=ddf._meta, verify_meta=False
+    )
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames)
 
 
 def _arguments(prompt: Any, model: str | None, options: dict[str, Any]) -> dict[str, Any]:
