@@ -1,5 +1,9 @@
 """Atomic file writes: a reader sees the old file or the whole new one, never part.
 
+And the one OS file lock (:func:`try_lock`, :func:`wait_lock`), for the journal's per-job
+locks and the server's data directory lock: released when the descriptor is closed or the
+process dies, so a killed process never leaves a stale lock behind.
+
 One implementation for every file the package writes that someone may read after a crash:
 journal records and side files, downloaded result copies, ``client.files.download`` and the
 ``run`` command's output. A temporary file beside the target (``0600`` from its first byte,
@@ -17,11 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["atomic_path", "write_atomic"]
+__all__ = ["atomic_path", "try_lock", "wait_lock", "write_atomic"]
 
 
 @contextlib.contextmanager
@@ -55,3 +62,32 @@ def write_atomic(path: Path, data: bytes | bytearray | memoryview | Iterable[byt
         else:
             for chunk in data:
                 f.write(chunk)
+
+
+def try_lock(fh: IO[Any]) -> bool:
+    """Take the exclusive lock on the open file ``fh`` if it is free (``False`` when another
+    process holds it)."""
+    try:
+        if sys.platform == "win32":  # pragma: no cover
+            import msvcrt
+
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def wait_lock(fh: IO[Any]) -> None:
+    """Block until the lock on ``fh`` is ours."""
+    if sys.platform == "win32":  # pragma: no cover - msvcrt has no unbounded wait
+        while not try_lock(fh):
+            time.sleep(0.2)
+        return
+    import fcntl
+
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)

@@ -37,17 +37,16 @@ import logging
 import os
 import re
 import secrets
-import sys
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
-from ._fs import write_atomic
+from ._fs import try_lock, wait_lock, write_atomic
 from .errors import JournalCorruptError, JournalWriteError
 
 __all__ = [
@@ -220,34 +219,6 @@ def _check(obj: object, types: dict[str, tuple[type, ...]], what: str) -> None:
 _FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
 
 
-def _try_lock(fh: IO[bytes]) -> bool:
-    """Take the exclusive lock on ``fh`` if free (``False`` when another holds it)."""
-    try:
-        if sys.platform == "win32":  # pragma: no cover
-            import msvcrt
-
-            fh.seek(0)
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
-def _wait_lock(fh: IO[bytes]) -> None:
-    """Block until the lock on ``fh`` is ours."""
-    if sys.platform == "win32":  # pragma: no cover - msvcrt has no unbounded wait
-        while not _try_lock(fh):
-            time.sleep(0.2)
-        return
-    import fcntl
-
-    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-
-
 def new_job_id() -> str:
     """A new job id: ``job_<UTC time>_<8 hex>``, sortable by creation time and unique
     without coordination (the journal's folder names)."""
@@ -322,12 +293,12 @@ class Journal:
         except OSError as exc:
             raise self._not_started(exc) from exc
         try:
-            if not _try_lock(fh):
+            if not try_lock(fh):
                 logger.info(
                     "Another process is starting the same job; waiting for it to finish "
                     "submitting, then this one resumes it (lock %s)", path
                 )
-                _wait_lock(fh)
+                wait_lock(fh)
             yield
         finally:
             fh.close()  # closing the descriptor releases the lock

@@ -32,7 +32,6 @@ import math
 import os
 import shutil
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from typing import IO, Any
 
 import orjson
 
+from .._fs import try_lock
 from .._models import BATCH_STATUSES, TERMINAL_STATUSES
 from . import _ids
 
@@ -144,24 +144,14 @@ class _DirLock:
 
     def acquire(self) -> None:
         fh = open(self.path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
-        try:
-            if sys.platform == "win32":  # pragma: no cover
-                import msvcrt
-
-                fh.seek(0)
-                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not try_lock(fh):
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             fh.close()
             raise DataDirLocked(
                 f"the data directory {self.path.parent} is in use by another server "
                 f"(pid {holder}); stop it or choose another data directory"
-            ) from None
+            )
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
