@@ -281,10 +281,7 @@ class Journal:
         lock, the find and the submit of one run happen before the other's find, which
         then resumes the journaled job (its create tokens included) instead of paying
         again. A process that waits says so in the log."""
-        name = fingerprint if _FINGERPRINT.fullmatch(fingerprint) else (
-            hashlib.sha256(fingerprint.encode()).hexdigest()
-        )
-        path = self.root / ".locks" / f"{name}.lock"
+        path = self._lock_path(fingerprint)
         try:
             self._ensure_root()
             path.parent.mkdir(exist_ok=True, mode=0o700)
@@ -302,6 +299,31 @@ class Journal:
             yield
         finally:
             fh.close()  # closing the descriptor releases the lock
+
+    def _lock_path(self, fingerprint: str) -> Path:
+        name = fingerprint if _FINGERPRINT.fullmatch(fingerprint) else (
+            hashlib.sha256(fingerprint.encode()).hexdigest()
+        )
+        return self.root / ".locks" / f"{name}.lock"
+
+    def drop_lock(self, fingerprint: str) -> bool:
+        """Remove the lock file of a job that is gone (``prune_jobs``), unless a process
+        holds it now; ``True`` when removed. The file is unlinked while held, so a process
+        that opens it later makes a new one."""
+        path = self._lock_path(fingerprint)
+        try:
+            fh = open(path, "r+b")  # noqa: SIM115 (closed below, after the unlink)
+        except OSError:
+            return False
+        try:
+            if not try_lock(fh):
+                return False
+            path.unlink()
+            return True
+        except OSError:
+            return False
+        finally:
+            fh.close()
 
     def job_dir(self, job_id: str) -> Path:
         if not job_id.startswith("job_") or "/" in job_id or "\\" in job_id or ".." in job_id:

@@ -81,6 +81,7 @@ def prune_jobs(
         )
         if not dry_run:
             shutil.rmtree(folder)
+            journal.drop_lock(rec.fingerprint)  # its .locks/ file would stay forever
     # answers bought online (kept so no request is paid twice) age out with the jobs
     from ._answers import AnswerCache
 

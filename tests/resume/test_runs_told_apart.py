@@ -119,13 +119,20 @@ def test_prune_deletes_old_finished_jobs_only(
             __import__("orjson").dumps(rec.to_dict())
         )
     assert zgpu_pandas.prune_jobs(older_than_days=60).empty
+    done_lock = journal._lock_path(journal.load(done_id).fingerprint)
+    assert done_lock.exists()  # taken while the job was started
     preview = zgpu_pandas.prune_jobs(older_than_days=30, dry_run=True)
     assert preview["id"].tolist() == [done_id] and preview["bytes"][0] > 0
     assert journal.job_dir(done_id).exists()
     assert main(["jobs", "prune", "--older-than", "30"]) == 0
     assert f"deleted {done_id}" in capsys.readouterr().out
     assert not journal.job_dir(done_id).exists()
+    assert not done_lock.exists()  # the lock file goes with the job
     assert journal.job_dir(running.job_id).exists()  # may be paid for and still working
+    # a lock held by a live process is never removed
+    with journal.lock("h" * 64):
+        assert not journal.drop_lock("h" * 64)
+    assert journal.drop_lock("h" * 64) and not journal._lock_path("h" * 64).exists()
     with pytest.raises(ValueError, match="older_than_days"):
         zgpu_pandas.prune_jobs(older_than_days=-1)
 
