@@ -132,3 +132,38 @@ def test_a_retry_in_a_later_cell_gets_its_own_display(
     assert "12 rows sent as 8 requests: 4 repeat another row's request" in first[0]
     assert "Retry round 1" in retry[0]
     assert "Done: all 12 sent rows answered after 1 retry round" in result[0]
+
+
+def test_the_online_mode_shows_a_rendered_progress_bar(
+    page: tuple[Any, str, Path], tmp_path: Path
+) -> None:
+    driver, url, root = page
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import pandas as pd, zgpu_pandas\n"
+            "from zgpu_pandas.server import LocalServer\n"
+            f"srv = LocalServer(data_dir={str(tmp_path / 'server')!r}).__enter__()\n"
+            "df = pd.DataFrame({'q': [f'question {i}' for i in range(20)]})\n"
+            "out = df.zgpu.chat('q', model='LFM2.5-1.2B-Instruct', base_url=srv.url,\n"
+            "                   api_key='k', project_id='p')\n"
+            "print(out['response_status'].value_counts().to_dict())"
+        )
+    ]
+    nbformat.write(nb, root / "chat.ipynb")
+    run_all(driver, url, "chat.ipynb", timeout=240)
+    cell = driver.execute_script(
+        "const c = document.querySelector('.jp-CodeCell .jp-OutputArea');"
+        "return {text: c.innerText,"
+        " bars: c.querySelectorAll('.jupyter-widgets progress, .jupyter-widgets .progress,"
+        " .jupyter-widgets .widget-progress').length};"
+    )
+    text = cell["text"]
+    assert not any(b in text for b in (*BROKEN, "HBox(children")), text
+    assert cell["bars"] >= 1, text  # drawn by the widget, not printed as text
+    assert "20/20" in text and "{'ok': 20}" in text, text
