@@ -33,7 +33,16 @@ import pyarrow.parquet as pq
 from ._cli_checks import input_format
 from .errors import OptionError, ZgpuError
 
-__all__ = ["check_inputs", "csv_types", "expand_inputs", "iter_parts", "iter_slices"]
+__all__ = [
+    "Span",
+    "check_inputs",
+    "csv_types",
+    "expand_inputs",
+    "iter_located",
+    "iter_located_parts",
+    "iter_parts",
+    "iter_slices",
+]
 
 # an integer that fits int64 for sure (19 digits may not): longer ones stay text
 _INT = r"^-?(0|[1-9][0-9]{0,17})$"
@@ -164,17 +173,33 @@ def iter_slices(
     paths: Sequence[Path], *, text_columns: Iterable[str], slice_rows: int
 ) -> Iterator[pa.RecordBatch]:
     """Every row of ``paths`` in order, as record batches of at most ``slice_rows`` rows."""
+    for _, _, batch in iter_located(paths, text_columns=text_columns, slice_rows=slice_rows):
+        yield batch
+
+
+def iter_located(
+    paths: Sequence[Path], *, text_columns: Iterable[str], slice_rows: int
+) -> Iterator[tuple[Path, int, pa.RecordBatch]]:
+    """:func:`iter_slices` with where each slice comes from: its file and the number of its
+    first row in that file (0-based, the header not counted), so a bad row can be named."""
     fmt = input_format(paths[0])
     types = csv_types(paths, text_columns) if fmt == "csv" else {}
     for path in paths:
+        row = 0
         with _reading(path, fmt):
             if fmt == "csv":
-                for batch in pacsv.open_csv(path, convert_options=_options(types)):
-                    yield from _cut(batch, slice_rows)
+                batches: Iterable[pa.RecordBatch] = (
+                    cut
+                    for batch in pacsv.open_csv(path, convert_options=_options(types))
+                    for cut in _cut(batch, slice_rows)
+                )
             elif fmt == "parquet":
-                yield from pq.ParquetFile(path).iter_batches(batch_size=slice_rows)
+                batches = pq.ParquetFile(path).iter_batches(batch_size=slice_rows)
             else:
-                yield from _jsonl_slices(path, slice_rows)
+                batches = _jsonl_slices(path, slice_rows)
+            for batch in batches:
+                yield path, row, batch
+                row += batch.num_rows
 
 
 def _jsonl_slices(path: Path, slice_rows: int) -> Iterator[pa.RecordBatch]:
@@ -193,22 +218,42 @@ def _cut(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
         yield batch.slice(start, rows)
 
 
+#: where a run of a part's rows comes from: the file, its first row there, how many rows
+Span = tuple[Path, int, int]
+
+
 def iter_parts(slices: Iterable[pa.RecordBatch], part_rows: int) -> Iterator[pa.Table]:
     """The slices regrouped into tables of exactly ``part_rows`` rows (the last one fewer):
     the same input always gives the same parts."""
+    located = ((Path(), 0, batch) for batch in slices)
+    for table, _ in iter_located_parts(located, part_rows):
+        yield table
+
+
+def iter_located_parts(
+    slices: Iterable[tuple[Path, int, pa.RecordBatch]], part_rows: int
+) -> Iterator[tuple[pa.Table, list[Span]]]:
+    """:func:`iter_parts` over :func:`iter_located` slices, each part with the spans of
+    file rows it holds, in order."""
     pending: list[pa.RecordBatch] = []
+    spans: list[Span] = []
     have = 0
-    for batch in slices:
+    for path, row, batch in slices:
         while batch.num_rows:
             take = min(part_rows - have, batch.num_rows)
             pending.append(batch.slice(0, take))
+            if spans and spans[-1][0] == path and spans[-1][1] + spans[-1][2] == row:
+                spans[-1] = (path, spans[-1][1], spans[-1][2] + take)
+            else:
+                spans.append((path, row, take))
             have += take
+            row += take
             batch = batch.slice(take)
             if have == part_rows:
-                yield _table(pending)
-                pending, have = [], 0
+                yield _table(pending), spans
+                pending, spans, have = [], [], 0
     if have:
-        yield _table(pending)
+        yield _table(pending), spans
 
 
 def _table(batches: list[pa.RecordBatch]) -> pa.Table:

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ._progress import ProgressOption
+    from ._stream_bar import RowsBar
+    from ._stream_check import Checked
     from .core.spec import ChatSpec, Connection
 
 __all__ = ["MANIFEST", "PART_ROWS", "StreamRun", "Tally", "prompt_columns"]
@@ -108,17 +110,28 @@ class StreamRun:
     # ---- the run -------------------------------------------------------------------------
 
     def run(self) -> Path:
-        """Submit every part, then collect and write them in order; the output path."""
-        _stream_read.check_inputs(self.inputs)
-        self._prepare_folder()
-        the_client, factory = self.conn.open()
+        """Check the whole input, submit every part, then collect and write them in order;
+        the output path."""
+        from ._stream_bar import RowsBar
+        from ._stream_check import check_budget
         from .core.spec import Connection
 
+        _stream_read.check_inputs(self.inputs)
+        checked = self._prepare_folder()
+        the_client, factory = self.conn.open()
         conn = Connection(client=the_client)  # one client for every part's job
         try:
+            if self.spec.check_model and the_client.provider == "zerogpu":
+                from .core.preflight import check_model
+
+                check_model(self.spec.model)  # before the input is read through
+            if checked is None:
+                checked = self._check_all()
+            check_budget(checked, self.spec)  # the whole input's estimate, not a part's
             done = self._written()
-            self._submit_all(conn, done)
-            self._collect_all(conn, done)
+            with RowsBar(total=checked.rows, progress=self.progress) as bar:
+                self._submit_all(conn, done, bar, checked.parts)
+                self._collect_all(conn, done, bar, checked)
         finally:
             if factory is not None:
                 the_client.close()
@@ -128,11 +141,27 @@ class StreamRun:
             self._join()
         return self.dest
 
-    def _parts(self) -> Iterator[pa.Table]:
-        slices = _stream_read.iter_slices(
+    def _located_parts(self) -> Iterator[tuple[pa.Table, list[_stream_read.Span]]]:
+        slices = _stream_read.iter_located(
             self.inputs, text_columns=self.text_columns, slice_rows=min(self.part_rows, 65_536)
         )
-        return _stream_read.iter_parts(slices, self.part_rows)
+        return _stream_read.iter_located_parts(slices, self.part_rows)
+
+    def _parts(self) -> Iterator[pa.Table]:
+        return (table for table, _ in self._located_parts())
+
+    def _check_all(self) -> Checked:
+        """Every part's requests built once before anything is uploaded (a bad row in the
+        last part stops the run before the first one is paid for); the result is kept in
+        the manifest, so a re-run of the same command does not read the input for it."""
+        from ._stream_check import check_parts
+
+        checked = check_parts(self._located_parts(), self.spec)
+        write_atomic(
+            self.parts_dir / MANIFEST,
+            orjson.dumps({**self._manifest(), "checked": checked.to_json()}),
+        )
+        return checked
 
     def _start(self, table: pa.Table, conn: Connection, *, fresh: bool) -> Any:
         from .core import run
@@ -144,12 +173,13 @@ class StreamRun:
             hint=self.hint, announce=False,
         )
 
-    def _submit_all(self, conn: Connection, done: set[int]) -> None:
+    def _submit_all(self, conn: Connection, done: set[int], bar: RowsBar, parts: int) -> None:
         """Pass 1: every part not written yet gets its batches (or finds them)."""
         resumed: list[str] = []
         for k, table in enumerate(self._parts()):
             if k in done:
                 continue
+            bar.stage("creating batches", f"part {k + 1}/{parts}")
             job = self._start(table, conn, fresh=self.spec.fresh)
             self.batches_created += job.creates_sent
             if job.resume_note:
@@ -163,12 +193,16 @@ class StreamRun:
             first = resumed[0] if resumed else "every other part was new"
             print(f"{kept}{first}{more}", file=sys.stderr, flush=True)
 
-    def _collect_all(self, conn: Connection, done: set[int]) -> None:
+    def _collect_all(
+        self, conn: Connection, done: set[int], bar: RowsBar, checked: Checked
+    ) -> None:
         """Pass 2: in input order, each part's job found again, waited for and written."""
         reference: pa.Schema | None = self._reference_schema(done)
+        bar.advance(sum(_part_size(k, self.part_rows, checked.rows) for k in done))
         for k, table in enumerate(self._parts()):
             if k in done:
                 continue
+            bar.stage("collecting", f"part {k + 1}/{checked.parts}")
             job = self._start(table, conn, fresh=False)  # the job pass 1 made: no new batch
             self.batches_created += job.creates_sent
             result = job.result(timeout=self.spec.timeout)
@@ -178,33 +212,37 @@ class StreamRun:
             out = _conform(out, reference, k)
             with atomic_path(self.parts_dir / part_name(k), private=False) as tmp:
                 pq.write_table(out, tmp)
-            if self.progress is not False:
-                print(f"part {k}: {out.num_rows:,} rows written", file=sys.stderr, flush=True)
+            bar.advance(out.num_rows)
             del job, table, result, out
             _release()
             checkpoints.checkpoint(f"after_part:{k}")
+        bar.stage("done")
 
     # ---- the folder of parts -------------------------------------------------------------
 
-    def _manifest(self) -> bytes:
+    def _manifest(self) -> dict[str, Any]:
         """Which inputs and settings the parts belong to (not the job's name or retries)."""
         spec = dataclasses.replace(
             self.spec, fresh=False, name=None, retries=0, timeout=None, max_cost=None
         )
         files = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in self.inputs]
         key = repr((files, repr(spec), self.part_rows)).encode()
-        return orjson.dumps({"run": hashlib.sha256(key).hexdigest(), "inputs": len(files)})
+        return {"run": hashlib.sha256(key).hexdigest(), "inputs": len(files)}
 
-    def _prepare_folder(self) -> None:
+    def _prepare_folder(self) -> Checked | None:
         """The folder of parts, ready for this run: parts of this very run are kept (a
         re-run goes on from them); parts of another run are never mixed in. A hidden
         staging folder is ours and simply emptied; the user's own output folder is only
-        emptied with ``fresh``."""
+        emptied with ``fresh``. Returns the whole-input check of this very run when an
+        earlier one passed it (then the input is not read through again for it)."""
+        from ._stream_check import Checked
+
         manifest = self._manifest()
         path = self.parts_dir / MANIFEST
         if self.parts_dir.exists() and not self.parts_dir.is_dir():
             raise OptionError(f"output {str(self.parts_dir)!r} is a file, not a folder")
-        old = path.read_bytes() if path.exists() else None
+        old = _read_manifest(path)
+        same = old is not None and old.get("run") == manifest["run"]
         parts = list(self.parts_dir.glob("part-*.parquet"))
         if old is None and not self.fmt and self.parts_dir.is_dir() and any(
             self.parts_dir.iterdir()
@@ -213,17 +251,19 @@ class StreamRun:
                 f"output folder {str(self.dest)!r} is not empty and holds no run of this "
                 f"command; choose an empty or new folder"
             )
-        if old is not None and old != manifest and parts and not (self.fmt or self.spec.fresh):
+        if old is not None and not same and parts and not (self.fmt or self.spec.fresh):
             raise OptionError(
                 f"{str(self.dest)!r} holds parts of another run (other inputs or settings); "
                 f"choose another output, remove it, or pass --fresh (fresh=True) to replace "
                 f"them"
             )
-        if old != manifest or self.spec.fresh:
-            for f in parts:
-                f.unlink()
+        if same and not self.spec.fresh:
+            return Checked.from_json((old or {}).get("checked"))
+        for f in parts:
+            f.unlink()
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, manifest)
+        write_atomic(path, orjson.dumps(manifest))
+        return None
 
     def _written(self) -> set[int]:
         return {int(f.name[5:11]) for f in self.parts_dir.glob("part-*.parquet")}
@@ -279,6 +319,22 @@ class Tally:
     rows: int = 0
     status: Counter[str] = dataclasses.field(default_factory=Counter)
     failures: Counter[tuple[str, str | None]] = dataclasses.field(default_factory=Counter)
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    """A folder's manifest; an unreadable one counts as another run's."""
+    if not path.exists():
+        return None
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _part_size(k: int, part_rows: int, rows: int) -> int:
+    """How many rows part ``k`` holds (every part is full but the last)."""
+    return max(0, min(part_rows, rows - k * part_rows))
 
 
 def _release() -> None:

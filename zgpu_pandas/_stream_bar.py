@@ -1,0 +1,69 @@
+"""One progress bar for a whole streaming job (:mod:`._stream_run`), over the input's rows.
+
+The check before the run (:mod:`._stream_check`) counts the rows, so the bar knows its total
+from the start: it says which part's batches are being created, then advances as the parts
+are collected and written. ``progress=False`` (``-q``) shows nothing; ``None`` shows the bar
+when stderr is a terminal or in a notebook; ``True``/``"tqdm"``/``"widget"`` always.
+
+Example::
+
+    with RowsBar(total=120_000, progress=None) as bar:
+        bar.stage("creating batches", "part 1/3")
+        bar.advance(50_000)
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._progress import ProgressOption
+
+__all__ = ["RowsBar"]
+
+
+def _shown(progress: ProgressOption) -> bool:
+    from ._progress import _stderr_is_tty, in_notebook
+
+    if progress is False:
+        return False
+    if progress is None:
+        return in_notebook() or _stderr_is_tty()
+    if progress in (True, "tqdm", "widget"):
+        return True
+    raise ValueError(f"progress must be None, True, False, 'widget' or 'tqdm', not {progress!r}")
+
+
+class RowsBar:
+    """A tqdm bar over ``total`` rows, or nothing at all when progress is off."""
+
+    def __init__(self, *, total: int, progress: ProgressOption) -> None:
+        self._bar: Any = None
+        if _shown(progress):
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, unit=" rows", unit_scale=True, dynamic_ncols=True)
+
+    def stage(self, what: str, detail: str = "") -> None:
+        """What the run is doing now (shown before the count) and which part."""
+        if self._bar is not None:
+            self._bar.set_description_str(what, refresh=False)
+            self._bar.set_postfix_str(detail)
+
+    def advance(self, rows: int) -> None:
+        if self._bar is not None and rows:
+            self._bar.update(rows)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> RowsBar:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
