@@ -114,17 +114,11 @@ class StreamRun:
         the output path."""
         from ._stream_bar import RowsBar
         from ._stream_check import check_budget
-        from .core.spec import Connection
 
         _stream_read.check_inputs(self.inputs)
         checked = self._prepare_folder()
-        the_client, factory = self.conn.open()
-        conn = Connection(client=the_client)  # one client for every part's job
-        try:
-            if self.spec.check_model and the_client.provider == "zerogpu":
-                from .core.preflight import check_model
-
-                check_model(self.spec.model)  # before the input is read through
+        with self.conn.session() as conn:  # one client for every part's job
+            self._check_model(conn)
             if checked is None:
                 checked = self._check_all()
             check_budget(checked, self.spec)  # the whole input's estimate, not a part's
@@ -132,14 +126,20 @@ class StreamRun:
             with RowsBar(total=checked.rows, progress=self.progress) as bar:
                 self._submit_all(conn, done, bar, checked.parts)
                 self._collect_all(conn, done, bar, checked)
-        finally:
-            if factory is not None:
-                the_client.close()
         #: how the rows ended, for a summary
         self.tally = self._tally()
         if self.fmt:
             self._join()
         return self.dest
+
+    def _check_model(self, conn: Connection) -> None:
+        """The model id against the catalog before the input is read through (each part's
+        job checks it again; OpenAI's models are not listed)."""
+        client = conn.client
+        if self.spec.check_model and client is not None and client.provider == "zerogpu":
+            from .core.preflight import check_model
+
+            check_model(self.spec.model)
 
     def _located_parts(self) -> Iterator[tuple[pa.Table, list[_stream_read.Span]]]:
         slices = _stream_read.iter_located(

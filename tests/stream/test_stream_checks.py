@@ -147,3 +147,34 @@ def test_one_progress_bar_over_every_row_and_none_with_progress_off(
                           system="Short.", model=MODEL, part_rows=4, progress=False,
                           **conn(server))
     assert capsys.readouterr().err == ""
+
+
+def test_a_run_uses_one_client_and_closes_only_the_one_it_made(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zgpu_pandas._client import Client
+
+    made: list[Client] = []
+    closed: list[Client] = []
+    real_init, real_close = Client.__init__, Client.close
+
+    def init(self: Client, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    def close(self: Client) -> None:
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(Client, "__init__", init)
+    monkeypatch.setattr(Client, "close", close)
+    parquet_folder(tmp_path / "in", [30])
+    zgpu_pandas.run_files(tmp_path / "in", output=tmp_path / "a.parquet", prompt="q",
+                          model=MODEL, part_rows=10, progress=False, **conn(server))
+    assert len(made) == 1 and closed == made  # three parts, one client, closed at the end
+    with Client(base_url=server.url, api_key=KEY, project_id="p") as mine:
+        zgpu_pandas.run_files(tmp_path / "in", output=tmp_path / "b.parquet", prompt="q",
+                              system="Other.", model=MODEL, part_rows=10, progress=False,
+                              client=mine, poll_interval=0.05)
+        assert mine not in closed  # the caller's client stays open for the caller
+        assert len(list(mine.batches.list(limit=100))) == 1  # and still works

@@ -13,7 +13,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
@@ -212,3 +213,21 @@ class Connection:
             Client, api_key=self.api_key, project_id=self.project_id, base_url=self.base_url
         )
         return factory(), factory
+
+    @contextmanager
+    def session(self) -> Iterator[Connection]:
+        """A connection on one open client for a run of several jobs (a streaming run's
+        parts), the client closed at the end when it was made here (a given one is the
+        caller's to close).
+
+        Example::
+
+            with Connection(base_url="local").session() as conn:
+                ...                      # every job started with conn shares one client
+        """
+        client, factory = self.open()
+        try:
+            yield Connection(client=client)
+        finally:
+            if factory is not None:
+                client.close()
