@@ -177,4 +177,4 @@ def test_a_run_uses_one_client_and_closes_only_the_one_it_made(
                               system="Other.", model=MODEL, part_rows=10, progress=False,
                               client=mine, poll_interval=0.05)
         assert mine not in closed  # the caller's client stays open for the caller
-        assert len(list(mine.batches.list(limit=100))) == 1  # and still works
+        assert len(list(mine.batches.list(limit=100))) == 6  # and still works: 2 runs x 3
