@@ -13,10 +13,16 @@ Peak resident memory is the child's ``ru_maxrss`` (``os.wait4``), so the server'
 is not counted; rows/s is N over the child's wall-clock time, from start to the output
 written. Each child has a fresh journal (``ZGPU_STATE_DIR``), so nothing is resumed.
 
+With ``--check-cost`` it also times, each in a child process, what the whole-input check
+before the first upload costs (``_stream_check.check_parts``: every part read and its
+requests built, nothing sent) next to reading the parts alone and to the whole ``run`` (which
+includes the check).
+
 Run::
 
     python bench/bench_stream.py --rows 1000000
     python bench/bench_stream.py --rows 200000 --part-rows 25000 --skip-memory-path
+    python bench/bench_stream.py --rows 1000000 --skip-memory-path --check-cost
 """
 
 from __future__ import annotations
@@ -52,6 +58,24 @@ df = pd.read_parquet(src)
 out = df.zgpu.batch_chat("review", model="LFM2.5-1.2B-Instruct", base_url=url, api_key="k",
                          project_id="p", progress=False)
 out.to_parquet(dest)
+"""
+
+
+# the input's parts read (as the run reads them), or read and checked, nothing sent
+CHECK_COST = """
+import sys
+from pathlib import Path
+from zgpu_pandas import _stream_check
+from zgpu_pandas._stream_run import StreamRun
+from zgpu_pandas.core.spec import ChatSpec, Connection
+src, what, part_rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+spec = ChatSpec(prompt="review", model="LFM2.5-1.2B-Instruct")
+run = StreamRun([Path(src)], "unused/", spec, Connection(), part_rows=part_rows)
+if what == "read":
+    for table, _ in run._located_parts():
+        table.to_pandas()
+else:
+    _stream_check.check_parts(run._located_parts(), spec)
 """
 
 
@@ -93,6 +117,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--part-rows", type=int, default=50_000)
     ap.add_argument("--skip-memory-path", action="store_true", help="only the streaming run")
+    ap.add_argument(
+        "--check-cost", action="store_true",
+        help="also time the whole-input check alone and a plain read of the parts",
+    )
     args = ap.parse_args()
     n = args.rows
     with tempfile.TemporaryDirectory() as tmp_name, LocalServer(
@@ -108,6 +136,12 @@ def main() -> None:
         wall, rss = measure(cmd, env)
         assert pq.ParquetDataset(tmp / "out").read(columns=["id"]).num_rows == n
         rows.append(("stream (`run`, -o out/)", wall, rss))
+        if args.check_cost:
+            for what, name in [("read", "read the parts only"), ("check", "the check alone")]:
+                cmd = [sys.executable, "-c", CHECK_COST, str(tmp / "in.parquet"), what,
+                       str(args.part_rows)]
+                wall, rss = measure(cmd, env)
+                rows.append((name, wall, rss))
         if not args.skip_memory_path:
             env = {**os.environ, "ZGPU_STATE_DIR": str(tmp / "state-memory")}
             cmd = [sys.executable, "-c", IN_MEMORY, str(tmp / "in.parquet"),
@@ -120,6 +154,11 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name, wall, rss in rows:
         print(f"| {name} | {n:,} | {wall:.1f} s | {n / wall:,.0f} | {rss:,.0f} MB |")
+    if args.check_cost:
+        walls = {name: wall for name, wall, _ in rows}
+        check, read = walls["the check alone"], walls["read the parts only"]
+        print(f"check / read: {check / read:.2f}x; check / whole run: "
+              f"{check / walls['stream (`run`, -o out/)']:.0%}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ import contextlib
 import glob
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -196,21 +198,58 @@ def iter_located(
             elif fmt == "parquet":
                 batches = pq.ParquetFile(path).iter_batches(batch_size=slice_rows)
             else:
-                batches = _jsonl_slices(path, slice_rows)
+                batches = _jsonl_slices(path, slice_rows, set(text_columns))
             for batch in batches:
                 yield path, row, batch
                 row += batch.num_rows
 
 
-def _jsonl_slices(path: Path, slice_rows: int) -> Iterator[pa.RecordBatch]:
-    """JSONL through pandas' chunked reader (pyarrow's JSON reader reads a whole file);
-    values keep the types JSON gives them."""
+def _jsonl_slices(
+    path: Path, slice_rows: int, text_columns: set[str]
+) -> Iterator[pa.RecordBatch]:
+    """JSONL through pandas' chunked reader; values keep the types JSON gives them, but the
+    prompt columns are text: a JSON string as written, any other value as its JSON text
+    (``5``, ``true``, a message list), so that a column mixing numbers and text is read
+    and a message list reaches the request as it was written.
+
+    Not ``pyarrow.json.open_json``: it is missing from the oldest pyarrow supported (14),
+    and where present it fixes each column's type from the first block, then stops at a
+    later line of another type (``1`` then ``1.5``, a number then a text) and cannot read a
+    JSON number as text."""
     import pandas as pd
 
-    with pd.read_json(path, lines=True, dtype=False, chunksize=slice_rows) as chunks:
+    # nullable dtypes: an integer column with a null stays integer (not float64, 1 -> 1.0)
+    with pd.read_json(
+        path, lines=True, dtype=False, dtype_backend="numpy_nullable", chunksize=slice_rows
+    ) as chunks:
         for chunk in chunks:
+            for name in text_columns.intersection(chunk.columns):
+                chunk[name] = _json_text(chunk[name].astype(object).tolist())
             table = pa.Table.from_pandas(chunk, preserve_index=False)
-            yield from table.to_batches()
+            yield from _untyped_nulls(table).to_batches()
+
+
+def _untyped_nulls(table: pa.Table) -> pa.Table:
+    """A column all null in this chunk typed ``null`` (the nullable reader calls it
+    ``Int64``), so that it takes the type the other chunks give it."""
+    for k, column in enumerate(table.columns):
+        if len(column) and column.null_count == len(column) and column.type != pa.null():
+            table = table.set_column(k, table.field(k).name, pa.nulls(len(column)))
+    return table
+
+
+def _json_text(values: list[Any]) -> pa.Array:
+    """Cells as text: strings as they are, missing ones (null, NaN) missing, any other value
+    as its JSON text."""
+    import pandas as pd
+
+    out = [
+        v if isinstance(v, str)
+        else None if v is None or v is pd.NA or (isinstance(v, float) and v != v)
+        else orjson.dumps(v).decode()
+        for v in values
+    ]
+    return pa.array(out, pa.string())
 
 
 def _cut(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:

@@ -14,12 +14,21 @@ import pyarrow.parquet as pq
 import pytest
 
 import zgpu_pandas
-from tests.stream.test_stream_files import KEY, MODEL, conn, creates, parquet_folder, uploads
+from tests.stream.test_stream_files import (
+    KEY,
+    MODEL,
+    conn,
+    creates,
+    parquet_folder,
+    reply,
+    uploads,
+)
 from zgpu_pandas import _stream_check
 from zgpu_pandas.cli import main
 from zgpu_pandas.errors import CostLimitError, OptionError, OversizeRowsError, PromptError
 from zgpu_pandas.frames import pandas as _registers_df_zgpu  # noqa: F401
 from zgpu_pandas.server import LocalServer
+from zgpu_pandas.server.engines import builtin_reply
 
 
 def test_an_oversize_row_in_the_last_file_stops_the_run_before_any_upload(
@@ -178,3 +187,37 @@ def test_a_run_uses_one_client_and_closes_only_the_one_it_made(
                               client=mine, poll_interval=0.05)
         assert mine not in closed  # the caller's client stays open for the caller
         assert len(list(mine.batches.list(limit=100))) == 6  # and still works: 2 runs x 3
+
+
+def test_jsonl_keeps_integer_columns_with_gaps_and_reads_prompts_as_text(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    rows = [
+        {"id": 1, "q": "hello", "m": None},
+        {"id": None, "q": 5, "m": None},        # a number in the prompt column: its text
+        {"id": 3, "q": True, "m": None},
+        {"id": 4, "q": None, "m": None},        # missing: skipped
+        {"id": 5, "q": "a\u00e9 \"quoted\"", "m": None},
+    ]
+    (tmp_path / "in.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    out = zgpu_pandas.run_files(tmp_path / "in.jsonl", output=tmp_path / "o.parquet",
+                                prompt="q", model=MODEL, part_rows=2, progress=False,
+                                **conn(server))
+    table = pq.read_table(out)
+    assert table.schema.field("id").type == pa.int64()  # not float64 for the gap
+    assert table.column("id").to_pylist() == [1, None, 3, 4, 5]
+    assert table.column("q").to_pylist() == ["hello", "5", "true", None, "a\u00e9 \"quoted\""]
+    assert table.column("response").to_pylist()[:3] == [reply("hello"), reply("5"),
+                                                         reply("true")]
+    assert table.column("response_status").to_pylist()[3] == "skipped"
+
+
+def test_jsonl_message_lists_are_sent_as_written(server: LocalServer, tmp_path: Path) -> None:
+    # message lists in a JSONL column reach the requests (read as their JSON text)
+    msgs = [{"role": "system", "content": "Be short."},
+            {"role": "user", "content": "hi", "name": "ann"}]
+    (tmp_path / "in.jsonl").write_bytes(orjson.dumps({"id": 1, "m": msgs}) + b"\n")
+    out = zgpu_pandas.run_files(tmp_path / "in.jsonl", output=tmp_path / "o.parquet",
+                                messages="m", model=MODEL, progress=False, **conn(server))
+    res = pd.read_parquet(out)
+    assert res["response"].tolist() == [builtin_reply({"model": MODEL, "messages": msgs})]
