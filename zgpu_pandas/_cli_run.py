@@ -288,7 +288,10 @@ def register(sub: Any) -> None:
         metavar="USD",
         help="refuse to start when the estimated cost (list price) is over this many US dollars",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="no progress bar (one bar over the input's rows when stderr is a terminal)",
+    )
     add_connection_options(p)
     p.set_defaults(func=_cmd_run)
     _register_demo(sub)
@@ -382,7 +385,9 @@ per row through the batch API, and write the input plus the answer columns: to o
 read, sent and written in parts (--part-rows), so memory stays about one part whatever the
 input size. Re-running the same command after an interruption picks up the batches already
 paid for (the job journal) and keeps the parts already written; it never submits them
-again. The files, the model id and the parameters are checked before anything is uploaded.
+again. The files, the model id, the parameters and every row (the whole input is read once
+first; a bad row is named by file and row number) are checked before anything is uploaded,
+and --max-cost is compared with the whole input's estimate.
 
 CSV input: the prompt columns (--prompt-col, the --template fields, --messages-col) are read
 as text exactly as written (a template field with a format, {price:.2f}, keeps its column's

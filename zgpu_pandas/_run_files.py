@@ -67,10 +67,13 @@ def run_files(
     The rows go in parts of ``part_rows`` (default 50,000: one batch each); every part's
     batches are created first, then the parts are collected and written in order as they
     finish. Running the same call again after an interruption creates no batch for parts
-    already submitted and rewrites no part already written. CSV: columns holding numbers or
-    booleans get those types (``007`` stays text), prompt columns are text as written, only
-    an empty cell is missing. ``max_cost`` is checked per part. Every other option is
-    ``batch_chat``'s.
+    already submitted and rewrites no part already written. Before anything is uploaded the
+    whole input is read once and every part's requests built: a bad row anywhere stops the
+    run with nothing sent, named by file and row (``in/b.csv row 17``), and ``max_cost`` is
+    compared with the whole input's estimate. ``progress``: one bar over the input's rows
+    (``False``: none). CSV: columns holding numbers or booleans get those types (``007``
+    stays text), prompt columns are text as written, only an empty cell is missing. Every
+    other option is ``batch_chat``'s.
 
     Example::
 
