@@ -101,6 +101,9 @@ def check_parts(parts: Iterable[tuple[pa.Table, list[Span]]], spec: ChatSpec) ->
 
     checked = Checked()
     for table, spans in parts:
+        if not checked.parts:
+            # no rows yet: a mistake in the options or the columns is no row's, said as it is
+            build(_to_pandas(table.slice(0, 0)), spec)
         frame = _to_pandas(table)
         try:
             requests, _ = build(frame, spec)

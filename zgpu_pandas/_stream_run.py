@@ -96,6 +96,10 @@ class StreamRun:
             raise OptionError(f"part_rows must be a whole number >= 1, not {part_rows!r}")
         self.inputs, self.spec, self.conn = list(inputs), spec, conn
         self.dest = Path(dest)
+        if progress not in (None, True, False, "tqdm", "widget"):
+            raise OptionError(
+                f"progress must be None, True, False, 'widget' or 'tqdm', not {progress!r}"
+            )
         self.part_rows, self.progress, self.poll_interval = part_rows, progress, poll_interval
         self.hint = hint
         # "" for a folder of parts, else the one output file's format

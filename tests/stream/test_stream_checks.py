@@ -221,3 +221,16 @@ def test_jsonl_message_lists_are_sent_as_written(server: LocalServer, tmp_path: 
                                 messages="m", model=MODEL, progress=False, **conn(server))
     res = pd.read_parquet(out)
     assert res["response"].tolist() == [builtin_reply({"model": MODEL, "messages": msgs})]
+
+
+def test_an_option_mistake_is_said_as_it_is_not_as_a_row_of_the_input(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    parquet_folder(tmp_path / "in", [10])
+    kw = dict(output=tmp_path / "o.parquet", prompt="q", model=MODEL, **conn(server))
+    with pytest.raises(OptionError) as err:
+        zgpu_pandas.run_files(tmp_path / "in", on_invalid="bogus", progress=False, **kw)
+    assert "on_invalid" in str(err.value) and " row " not in str(err.value)
+    with pytest.raises(OptionError, match="progress must be"):
+        zgpu_pandas.run_files(tmp_path / "in", progress="bar", **kw)
+    assert uploads(server) == 0
