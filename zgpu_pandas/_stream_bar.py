@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import sys
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,13 @@ class RowsBar:
     def advance(self, rows: int) -> None:
         if self._bar is not None and rows:
             self._bar.update(rows)
+
+    def write(self, text: str) -> None:
+        """A line on stderr, above the bar when there is one (not through it)."""
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -5,7 +5,10 @@ batch's worth of lines). Each part is an ordinary journaled job of the in-memory
 (:func:`zgpu_pandas.core.run.start`), so it inherits everything that path guarantees: the
 request rules, dedup, the create tokens that never buy a batch twice, resuming.
 
-Two passes over the input keep memory to about one part (plus its requests and answers):
+Before anything is uploaded, every part is read once and its requests built, nothing sent
+(:mod:`._stream_check`): a bad row anywhere stops the run before the first batch is paid for,
+and ``max_cost`` is compared with the whole input's estimate. Then two passes over the input
+keep memory to about one part (plus its requests and answers):
 
 1. *submit*: each part is read, its request lines built and its batches created, then the
    part is dropped (the journal holds the job);
@@ -27,7 +30,6 @@ import dataclasses
 import gc
 import hashlib
 import shutil
-import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -195,7 +197,7 @@ class StreamRun:
             kept = f"{len(done)} part(s) already written were kept; " if done else ""
             more = f" (and {len(resumed) - 1} more part(s) resumed)" if len(resumed) > 1 else ""
             first = resumed[0] if resumed else "every other part was new"
-            print(f"{kept}{first}{more}", file=sys.stderr, flush=True)
+            bar.write(f"{kept}{first}{more}")
 
     def _collect_all(
         self, conn: Connection, done: set[int], bar: RowsBar, checked: Checked
