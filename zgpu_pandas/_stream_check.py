@@ -27,12 +27,13 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import CostLimitError, OversizeRowsError, ZgpuError
+from .errors import OversizeRowsError, ZgpuError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from ._stream_read import Span
+    from .core.estimate import ChatEstimate
     from .core.spec import ChatSpec
 
 __all__ = ["Checked", "check_budget", "check_parts", "locate"]
@@ -43,26 +44,39 @@ _ROW = re.compile(r"row (\d+) \(position (\d+)\)")
 
 @dataclasses.dataclass
 class Checked:
-    """What the check found: rows and parts, and the estimate's sums over every part."""
+    """What the check found: rows and parts, and the estimate of the whole input (the sum of
+    every part's; ``None`` for an input without rows)."""
 
     rows: int = 0
     parts: int = 0
-    rows_to_send: int = 0
-    #: list-price estimates in USD (None: the catalog lists no price for the model)
-    prompt_cost_usd: float | None = 0.0
-    max_completion_cost_usd: float | None = 0.0
+    estimate: ChatEstimate | None = None
+
+    def add(self, rows: int, est: ChatEstimate) -> None:
+        """One more part: its rows and its estimate (the rows over the model's context are
+        warned about by the part's job, not kept here: memory stays flat)."""
+        from .core.estimate import sum_estimates
+
+        est = dataclasses.replace(est, rows_over_context=())
+        self.rows += rows
+        self.parts += 1
+        self.estimate = est if self.estimate is None else sum_estimates([self.estimate, est])
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        est = None if self.estimate is None else dataclasses.asdict(self.estimate)
+        return {"rows": self.rows, "parts": self.parts, "estimate": est}
 
     @classmethod
     def from_json(cls, data: Any) -> Checked | None:
         """The record a manifest holds, or ``None`` when it holds none (or a broken one)."""
+        from .core.estimate import ChatEstimate
+
         if not isinstance(data, dict):
             return None
         try:
-            return cls(**data)
-        except TypeError:
+            raw = data["estimate"]
+            est = None if raw is None else ChatEstimate(**{**raw, "rows_over_context": ()})
+            return cls(rows=int(data["rows"]), parts=int(data["parts"]), estimate=est)
+        except (KeyError, TypeError, ValueError):
             return None
 
 
@@ -109,50 +123,16 @@ def check_parts(parts: Iterable[tuple[pa.Table, list[Span]]], spec: ChatSpec) ->
             requests, _ = build(frame, spec)
         except ZgpuError as exc:
             raise locate(exc, spans) from None
-        est = estimate_requests(requests)
-        checked.rows += table.num_rows
-        checked.parts += 1
-        checked.rows_to_send += est.rows_to_send
-        checked.prompt_cost_usd = _add(checked.prompt_cost_usd, est.prompt_cost_usd)
-        checked.max_completion_cost_usd = _add(
-            checked.max_completion_cost_usd, est.max_completion_cost_usd
-        )
+        checked.add(table.num_rows, estimate_requests(requests))
         del frame, requests, table
         _release()
     return checked
 
 
-def _add(total: float | None, more: float | None) -> float | None:
-    return None if total is None or more is None else total + more
-
-
 def check_budget(checked: Checked, spec: ChatSpec) -> None:
-    """Refuse the whole input when its estimate exceeds ``max_cost`` (the same figure the
-    in-memory path compares: prompt cost at list price plus, under a ``max_tokens`` cap,
-    the answers' most expensive case)."""
-    if spec.max_cost is None:
-        return
-    limit = float(spec.max_cost)
-    if checked.prompt_cost_usd is None:
-        raise CostLimitError(
-            f"max_cost=${limit:,.4f} cannot be checked: the catalog lists no price for model "
-            f"{spec.model!r}. Drop max_cost= to send anyway.",
-            estimate_usd=float("nan"),
-            max_cost=limit,
-        )
-    worst = checked.prompt_cost_usd + (checked.max_completion_cost_usd or 0.0)
-    if worst <= limit:
-        return
-    answers = (
-        f" + answers up to ${checked.max_completion_cost_usd:,.4f}"
-        if checked.max_completion_cost_usd is not None
-        else ""
-    )
-    raise CostLimitError(
-        f"Refused before sending: the {checked.rows:,} input rows ({checked.rows_to_send:,} "
-        f"requests) are estimated at ${worst:,.4f} (prompt ${checked.prompt_cost_usd:,.4f} at "
-        f"list price{answers}) and exceed max_cost=${limit:,.4f}. Send fewer rows, lower "
-        f"max_tokens, or raise max_cost.",
-        estimate_usd=worst,
-        max_cost=limit,
-    )
+    """Refuse the whole input when its estimate exceeds ``max_cost``: the in-memory path's
+    own check (:func:`zgpu_pandas.core.run.check_estimate`) on the sum of every part's."""
+    from .core.run import check_estimate
+
+    if checked.estimate is not None:
+        check_estimate(checked.estimate, spec)

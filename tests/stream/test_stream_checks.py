@@ -88,7 +88,7 @@ def test_max_cost_is_checked_against_the_whole_input_not_each_part(
     est = src.zgpu.estimate_chat("q", model=MODEL, max_tokens=50)
     total = est.prompt_cost_usd + est.max_completion_cost_usd
     # each part of 40 rows costs about a third of the total: under the limit on its own
-    with pytest.raises(CostLimitError, match=r"the 120 input rows .* exceed max_cost") as err:
+    with pytest.raises(CostLimitError, match=r"before sending: 120 .* exceed max_cost") as err:
         zgpu_pandas.run_files(tmp_path / "in", output=f"{tmp_path / 'out'}/", prompt="q",
                               model=MODEL, part_rows=40, max_cost=total * 0.75, max_tokens=50,
                               progress=False, **conn(server))
@@ -110,6 +110,7 @@ def test_a_rerun_of_a_checked_run_does_not_read_the_input_for_the_check(
     zgpu_pandas.run_files(tmp_path / "in", **kw)
     manifest = orjson.loads((out / "_zgpu_run.json").read_bytes())
     assert manifest["checked"]["rows"] == 60 and manifest["checked"]["parts"] == 3
+    assert manifest["checked"]["estimate"]["rows_to_send"] == 60
     (out / "part-000002.parquet").unlink()  # the re-run has something to do
 
     def read_again(*args: object, **kwargs: object) -> None:
