@@ -1,13 +1,16 @@
 """One progress bar for a whole streaming job (:mod:`._stream_run`), over the input's rows.
 
-The check before the run (:mod:`._stream_check`) counts the rows, so the bar knows its total
-from the start: it says which part's batches are being created, then advances as the parts
-are collected and written. ``progress=False`` (``-q``) shows nothing; ``None`` shows the bar
+While the whole input is checked before the run (:mod:`._stream_check`) the bar counts the
+rows checked; then it starts again over the total the check found, says which part's batches
+are being created, and advances as the parts are collected and written. ``progress=False`` (``-q``) shows nothing; ``None`` shows the bar
 when stderr is a terminal or in a notebook; ``True``/``"tqdm"``/``"widget"`` always.
 
 Example::
 
-    with RowsBar(total=120_000, progress=None) as bar:
+    with RowsBar(total=None, progress=None) as bar:
+        bar.stage("checking")
+        bar.advance(120_000)
+        bar.restart(120_000)
         bar.stage("creating batches", "part 1/3")
         bar.advance(50_000)
 """
@@ -39,12 +42,17 @@ def _shown(progress: ProgressOption) -> bool:
 class RowsBar:
     """A tqdm bar over ``total`` rows, or nothing at all when progress is off."""
 
-    def __init__(self, *, total: int, progress: ProgressOption) -> None:
+    def __init__(self, *, total: int | None, progress: ProgressOption) -> None:
         self._bar: Any = None
         if _shown(progress):
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=total, unit=" rows", unit_scale=True, dynamic_ncols=True)
+
+    def restart(self, total: int) -> None:
+        """From 0 again over ``total`` rows (the check counted them; now the run)."""
+        if self._bar is not None:
+            self._bar.reset(total=total)
 
     def stage(self, what: str, detail: str = "") -> None:
         """What the run is doing now (shown before the count) and which part."""
@@ -74,4 +82,6 @@ class RowsBar:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if exc is not None and self._bar is not None:
+            self._bar.leave = False  # the error's one line, not a half-done bar above it
         self.close()

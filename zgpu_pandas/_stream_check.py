@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import OversizeRowsError, ZgpuError
@@ -106,9 +106,15 @@ def locate(exc: ZgpuError, spans: list[Span]) -> ZgpuError:
     return exc
 
 
-def check_parts(parts: Iterable[tuple[pa.Table, list[Span]]], spec: ChatSpec) -> Checked:
+def check_parts(
+    parts: Iterable[tuple[pa.Table, list[Span]]],
+    spec: ChatSpec,
+    *,
+    advance: Callable[[int], None] | None = None,
+) -> Checked:
     """Build every part's requests (nothing is sent) and sum their estimates; the first
-    mistake raised with its rows located (:func:`locate`)."""
+    mistake raised with its rows located (:func:`locate`). ``advance(rows)`` is told of each
+    part checked (a progress bar)."""
     from ._stream_run import _release, _to_pandas
     from .core.estimate import estimate_requests
     from .core.run import build
@@ -124,6 +130,8 @@ def check_parts(parts: Iterable[tuple[pa.Table, list[Span]]], spec: ChatSpec) ->
         except ZgpuError as exc:
             raise locate(exc, spans) from None
         checked.add(table.num_rows, estimate_requests(requests))
+        if advance is not None:
+            advance(table.num_rows)
         del frame, requests, table
         _release()
     return checked

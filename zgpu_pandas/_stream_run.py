@@ -125,11 +125,14 @@ class StreamRun:
         checked = self._prepare_folder()
         with self.conn.session() as conn:  # one client for every part's job
             self._check_model(conn)
-            if checked is None:
-                checked = self._check_all()
-            check_budget(checked, self.spec)  # the whole input's estimate, not a part's
-            done = self._written()
-            with RowsBar(total=checked.rows, progress=self.progress) as bar:
+            total = None if checked is None else checked.rows
+            with RowsBar(total=total, progress=self.progress) as bar:
+                if checked is None:
+                    bar.stage("checking")
+                    checked = self._check_all(bar)
+                    bar.restart(checked.rows)
+                check_budget(checked, self.spec)  # the whole input's estimate, not a part's
+                done = self._written()
                 self._submit_all(conn, done, bar, checked.parts)
                 self._collect_all(conn, done, bar, checked)
         #: how the rows ended, for a summary
@@ -156,13 +159,13 @@ class StreamRun:
     def _parts(self) -> Iterator[pa.Table]:
         return (table for table, _ in self._located_parts())
 
-    def _check_all(self) -> Checked:
+    def _check_all(self, bar: RowsBar) -> Checked:
         """Every part's requests built once before anything is uploaded (a bad row in the
         last part stops the run before the first one is paid for); the result is kept in
         the manifest, so a re-run of the same command does not read the input for it."""
         from ._stream_check import check_parts
 
-        checked = check_parts(self._located_parts(), self.spec)
+        checked = check_parts(self._located_parts(), self.spec, advance=bar.advance)
         write_atomic(
             self.parts_dir / MANIFEST,
             orjson.dumps({**self._manifest(), "checked": checked.to_json()}),

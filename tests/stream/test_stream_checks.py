@@ -150,6 +150,7 @@ def test_one_progress_bar_over_every_row_and_none_with_progress_off(
                           model=MODEL, part_rows=40, progress=True, **conn(server))
     err = capsys.readouterr().err
     assert "120/120" in err and "rows" in err
+    assert "checking" in err and "collecting" in err  # the check, then the run, one bar
     assert "rows written" not in err  # no line per part any more
     # progress off: not a line (another input, so that no job is resumed and said so)
     parquet_folder(tmp_path / "in2", [10])
