@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -282,23 +282,36 @@ class Journal:
         then resumes the journaled job (its create tokens included) instead of paying
         again. A process that waits says so in the log."""
         path = self._lock_path(fingerprint)
+        fh = self._locked(path)
         try:
-            self._ensure_root()
-            path.parent.mkdir(exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            fh = os.fdopen(fd, "r+b")
-        except OSError as exc:
-            raise self._not_started(exc) from exc
-        try:
+            yield
+        finally:
+            fh.close()  # closing the descriptor releases the lock
+
+    def _locked(self, path: Path) -> IO[bytes]:
+        """The lock file at ``path``, open and locked by us. A file removed by
+        :meth:`drop_lock` while we waited on it is a lock nobody else sees: open the path
+        again until the file we hold is the one there."""
+        while True:
+            try:
+                self._ensure_root()
+                path.parent.mkdir(exist_ok=True, mode=0o700)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                fh = os.fdopen(fd, "r+b")
+            except OSError as exc:
+                raise self._not_started(exc) from exc
             if not try_lock(fh):
                 logger.info(
                     "Another process is starting the same job; waiting for it to finish "
                     "submitting, then this one resumes it (lock %s)", path
                 )
                 wait_lock(fh)
-            yield
-        finally:
-            fh.close()  # closing the descriptor releases the lock
+            try:
+                if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
+                    return fh
+            except OSError:
+                pass  # removed: open it again
+            fh.close()
 
     def _lock_path(self, fingerprint: str) -> Path:
         name = fingerprint if _FINGERPRINT.fullmatch(fingerprint) else (

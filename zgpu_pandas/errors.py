@@ -112,10 +112,11 @@ class ZgpuError(Exception):
 
     Every one can be pickled, so that an error raised on a Dask worker reaches the client as
     itself, message and all: attributes that cannot travel (the ``job`` of a
-    :class:`JobTimeoutError`, a key) are left behind."""
+    :class:`JobTimeoutError`, a key) are left behind (``None`` on the other side)."""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        state = {k: v for k, v in vars(self).items() if _travels(v)}
+        # what cannot travel arrives as None (err.job exists, and says it stayed behind)
+        state = {k: (v if _travels(v) else None) for k, v in vars(self).items()}
         return (_rebuild_error, (type(self), self.args, state))
 
 

@@ -55,6 +55,7 @@ def _dask_batches(srv: LocalServer) -> list[Any]:
 
 
 def _same_rows(dask_out: pd.DataFrame, pandas_out: pd.DataFrame) -> None:
+    assert dask_out.index.equals(pandas_out.index)  # same rows, same labels, same order
     got = dask_out.sort_values("id").reset_index(drop=True)
     want = pandas_out.sort_values("id").reset_index(drop=True)
     # Dask itself turns the input's text columns into pandas' NA-backed string type
@@ -171,7 +172,7 @@ def test_one_partition_run_twice_at_the_same_moment_keeps_one_batch(tmp_path):
 
 def _plan_of(ddf: Any, srv: LocalServer) -> Any:
     return ddf.zgpu._plan("review", MODEL, {"base_url": srv.url, **KEY},
-                          state_dir=None, budget=True)  # fmt: skip
+                          state_dir=None, connect=True)  # fmt: skip
 
 
 def _with_state(plan: Any, journal: str) -> Any:
@@ -242,6 +243,8 @@ def test_mistakes_are_refused_before_the_graph_runs(tmp_path):
             ddf.zgpu.batch_chat("{revew}", **common)
         with pytest.raises(OptionError, match=r"LFM2\.5-1\.2B-Instruct"):
             ddf.zgpu.batch_chat("review", **{**common, "model": "LFM2.5-1.2B-Instruc"})
+        with pytest.raises(OptionError, match="response_format="):
+            ddf.zgpu.batch_chat("review", parse="json", **common)
         with pytest.raises(CostLimitError, match="max_cost"):
             ddf.zgpu.batch_chat("review", max_cost=1e-9, max_tokens=10, **common)
         with zgpu_pandas.Client(base_url=srv.url, **KEY) as c:
@@ -352,6 +355,9 @@ def test_a_partition_that_times_out_raises_the_same_error_on_the_client(cluster,
         with pytest.raises(JobTimeoutError, match="keeps running") as info:
             out.compute()
         assert "Traceback" not in str(info.value)
+        # the message says how to reach the partition's job from the client
+        assert "zgpu_pandas.attach('job_c-" in str(info.value)
+        assert info.value.job is None  # the job object stayed on the worker
         assert KEY["api_key"] not in repr(info.value) + str(info.value)
 
 

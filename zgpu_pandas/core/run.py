@@ -262,7 +262,9 @@ def _new_job(
 ) -> tuple[BatchJob, list[bytes]]:
     """A new job (not in the journal) and the lines answered earlier online that it leaves
     out."""
-    requests, known = leave_out_known(requests, where=where, fresh=spec.fresh)
+    # a job other processes may start too (job_id given) must build the same request lines
+    # everywhere: what this machine's answers store holds must not change them
+    requests, known = leave_out_known(requests, where=where, fresh=spec.fresh or bool(job_id))
     job = BatchJob(
         job_id=job_id,
         client=client,

@@ -8,10 +8,12 @@ the service (expired, deleted) is uploaded again, once.
 
 A job whose id is derived from its content (:func:`~zgpu_pandas._journal.content_job_id`: a
 Dask partition, which another process or machine may run too, with a journal of its own) has
-tokens that mean the same everywhere, so every create is preceded by a look-up of its token,
-recorded or not. Two processes that look up at the same moment may still both create; each
-then looks again after its create and the later batch of the two cancels itself and takes the
-earlier one (at most a few seconds of one batch's lines are bought twice, never the batch).
+tokens that mean the same everywhere, so its token is looked up (core/tokens.py) before the
+upload and again just before the create, recorded or not. Two processes that look up at the
+same moment may still both create; each then looks again after its create, and the later
+batch of the two (in the service's own order) cancels itself and takes the earlier one. What
+the later one ran before its cancel is paid twice; if it already finished (a tiny batch), all
+of it was.
 
 Example::
 
@@ -26,7 +28,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._client import CLIENT_TOKEN_KEY, TOKEN_MAX_SCAN
+from .._client import CLIENT_TOKEN_KEY
 from .._journal import is_content_job_id
 from .._jsonl import BATCH_ENDPOINT
 from ..errors import APIStatusError, ConflictError, NotFoundError
@@ -34,6 +36,7 @@ from . import checkpoints
 from .recorder import NullRecorder
 from .rounds import Rounds
 from .slots import Slot, Slots
+from .tokens import keep_of, token_index
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -46,13 +49,6 @@ CHUNK_METADATA_KEY = "zgpu_chunk"
 ROUND_METADATA_KEY = "zgpu_round"
 # How far before a job's creation a token search looks (clock skew between us and the service).
 _TOKEN_LOOKBACK = 600
-
-
-def _earliest(batches: list[Batch]) -> Batch:
-    """The one batch of several with the same token that counts: the earliest created that
-    was not cancelled (a twin cancels itself), else the earliest."""
-    live = [b for b in batches if b.status not in ("cancelling", "cancelled")]
-    return min(live or batches, key=lambda b: (b.created_at or 0, b.id))
 
 
 class Submitter:
@@ -84,15 +80,14 @@ class Submitter:
     def submit(self, slot: Slot) -> None:
         """Give the slot its batch: found by the token of a create already sent, else
         uploaded (unless already) and created."""
-        found = self._find_sent(slot)
-        if found is not None:
-            self._recorder.note_batch(slot, found)
-            self._recorder.save()
+        if self._adopt(slot, self._find_sent(slot)):
             return
         n = self._slots.in_round(slot.round)
         reused = slot.file_id is not None
         if slot.file_id is None:
             self._upload(slot, n)
+            if self._shared_tokens and self._adopt(slot, self._find_shared(slot)):
+                return  # created elsewhere while this one uploaded
         slot.token = self._token(slot)
         self._recorder.note_token(slot)  # before the create is sent
         meta = {
@@ -120,8 +115,7 @@ class Submitter:
     def _find_sent(self, slot: Slot) -> Batch | None:
         sent = slot.token or (slot.rec.token if slot.rec is not None else None)
         if self._shared_tokens:
-            # another process may have created it, whatever this journal says: no time
-            # bound (its record may be older than ours), the client's scan limit only
+            # another process may have created it, whatever this journal says
             return self._find_shared(slot)
         if not sent:
             return None
@@ -133,38 +127,36 @@ class Submitter:
     def _token(self, slot: Slot) -> str:
         return f"{self.job_id}:{slot.chunk}:{slot.round}"
 
+    def _adopt(self, slot: Slot, found: Batch | None) -> bool:
+        """Give the slot a batch found on the service (``False`` when none was)."""
+        if found is None:
+            return False
+        self._recorder.note_batch(slot, found)
+        self._recorder.save()
+        return True
+
     def _earliest_twin(self, ours: Batch) -> Batch:
         """The batch to keep when another process created one with the same token at the
-        same moment: the earliest live one (by creation time, then id); ours is cancelled
-        when it is not that one."""
-        since = (ours.created_at or 0) - _TOKEN_LOOKBACK
-        keep = _earliest([ours, *self._with_token(self._token_of(ours), since=since)])
+        same moment: the oldest live one in the service's order; ours is cancelled when it
+        is not that one."""
+        client = self._client()
+        found = token_index(client).batches(client, self._token_of(ours))
+        if all(b.id != ours.id for b in found):
+            found.insert(0, ours)  # not listed yet: the newest
+        keep = keep_of(found) or ours
         if keep.id != ours.id:
-            with contextlib.suppress(ConflictError, NotFoundError):
-                self._client().batches.cancel(ours.id)
+            with contextlib.suppress(ConflictError, NotFoundError):  # finished: paid anyway
+                client.batches.cancel(ours.id)
         return keep
 
     def _find_shared(self, slot: Slot) -> Batch | None:
         """The batch another process (or an earlier run) created for this slot, if any."""
-        found = self._with_token(self._token(slot), since=None)
-        return _earliest(found) if found else None
+        client = self._client()
+        return keep_of(token_index(client).batches(client, self._token(slot)))
 
     @staticmethod
     def _token_of(batch: Batch) -> str:
         return str(batch.metadata.get(CLIENT_TOKEN_KEY))
-
-    def _with_token(self, token: str, *, since: float | None) -> list[Batch]:
-        """The batches carrying ``token`` among the newest (back to ``since``, at most
-        the client's scan limit)."""
-        found = []
-        for seen, batch in enumerate(self._client().batches.list(limit=100), start=1):
-            if seen > TOKEN_MAX_SCAN or (
-                since is not None and batch.created_at is not None and batch.created_at < since
-            ):
-                break
-            if batch.metadata.get(CLIENT_TOKEN_KEY) == token:
-                found.append(batch)
-        return found
 
     def _create(self, slot: Slot, meta: dict[str, Any], n: int, *, reused: bool) -> Batch:
         batches = self._client().batches

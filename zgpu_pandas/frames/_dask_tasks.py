@@ -22,7 +22,8 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -73,6 +74,7 @@ class PartitionPlan:
     #: salts the partitions' job ids: "" normally, a new value for fresh=True
     salt: str
     poll_interval: float | None
+    nonce: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def connection(self) -> Connection:
         key = self.api_key.get_secret_value() if self.api_key is not None else None
@@ -94,33 +96,34 @@ class PartitionPlan:
         return out
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
-        return ("zgpu-plan", repr(self))
+        # task names unique to this plan: two calls whose settings print alike (two
+        # notebook classes of one name as response_format) must not share results
+        return ("zgpu-plan", self.nonce)
 
 
-def _start(frame: pd.DataFrame, plan: PartitionPlan, number: int | None) -> Any:
-    hint = f"partition {number}" if number is not None else "the partition"
-    return run.start(
+def _start(frame: pd.DataFrame, plan: PartitionPlan) -> Any:
+    job = run.start(
         frame,
         plan.spec,
         plan.connection(),
         progress=False,
         poll_interval=plan.poll_interval,
-        hint=hint,
         announce=False,
         shared=plan.salt,
     )
+    # how messages (a timeout, a stop) tell the user to reach this partition's job: from
+    # the client, by id and journal (computing the frame again works too)
+    job.resume_hint = f"zgpu_pandas.attach({job.job_id!r}, state_dir={plan.state_dir!r})"
+    return job
 
 
-def run_partition(
-    frame: pd.DataFrame, plan: PartitionPlan, partition_info: dict[str, Any] | None = None
-) -> pd.DataFrame:
+def run_partition(frame: pd.DataFrame, plan: PartitionPlan) -> pd.DataFrame:
     """The partition with its answer columns (a task of ``ddf.zgpu.batch_chat``)."""
-    number = partition_info.get("number") if partition_info else None
     meta = plan.meta(frame)
     if not len(frame):
         return meta
     with using_state_dir(plan.state_dir):
-        job = _start(frame, plan, number)
+        job = _start(frame, plan)
         out: pd.DataFrame = job.result(timeout=plan.spec.timeout)
     return _like(out, meta)
 
@@ -135,7 +138,7 @@ def submit_partition(
                            "batch_ids": "", "creates_sent": 0}  # fmt: skip
     if len(frame):
         with using_state_dir(plan.state_dir):
-            job = _start(frame, plan, number)
+            job = _start(frame, plan)
             row.update(
                 job_id=job.job_id, batch_ids=",".join(job.batch_ids),
                 creates_sent=job.creates_sent,

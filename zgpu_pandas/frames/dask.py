@@ -92,8 +92,9 @@ class ZgpuDaskNamespace:
                                       temperature=0, max_cost=20.0)
             out[out.response_status == "error"].compute()
         """
-        plan = self._plan(prompt, model, options, state_dir=state_dir, budget=True)
+        plan = self._plan(prompt, model, options, state_dir=state_dir, connect=True)
         ddf = joined(self._ddf, part_rows)
+        plan = self._within_budget(plan, ddf)
         return ddf.map_partitions(run_partition, plan, meta=plan.meta(ddf._meta))
 
     def submit_chat(
@@ -110,8 +111,9 @@ class ZgpuDaskNamespace:
             job.status()
             job.result().to_parquet("labelled/")
         """
-        plan = self._plan(prompt, model, options, state_dir=state_dir, budget=True)
+        plan = self._plan(prompt, model, options, state_dir=state_dir, connect=True)
         ddf = joined(self._ddf, part_rows)
+        plan = self._within_budget(plan, ddf)
         table = ddf.map_partitions(submit_partition, plan, meta=SUBMITTED_META).compute()
         return DaskJob(ddf, plan, table.reset_index(drop=True))
 
@@ -124,42 +126,51 @@ class ZgpuDaskNamespace:
 
             print(ddf.zgpu.estimate_chat("review", model="LFM2.5-1.2B-Instruct"))
         """
-        plan = self._plan(prompt, model, options, state_dir=state_dir, budget=False)
+        plan = self._plan(prompt, model, options, state_dir=state_dir, connect=False)
         return self._estimate(plan, joined(self._ddf, part_rows))
 
     # ---- the plan each task receives ---------------------------------------------------
 
-    def _estimate(self, plan: PartitionPlan, ddf: dd.DataFrame | None = None) -> ChatEstimate:
-        ddf = self._ddf if ddf is None else ddf
+    def _estimate(self, plan: PartitionPlan, ddf: dd.DataFrame) -> ChatEstimate:
         table = ddf.map_partitions(estimate_partition, plan, meta=_ESTIMATE_META)
         return sum_estimates(estimates_of(table.compute()))
 
+    def _within_budget(self, plan: PartitionPlan, ddf: dd.DataFrame) -> PartitionPlan:
+        """``max_cost`` against the estimate of the jobs ``ddf``'s partitions will be (one
+        pass over the data); checked once for the whole frame, so the tasks need not."""
+        if plan.spec.max_cost is None:
+            return plan
+        run.check_estimate(self._estimate(plan, ddf), plan.spec)
+        return replace(plan, spec=replace(plan.spec, max_cost=None))
+
     def _plan(
         self, prompt: Any, model: str | None, options: dict[str, Any], *,
-        state_dir: str | None, budget: bool,
+        state_dir: str | None, connect: bool,
     ) -> PartitionPlan:
-        """The spec and connection of a call, checked on the client before the graph runs:
-        the options, the columns, the model id, the key, and the budget."""
+        """The spec and connection of a call, checked on the client before any data is
+        read: the options, the columns, the model id and (``connect``) the key."""
         args = _arguments(prompt, model, options)
         fresh = bool(args.get("fresh"))
         spec = chat_spec(args, fresh=False)
-        run.build(self._ddf._meta, spec)  # options, columns and templates, on no rows
+        _, parse = run.build(self._ddf._meta, spec)  # options, columns, templates: no rows
+        if parse is not None and parse.schema is None:
+            raise OptionError(
+                "ddf.zgpu needs the reply fields before the graph runs: pass "
+                "response_format=<a JSON schema or Pydantic model> instead of parse='json' "
+                "without one (or parse=False for the raw reply text)."
+            )
         if spec.check_model:
             check_model(spec.model)
         plan = PartitionPlan(
             spec=spec,
             # an estimate sends nothing, so it needs no key (as df.zgpu.estimate_chat)
-            **(_connection(args) if budget else _NOWHERE),
+            **(_connection(args) if connect else _NOWHERE),
             state_dir=_journal_dir(state_dir),
             # fresh=True: a new salt, so that this graph's partitions are new jobs (its own
             # task retries still find their batches: the salt is fixed in the graph)
             salt=secrets.token_hex(8) if fresh else "",
             poll_interval=args.get("poll_interval"),
         )
-        if budget and spec.max_cost is not None:
-            run.check_estimate(self._estimate(plan), spec)
-            # checked once for the whole frame; each partition alone is within it
-            plan = replace(plan, spec=replace(spec, max_cost=None))
         return plan
 
 
