@@ -81,6 +81,16 @@ def check_page(driver: Any, name: str) -> None:
             el.screenshot(str(Path(shots) / f"{name}-{k}.png"))
 
 
+def _notebook() -> Any:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    return nb
+
+
 def test_quickstart_shows_each_job_with_its_final_counts(page: tuple[Any, str, Path]) -> None:
     driver, url, root = page
     shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", root / "quickstart.ipynb")
@@ -99,12 +109,7 @@ def test_a_retry_in_a_later_cell_gets_its_own_display(
     page: tuple[Any, str, Path], tmp_path: Path
 ) -> None:
     driver, url, root = page
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
+    nb = _notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(code)
         for code in (
@@ -138,12 +143,7 @@ def test_the_online_mode_shows_a_rendered_progress_bar(
     page: tuple[Any, str, Path], tmp_path: Path
 ) -> None:
     driver, url, root = page
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
+    nb = _notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
             "import pandas as pd, zgpu_pandas\n"
