@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import html
-import io
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -156,29 +155,43 @@ def _line_tokens_slow(reqs: RequestSet) -> np.ndarray:
     return out
 
 
+#: request bytes parsed at once by :func:`_line_tokens` (memory stays about one slice)
+_SLICE_BYTES = 16 << 20
+
+
 def _line_tokens(reqs: RequestSet) -> np.ndarray:
-    """Estimated prompt tokens of each line, computed column-wise."""
+    """Estimated prompt tokens of each line, computed column-wise, a slice of lines at a
+    time read in place from the request buffer (never the whole payload copied, nor parsed
+    at once: on a million rows that held about 600 MB more at the start of a job)."""
     if len(reqs) == 0:
         return np.zeros(0, dtype=np.int64)
-    lo, hi = int(reqs._offsets[0]), int(reqs._offsets[-1])
-    data = reqs._data[lo:hi]
-    try:
-        table = pajson.read_json(
-            io.BytesIO(data.to_pybytes()),
-            read_options=pajson.ReadOptions(block_size=max(hi - lo, 1 << 20) + 1),
-            parse_options=_PARSE,
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        # message content given as a list of parts (messages= columns): line by line
-        return _line_tokens_slow(reqs)
-    msgs = table.column("body").combine_chunks().field("messages")
-    flat = pc.list_flatten(msgs)
-    parents = pc.list_parent_indices(msgs).to_numpy()
-    chars = pc.fill_null(pc.utf8_length(flat.field("content")), 0).to_numpy()
-    per_msg = _PER_MESSAGE + (chars + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN
-    return _PER_REQUEST + np.bincount(parents, weights=per_msg, minlength=len(reqs)).astype(
-        np.int64
-    )
+    offsets = reqs._offsets
+    out: list[np.ndarray] = []
+    start = 0
+    while start < len(reqs):
+        # the lines from ``start`` whose end stays within a slice (at least one line)
+        stop = int(np.searchsorted(offsets, offsets[start] + _SLICE_BYTES, side="right")) - 1
+        stop = min(max(stop, start + 1), len(reqs))
+        lo, hi = int(offsets[start]), int(offsets[stop])
+        try:
+            table = pajson.read_json(
+                pa.BufferReader(reqs._data.slice(lo, hi - lo)),
+                read_options=pajson.ReadOptions(block_size=max(hi - lo, 1 << 20) + 1),
+                parse_options=_PARSE,
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            # message content given as a list of parts (messages= columns): line by line
+            return _line_tokens_slow(reqs)
+        msgs = table.column("body").combine_chunks().field("messages")
+        del table
+        flat = pc.list_flatten(msgs)
+        parents = pc.list_parent_indices(msgs).to_numpy()
+        chars = pc.fill_null(pc.utf8_length(flat.field("content")), 0).to_numpy()
+        per_msg = _PER_MESSAGE + (chars + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN
+        counts = np.bincount(parents, weights=per_msg, minlength=stop - start)
+        out.append(_PER_REQUEST + counts.astype(np.int64))
+        start = stop
+    return np.concatenate(out)
 
 
 def _cap(reqs: RequestSet) -> int | None:

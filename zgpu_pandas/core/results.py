@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import IO, Any
 
@@ -224,6 +224,10 @@ class ResultsTable:
         self._parts: list[pa.Table] = []
         # per part, the positions its own lines answered more than once (the last is kept)
         self._part_repeats: list[np.ndarray] = []
+        # parts folded into one by compact(), so that marks keep counting from the start
+        self._folded = 0
+        # the parts are one table aligned to row positions (row k is position k): compact()
+        self._aligned = False
         self._ids: pa.Array | None = None
         self._dup_pos: np.ndarray = np.empty(0, dtype=np.int64)
         self._dup_src: np.ndarray = np.empty(0, dtype=np.int64)
@@ -310,26 +314,31 @@ class ResultsTable:
         return self._ids is not None
 
     def mark(self) -> int:
-        """A marker for :meth:`positions_since`: results recorded from now on."""
-        return len(self._parts)
+        """A marker for :meth:`positions_since`: results recorded from now on. (Not to be
+        held across :meth:`compact`, which folds the parts recorded before it into one.)"""
+        return self._folded + len(self._parts)
+
+    def _since(self, mark: int) -> int:
+        return max(mark - self._folded, 0)
 
     def positions_since(self, mark: int) -> np.ndarray:
         """Positions that received a result since ``mark`` (unique, ascending)."""
-        got = [p.column("position").to_numpy() for p in self._parts[mark:]]
+        got = [p.column("position").to_numpy() for p in self._parts[self._since(mark) :]]
         return np.unique(np.concatenate(got)) if got else np.empty(0, dtype=np.int64)
 
     def repeated_since(self, mark: int) -> np.ndarray:
         """Positions that received more than one result since ``mark`` (ascending)."""
-        got = [p.column("position").to_numpy() for p in self._parts[mark:]]
+        k = self._since(mark)
+        got = [p.column("position").to_numpy() for p in self._parts[k:]]
         if not got:
             return np.empty(0, dtype=np.int64)
         pos, counts = np.unique(np.concatenate(got), return_counts=True)
-        return np.union1d(pos[counts > 1], np.concatenate(self._part_repeats[mark:]))
+        return np.union1d(pos[counts > 1], np.concatenate(self._part_repeats[k:]))
 
     def error_codes_since(self, mark: int) -> dict[str, int]:
         """Error codes (with row counts) among the results recorded since ``mark``."""
         out: dict[str, int] = {}
-        for part in self._parts[mark:]:
+        for part in self._parts[self._since(mark) :]:
             codes = part.column("error_code").filter(
                 pc.equal(part.column("status"), pa.scalar(ERROR, pa.int8()))
             )
@@ -398,27 +407,63 @@ class ResultsTable:
 
     def columns(self) -> dict[str, pa.Array]:
         """The results aligned to row positions: ``status`` (labels), ``text``,
-        ``error_code``, ``error``, ``finish_reason`` and the three token counts."""
+        ``error_code``, ``error``, ``finish_reason``, the three token counts, ``choices``
+        and ``logprobs``. After :meth:`compact`, the arrays are the table's own (no copy)."""
         n = self.n_rows
-        if self._parts:
-            table = pa.concat_tables(self._parts).combine_chunks()
-            src = np.full(n, -1, dtype=np.int64)
-            # parts in the order they came, so a later result for a row wins (a part has
-            # no repeated positions, see _add_part)
-            start = 0
-            for part in self._parts:
-                k = part.num_rows
-                src[part.column("position").to_numpy()] = np.arange(start, start + k)
-                start += k
-            aligned = table.take(pa.array(src, mask=src < 0))
-        else:
-            aligned = pa.table({f.name: pa.nulls(n, f.type) for f in _PART})
         labels = pa.array(STATUS_LABELS, pa.string())
         out = {"status": labels.take(pa.array(self.status.astype(np.int64)))}
-        for name in _PART.names[2:]:
-            col = aligned.column(name)
-            out[name] = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        return out
+        names = _PART.names[2:]
+        if not self._parts:
+            out.update((f.name, pa.nulls(n, f.type)) for f in list(_PART)[2:])
+            return out
+        if self._aligned:
+            out.update((name, _one_array(self._parts[0].column(name))) for name in names)
+            return out
+        src = np.full(n, -1, dtype=np.int64)
+        # parts in the order they came, so a later result for a row wins (a part has
+        # no repeated positions, see _add_part)
+        start = 0
+        for part in self._parts:
+            k = part.num_rows
+            src[part.column("position").to_numpy()] = np.arange(start, start + k)
+            start += k
+        idx = pa.array(src, mask=src < 0)
+        # one column at a time: only that column is ever held twice (joined, then aligned)
+        for name in names:
+            if name != "choices":
+                out[name] = _joined(self._parts, name).take(idx)
+        out["choices"] = self._aligned_choices(idx, out["text"])
+        return {"status": out["status"], **{name: out[name] for name in names}}
+
+    def _aligned_choices(self, idx: pa.Array, text: pa.Array) -> pa.Array:
+        """The ``choices`` column aligned by ``idx``. An answered row's list of one choice
+        always holds exactly its ``text`` (both are read from the same line), so when every
+        list has one choice (``n`` = 1, the usual case) the lists are made over the aligned
+        ``text`` itself: the answers are then held once, not twice."""
+        lengths = _joined(self._parts, "choices", pc.list_value_length)
+        if pc.any(pc.not_equal(lengths, 1)).as_py():  # n > 1 somewhere: copy the lists
+            return _joined(self._parts, "choices").take(idx)
+        return _singleton_lists(text, pc.is_null(lengths.take(idx)))
+
+    def compact(self) -> None:
+        """Fold the parts into one table aligned to row positions, so that the results are
+        held once: :meth:`columns` (and :meth:`answers`, and the frame made from them) then
+        use its arrays without copying, and the parts, each block's results as it came, are
+        freed. Results fed later are recorded as before (and a later one for a row still
+        wins). A job calls it when it builds its result, never between a :meth:`mark` and
+        the use of that mark."""
+        if self._aligned or not self._parts:
+            return
+        cols = self.columns()
+        arrays = [
+            pa.array(np.arange(self.n_rows, dtype=np.int64)),
+            pa.array(self.status, pa.int8()),
+            *(cols[name] for name in _PART.names[2:]),
+        ]
+        table = pa.Table.from_arrays(arrays, schema=_PART)
+        self._folded += len(self._parts) - 1
+        self._parts, self._part_repeats = [table], [np.empty(0, dtype=np.int64)]
+        self._aligned = True
 
     # ---- internals -----------------------------------------------------------------------
 
@@ -446,6 +491,7 @@ class ResultsTable:
             arrays, pos, status = self._fan_out(arrays, pos, status)
         self.status[pos] = status
         self._parts.append(pa.Table.from_arrays(arrays, schema=_PART))
+        self._aligned = False
         self._part_repeats.append(repeats)
 
     def _fan_out(
@@ -641,14 +687,44 @@ def _read_block(block: bytes, piece: int) -> pa.Table:
     )
 
 
-def _choice_texts(choices: pa.Array, is_err: pa.Array) -> pa.Array:
-    """The message content of every choice of each row, as a list (null for errors)."""
+def _choice_texts(choices: pa.Array, is_err: pa.Array, text: pa.Array) -> pa.Array:
+    """The message content of every choice of each row, as a list (null for errors).
+    ``text`` is each row's first choice's content (null for errors): when every answered
+    row has one choice, the lists are made over it, so the answers are held once."""
+    mask = pc.or_(pc.fill_null(is_err, False), pc.is_null(choices))
+    lengths = pc.fill_null(pc.list_value_length(choices), 0).to_numpy(zero_copy_only=False)
+    if (lengths[~mask.to_numpy(zero_copy_only=False)] == 1).all():
+        return _singleton_lists(text, mask)
     flat = pc.list_flatten(choices)
     texts = pc.struct_field(pc.struct_field(flat, "message"), "content")
-    lengths = pc.fill_null(pc.list_value_length(choices), 0).to_numpy(zero_copy_only=False)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    mask = pc.or_(pc.fill_null(is_err, False), pc.is_null(choices))
     return pa.ListArray.from_arrays(pa.array(offsets), texts, type=_CHOICES, mask=mask)
+
+
+def _singleton_lists(values: pa.Array, mask: pa.Array) -> pa.Array:
+    """``[values[i]]`` for each row ``i``, null where ``mask``; the lists share the buffers
+    of ``values`` (no copy)."""
+    offsets = pa.array(np.arange(len(values) + 1, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, _one_array(values), type=_CHOICES, mask=mask)
+
+
+def _one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array (a table's column of one chunk is not copied)."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
+
+
+def _joined(
+    parts: Sequence[pa.Table], name: str, fn: Callable[[pa.Array], pa.Array] | None = None
+) -> pa.Array:
+    """Column ``name`` of every part (through ``fn`` when given), end to end in one array."""
+    chunks = [c for p in parts for c in p.column(name).chunks]
+    if fn is not None:
+        chunks = [fn(c) for c in chunks]
+    if not chunks:
+        return pa.nulls(0, _PART.field(name).type if fn is None else pa.int32())
+    return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
 
 
 def _first_choice(choices: pa.Array) -> pa.Array:
@@ -840,13 +916,14 @@ def _block_columns(table: pa.Table) -> tuple[pa.Array, dict[str, pa.Array]]:
     # the code column already says what failed, so the message column keeps the sentence.
     message = pc.replace_substring_regex(message, pattern=_LEGACY_PREFIX, replacement="")
     choices = pc.struct_field(body, "choices")
+    text = pc.if_else(is_err, none_text, text)
     return is_err, {
-        "choices": _choice_texts(choices, is_err),
+        "choices": _choice_texts(choices, is_err, text),
         "logprobs": pc.if_else(
             is_err, pa.scalar(None, _TOKENS),
             pc.struct_field(pc.struct_field(first, "logprobs"), "content"),
         ),
-        "text": pc.if_else(is_err, none_text, text),
+        "text": text,
         "finish_reason": pc.if_else(is_err, none_code, pc.struct_field(first, "finish_reason")),
         "error_code": code,
         "error": message,
