@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import math
 import string
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -58,7 +58,7 @@ from .._jsonl import (
     inexact_number,
     inexact_number_in_json,
 )
-from ..errors import OptionError, OversizeRowsError, PromptError
+from ..errors import OptionError, OversizeRowsError, PromptError, RequestLinesUnavailableError
 from .invalid_text import INVALID_CODE, OnInvalid, collecting, record, replace_surrogates, settle
 from .rows import Rows, as_rows
 from .template_fill import MissingOption, fills_for
@@ -151,11 +151,69 @@ class RequestSet:
         n = len(lines)
         bufs = lines.buffers()
         self._offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1)[lines.offset :]
-        self._data = bufs[2] if bufs[2] is not None else pa.py_buffer(b"")
-        self._lines = lines  # keeps the buffers alive
+        self._buf: pa.Buffer | None = bufs[2] if bufs[2] is not None else pa.py_buffer(b"")
+        self._held: pa.LargeBinaryArray | None = lines  # keeps the buffers alive
         self.line_sizes = np.diff(self._offsets) - 1
         self.chunks = _split(self._offsets, max_lines=max_lines, max_bytes=max_bytes)
         self._fingerprint: str | None = None
+        # after release(): how to make the lines again, and the digest they must have
+        self._rebuild: Callable[[], RequestSet] | None = None
+        self._digest = ""
+
+    # ---- the lines, freed once sent and made again on demand ----------------------------
+
+    @property
+    def _data(self) -> pa.Buffer:
+        if self._buf is None:
+            self._restore()
+        assert self._buf is not None
+        return self._buf
+
+    @property
+    def _lines(self) -> pa.LargeBinaryArray:
+        if self._held is None:
+            self._restore()
+        assert self._held is not None
+        return self._held
+
+    @property
+    def released(self) -> bool:
+        """Whether the lines were freed by :meth:`release` (and not needed since)."""
+        return self._held is None
+
+    def release(self, rebuild: Callable[[], RequestSet]) -> None:
+        """Free the request lines, once every batch of them was created: on a million rows
+        they are a few hundred MB that a job would otherwise hold until its end. Anything
+        that needs them later (a retry round, :meth:`iter_lines`) gets them back from
+        ``rebuild``, the same build from the same rows; they must be the very bytes freed
+        (checked), else :class:`~zgpu_pandas.errors.RequestLinesUnavailableError`."""
+        if self._held is None or not len(self):
+            return
+        _ = self.fingerprint  # computed while the bytes are here
+        self._digest = self._lines_digest()
+        self._rebuild = rebuild
+        self._held = self._buf = None
+
+    def _lines_digest(self) -> str:
+        lo, hi = int(self._offsets[0]), int(self._offsets[-1])
+        return hashlib.sha256(memoryview(self._data)[lo:hi]).hexdigest()
+
+    def _restore(self) -> None:
+        """The released lines made again (see :meth:`release`)."""
+        assert self._rebuild is not None
+        fresh = self._rebuild()
+        try:
+            same = fresh if np.array_equal(fresh.positions, self.positions) else (
+                fresh.subset(self.positions)
+            )
+        except ValueError:  # a row that had a line has none now
+            same = None
+        if same is None or same._lines_digest() != self._digest:
+            raise RequestLinesUnavailableError(
+                "the request lines of this job could not be made again from its rows (they "
+                "no longer give the same requests); run the call again from the frame"
+            )
+        self._held, self._buf, self._offsets = same._held, same._buf, same._offsets
 
     def __len__(self) -> int:
         return len(self.positions)

@@ -93,7 +93,10 @@ class Rounds:
         """The request lines of some rows: from the request set, else from the input files
         they were first sent in."""
         if self.requests is not None:
-            return self.requests.subset(rows)
+            try:
+                return self.requests.subset(rows)
+            except RequestLinesUnavailableError:
+                pass  # freed once sent, and the rows no longer give them: read them back
         want = set(rows.tolist())
         lines: list[bytes] = []
         pos: list[int] = []

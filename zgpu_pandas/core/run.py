@@ -229,6 +229,7 @@ def start(
             )
         LAST_JOBS.remember(frame, job)
         job.submit()
+        _free_lines(job, spec)
     if record is not None:
         # a re-run that quietly returned old answers (or old errors) would look like a
         # new job: say it is not
@@ -242,6 +243,16 @@ def start(
             f"their answers are in the result"
         )
     return job
+
+
+def _free_lines(job: BatchJob, spec: ChatSpec) -> None:
+    """Every batch is created: free the request lines (a few hundred MB on a million rows);
+    a retry round that needs some gets them back by building again from the job's own
+    snapshot of the frame (:meth:`RequestSet.release`)."""
+    snapshot = getattr(job._output, "frame", None)
+    if job.requests is None or snapshot is None:
+        return
+    job.requests.release(lambda: build(snapshot, spec)[0])
 
 
 def _new_job(
