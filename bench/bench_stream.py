@@ -53,11 +53,13 @@ IN_MEMORY = """
 import sys
 import pandas as pd
 import zgpu_pandas  # noqa: F401
-src, dest, url = sys.argv[1:4]
+src, dest, url, sizes = sys.argv[1:5]
 df = pd.read_parquet(src)
 out = df.zgpu.batch_chat("review", model="LFM2.5-1.2B-Instruct", base_url=url, api_key="k",
                          project_id="p", progress=False)
 out.to_parquet(dest)
+with open(sizes, "w") as fh:  # the frames' own sizes, for the peak's ratio to them
+    fh.write(f"{df.memory_usage(deep=True).sum()} {out.memory_usage(deep=True).sum()}")
 """
 
 
@@ -129,6 +131,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         size = make_input(tmp / "in.parquet", n)
         rows = []
+        frames: list[float] = []
         env = {**os.environ, "ZGPU_API_KEY": "k", "ZGPU_STATE_DIR": str(tmp / "state-stream")}
         cmd = [sys.executable, "-m", "zgpu_pandas", "run", str(tmp / "in.parquet"),
                "--prompt-col", "review", "--model", MODEL, "-o", f"{tmp / 'out'}/", "-q",
@@ -145,9 +148,10 @@ def main() -> None:
         if not args.skip_memory_path:
             env = {**os.environ, "ZGPU_STATE_DIR": str(tmp / "state-memory")}
             cmd = [sys.executable, "-c", IN_MEMORY, str(tmp / "in.parquet"),
-                   str(tmp / "out.parquet"), srv.url]
+                   str(tmp / "out.parquet"), srv.url, str(tmp / "sizes")]
             wall, rss = measure(cmd, env)
             rows.append(("in-memory accessor", wall, rss))
+            frames = [int(x) / 1e6 for x in (tmp / "sizes").read_text().split()]
     print(f"{n:,} rows, input {size / 1e6:.1f} MB Parquet, parts of {args.part_rows:,} rows; "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs")
     print("| path | rows | wall clock | rows/s | peak RSS of the job's process |")
@@ -159,6 +163,10 @@ def main() -> None:
         check, read = walls["the check alone"], walls["read the parts only"]
         print(f"check / read: {check / read:.2f}x; check / whole run: "
               f"{check / walls['stream (`run`, -o out/)']:.0%}")
+    if not args.skip_memory_path:
+        # memory_usage(deep=True): the result frame counts the input columns it shares
+        print(f"in-memory: input frame {frames[0]:,.0f} MB, result frame {frames[1]:,.0f} MB; "
+              f"peak = {rows[-1][2] / (frames[0] + frames[1]):.2f}x their sum")
 
 
 if __name__ == "__main__":
