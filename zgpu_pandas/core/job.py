@@ -392,10 +392,7 @@ class BatchJob:
                     RuntimeWarning,
                     stacklevel=2,
                 )
-            # the results held once, aligned to the rows: the answer columns of ``out``
-            # are then the table's own arrays, not a second copy of them
-            self._table.compact()
-            answers = self._table.answers(self.output, model=self.model)
+            answers = self._table.compact().answers(self.output, model=self.model)  # held once
             out = merge_outcome(
                 answers, self._output, parse=self.parse, output=self.output,
                 overwrite=self.overwrite, job_id=self.job_id,
