@@ -107,7 +107,7 @@ def main() -> None:
             rows.append(("stream (`run`, -o out/)", wall, f"{rss:,.0f} MB"))
             env = {**os.environ, "ZGPU_STATE_DIR": str(tmp / "state-memory")}
             cmd = [sys.executable, "-c", bench_stream.IN_MEMORY, src, str(tmp / "out.parquet"),
-                   srv.url]
+                   srv.url, str(tmp / "sizes.txt")]
             wall, rss, _ = run_child(cmd, env)
             rows.append(("in-memory accessor", wall, f"{rss:,.0f} MB"))
     print(f"{n:,} rows, input {size / 1e6:.1f} MB Parquet; Python {platform.python_version()}, "
