@@ -36,6 +36,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from _upstream import completion, serve_connection
 
 LOW, HIGH = 0.05, 0.8
 MODEL = "LFM2.5-1.2B-Instruct"
@@ -46,31 +47,14 @@ def latency_of(text: bytes) -> float:
     return random.Random(zlib.crc32(text)).uniform(LOW, HIGH)
 
 
+async def _answer(head: bytes, body: bytes) -> bytes:
+    text = orjson.loads(body)["messages"][-1]["content"].encode() if body else b""
+    await asyncio.sleep(latency_of(text))
+    return completion(MODEL)
+
+
 async def _upstream_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            body = await reader.readexactly(length) if length else b""
-            text = orjson.loads(body)["messages"][-1]["content"].encode() if body else b""
-            await asyncio.sleep(latency_of(text))
-            answer = orjson.dumps({
-                "id": "chatcmpl-up", "object": "chat.completion", "created": 0, "model": MODEL,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                             "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-            })
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                         b"content-length: " + str(len(answer)).encode() + b"\r\n\r\n" + answer)
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+    await serve_connection(reader, writer, _answer)
 
 
 async def _serve_upstream() -> None:

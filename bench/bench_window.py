@@ -38,6 +38,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from _upstream import completion, serve_connection
+
 ROOT = Path(__file__).resolve().parent.parent
 HEADERS = {"x-api-key": "bench", "x-project-id": "bench"}
 LOW, HIGH = 0.05, 0.5
@@ -69,25 +71,12 @@ class Upstream:
         return json.dumps({"peak": self.peak, "first": self.first, "last": self.last}).encode()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                if head.startswith(b"GET /stats"):
-                    data = self._stats()
-                else:
-                    data = await self._chat(json.loads(await reader.readexactly(length)))
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                             b"content-length: %d\r\n\r\n%s" % (len(data), data))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        await serve_connection(reader, writer, self._answer)
+
+    async def _answer(self, head: bytes, body: bytes) -> bytes:
+        if head.startswith(b"GET /stats"):
+            return self._stats()
+        return await self._chat(json.loads(body))
 
     async def _chat(self, body: dict) -> bytes:
         prompt = body["messages"][-1]["content"].encode()
@@ -98,13 +87,7 @@ class Upstream:
         await asyncio.sleep(latency_of(prompt))
         self.in_flight -= 1
         self.last = time.time()
-        return json.dumps({
-            "id": "chatcmpl-bench", "object": "chat.completion", "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": "ok"}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }).encode()
+        return completion(body["model"])
 
 
 def start_upstream() -> tuple[subprocess.Popen[str], str]:

@@ -62,7 +62,7 @@ from .errors import (
     status_error_class,
 )
 
-__all__ = ["CLIENT_TOKEN_KEY", "TOKEN_MAX_SCAN", "Batches", "Client", "Files", "UploadSource"]
+__all__ = ["CLIENT_TOKEN_KEY", "Batches", "Client", "Files", "UploadSource"]
 
 logger = logging.getLogger("zgpu_pandas.client")
 
@@ -81,7 +81,7 @@ _UPLOAD_CHUNK: Final = 1 << 20  # 1 MiB: few syscalls, small enough to keep memo
 _CREATE_READ_TIMEOUT: Final = 300.0
 # How far back (seconds, beyond the first attempt) a token lookup scans, allowing clock skew.
 _TOKEN_LOOKBACK: Final = 600
-TOKEN_MAX_SCAN: Final = 2000  # batches
+_TOKEN_MAX_SCAN: Final = 2000  # batches
 # Keys shorter than this are test placeholders ("k", "local"); scrubbing them out of messages
 # would garble ordinary words without protecting anything.
 _MIN_SCRUB_LEN: Final = 8
@@ -1043,7 +1043,7 @@ class Batches:
                 and batch.created_at < created_after
             ):
                 return None
-            if seen >= TOKEN_MAX_SCAN:
+            if seen >= _TOKEN_MAX_SCAN:
                 return None
         return None
 

@@ -35,12 +35,10 @@ _HOOKS = {
 
 
 def _register(module: str) -> None:
-    ours = sys.modules.get(_HOOKS[module])
-    if ours is not None and not hasattr(ours, "register"):
-        # our module is being imported and imported the library: it registers itself at
-        # its end
-        return
-    importlib.import_module(_HOOKS[module]).register()
+    # our module registers the namespace when it is imported; while it is being imported
+    # (it imported the library, which brought us here) this returns the partial module
+    # and its own last line does the registering
+    importlib.import_module(_HOOKS[module])
 
 
 class _Loader(importlib.abc.Loader):

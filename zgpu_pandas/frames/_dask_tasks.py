@@ -31,7 +31,6 @@ import pandas as pd
 from .._config import SecretStr
 from .._journal import using_state_dir
 from ..core import run
-from ..core.estimate import ChatEstimate
 from ..core.outcome import merge_outcome
 from ..core.results import ResultsTable, answer_extras
 from ..core.rows import as_output
@@ -152,11 +151,6 @@ def estimate_partition(frame: pd.DataFrame, plan: PartitionPlan) -> pd.DataFrame
     ``ddf.zgpu.estimate_chat``; nothing is sent)."""
     est = run.estimate(frame, plan.spec)
     return pd.DataFrame({"estimate": pd.Series([est], dtype=object)})
-
-
-def estimates_of(table: pd.DataFrame) -> list[ChatEstimate]:
-    """The estimates back out of the frame of :func:`estimate_partition` rows."""
-    return list(table["estimate"])
 
 
 def _like(out: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:

@@ -32,7 +32,7 @@ import inspect
 import secrets
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dask.dataframe as dd
 import pandas as pd
@@ -47,15 +47,11 @@ from ._dask_tasks import (
     PartitionPlan,
     TaskKey,
     estimate_partition,
-    estimates_of,
     run_partition,
     submit_partition,
 )
 from ._namespace import FrameNamespace
 from ._options import chat_spec
-
-if TYPE_CHECKING:
-    from .._client import Client
 
 __all__ = ["DaskJob", "ZgpuDaskNamespace", "register"]
 
@@ -133,7 +129,7 @@ class ZgpuDaskNamespace:
 
     def _estimate(self, plan: PartitionPlan, ddf: dd.DataFrame) -> ChatEstimate:
         table = ddf.map_partitions(estimate_partition, plan, meta=_ESTIMATE_META)
-        return sum_estimates(estimates_of(table.compute()))
+        return sum_estimates(list(table.compute()["estimate"]))
 
     def _within_budget(self, plan: PartitionPlan, ddf: dd.DataFrame) -> PartitionPlan:
         """``max_cost`` against the estimate of the jobs ``ddf``'s partitions will be (one
@@ -212,9 +208,10 @@ class DaskJob:
         """How many batches are in each status, and the lines done and failed so far
         (one ``GET`` per batch, from the client)."""
         counts: dict[str, int] = {"lines": 0, "lines_completed": 0, "lines_failed": 0}
-        with self._client() as client:
+        with self._plan.connection().session() as conn:
+            assert conn.client is not None
             for batch_id in self.batch_ids:
-                batch = client.batches.retrieve(batch_id)
+                batch = conn.client.batches.retrieve(batch_id)
                 counts[batch.status] = counts.get(batch.status, 0) + 1
                 counts["lines"] += batch.request_counts.total
                 counts["lines_completed"] += batch.request_counts.completed
@@ -223,16 +220,11 @@ class DaskJob:
 
     def cancel(self) -> None:
         """Ask the service to stop every batch that is not finished."""
-        with self._client() as client:
+        with self._plan.connection().session() as conn:
+            assert conn.client is not None
             for batch_id in self.batch_ids:
-                if not client.batches.retrieve(batch_id).is_terminal:
-                    client.batches.cancel(batch_id)
-
-    def _client(self) -> Client:
-        from .._client import Client
-
-        conn = self._plan.connection()
-        return Client(api_key=conn.api_key, project_id=conn.project_id, base_url=conn.base_url)
+                if not conn.client.batches.retrieve(batch_id).is_terminal:
+                    conn.client.batches.cancel(batch_id)
 
 
 def joined(ddf: dd.DataFrame, part_rows: int | None) -> dd.DataFrame:
@@ -322,4 +314,4 @@ def register() -> None:
         _registered = True
 
 
-register()  # imported directly (not through the import hook): register all the same
+register()  # on import: the import hook (zgpu_pandas._import_hooks) only imports this module

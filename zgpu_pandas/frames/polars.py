@@ -42,4 +42,4 @@ def register() -> None:
         _registered = True
 
 
-register()  # imported directly (not through the import hook): register all the same
+register()  # on import: the import hook (zgpu_pandas._import_hooks) only imports this module
