@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zgpu_pandas._jsonl import MAX_LINE_BYTES, validate_stream
-from zgpu_pandas.core.requests import _params_json, build_requests, json_escape
+from zgpu_pandas.core.escape import json_escape
+from zgpu_pandas.core.requests import _params_json, build_requests
 from zgpu_pandas.errors import OptionError, OversizeRowsError, PromptError
 
 MODEL = "LFM2.5-1.2B-Instruct"

@@ -60,6 +60,7 @@ from .._jsonl import (
 )
 from ..errors import OptionError, OversizeRowsError, PromptError, RequestLinesUnavailableError
 from .invalid_text import INVALID_CODE, OnInvalid, collecting, record, replace_surrogates, settle
+from .line_buffer import line_sizes, write_lines
 from .rows import Rows, as_rows
 from .template_fill import MissingOption, fills_for
 from .text import blank, is_missing
@@ -88,9 +89,6 @@ SKIP_CODES = {
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 # Characters JSON needs escaped. The common ones are escaped by pyarrow string kernels; the
 # rest (other C0 controls) are rare enough to hand those rows to orjson.
-_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
-_RARE_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
-_SIMPLE_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 _LB = pa.large_binary()
 _LS = pa.large_string()
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -399,34 +397,6 @@ def _split(offsets: np.ndarray, *, max_lines: int, max_bytes: int) -> tuple[Chun
 # Text columns
 
 
-def json_escape(arr: pa.Array) -> pa.Array:
-    """JSON-escape the contents of a (large_)string array without the surrounding quotes.
-
-    Example::
-
-        >>> json_escape(pa.array(['say "hi"\\n'], pa.large_string())).to_pylist()
-        ['say \\\\"hi\\\\"\\\\n']
-    """
-    if len(arr) == 0:
-        return arr
-    need = pc.match_substring_regex(arr, _NEEDS_ESCAPE)
-    if not pc.any(need).as_py():
-        return arr
-    idx = np.flatnonzero(need.to_numpy(zero_copy_only=False) == True)  # noqa: E712
-    sub = arr.take(pa.array(idx))
-    rare = pc.match_substring_regex(sub, _RARE_CONTROL).to_numpy(zero_copy_only=False) == True  # noqa: E712
-    for a, b in _SIMPLE_ESCAPES:  # backslash first, so later escapes are not doubled
-        sub = pc.replace_substring(sub, a, b)
-    if rare.any():
-        # orjson knows every escape; it sees only these few rows (the originals)
-        originals = arr.take(pa.array(idx[rare])).to_pylist()
-        escaped = orjson.dumps(originals)[2:-2].split(b'","') if originals else []
-        # between elements orjson writes '","' and nowhere else: a '"' inside a string is
-        # always written as '\\"', so the split is exact.
-        sub = pc.replace_with_mask(sub, pa.array(rare), pa.array(escaped, _LB).cast(_LS))
-    return pc.replace_with_mask(arr, need, sub)
-
-
 # --------------------------------------------------------------------------------------------
 # Building
 
@@ -475,7 +445,7 @@ def _render_template(
             nothing &= empty
             text = pc.if_else(pa.array(empty), pa.scalar(fill, _LS), text)
         parts.append(text)
-    if not any(isinstance(p, pa.Array) for p in parts):
+    if not any(isinstance(p, pa.Array | pa.ChunkedArray) for p in parts):
         raise PromptError(
             f"The prompt {template!r} is neither a column nor a template with {{column}} fields."
         )
@@ -704,20 +674,22 @@ def build_requests(
         dedup = not asks_for_sampling(chat_params)
     rows = as_rows(frame)
     with collecting() as invalid:
-        head, payload, tail, skips = _payload(rows, model, prompt, messages, system, params, missing)
+        head, payload, tail, skips, escape = _payload(
+            rows, model, prompt, messages, system, params, missing
+        )
     bad = settle(invalid, on_invalid, rows.n_rows)
     if bad is not None:
         skips.insert(0, (bad, INVALID_CODE, SKIP_CODES[INVALID_CODE]))
     send, sk_pos, sk_codes, sk_reasons = _skipped(rows.n_rows, skips)
     positions = np.flatnonzero(send).astype(np.int64)
-    sent = payload.filter(pa.array(send)) if not send.all() else payload
-    if isinstance(sent, pa.ChunkedArray):
-        sent = sent.combine_chunks()
     shared = _Shared.none()
     if dedup and len(positions) > 1:
-        positions, sent, shared = _dedup(positions, sent)
-    lines = _join(positions, head, sent, tail)
-    lines, positions, shared, too_large = _drop_oversize(rows, lines, positions, shared, on_oversize)
+        positions, shared = _dedup(positions, payload)
+    sizes = line_sizes(payload, positions, head=head, tail=tail, escape=escape)
+    positions, sizes, shared, too_large = _drop_oversize(
+        rows, sizes, positions, shared, on_oversize
+    )
+    lines = write_lines(payload, positions, head=head, tail=tail, escape=escape, sizes=sizes)
     if len(too_large.positions):
         sk_pos, sk_codes, sk_reasons = too_large.merge_into(sk_pos, sk_codes, sk_reasons)
     settings: dict[str, Any] = {
@@ -781,16 +753,17 @@ def _payload(
     system: str | None,
     params: bytes,
     missing_fill: MissingOption = "skip",
-) -> tuple[bytes, pa.Array, bytes, _Skips]:
-    """What differs per row (``payload``, JSON) between the constant ``head`` and ``tail`` of
-    every line, and (mask, code, reason) for the rows to skip."""
+) -> tuple[bytes, pa.Array | pa.ChunkedArray, bytes, _Skips, bool]:
+    """What differs per row (``payload``) between the constant ``head`` and ``tail`` of
+    every line, (mask, code, reason) for the rows to skip, and whether the payload is text
+    still to be JSON-escaped (a prompt) or JSON already (a message list)."""
     head = b'","method":"POST","url":"' + BATCH_ENDPOINT.encode() + b'","body":{"model":'
     head += orjson.dumps(model) + b',"messages":'
     if messages is not None:
         if not (isinstance(missing_fill, str) and missing_fill == "skip"):
             raise OptionError("missing= is for prompt templates and columns, not messages=.")
         payload, skips = _messages_json(rows, rows.key(messages, "messages="), system)
-        return head, payload, params + b"}}\n", skips
+        return head, payload, params + b"}}\n", skips, False
     if rows.has_column(prompt):
         col = rows.key(prompt, "prompt=")
         text, missing = rows.text(col)
@@ -815,7 +788,7 @@ def _payload(
     else:
         head += b"["
     head += b'{"role":"user","content":"'
-    return head, json_escape(text).cast(_LB), b'"}]' + params + b"}}\n", skips
+    return head, text, b'"}]' + params + b"}}\n", skips, True
 
 
 def _skipped(n: int, skips: _Skips) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -851,31 +824,24 @@ class _Shared:
         return cls(empty, empty)
 
 
-def _dedup(positions: np.ndarray, sent: pa.Array) -> tuple[np.ndarray, pa.Array, _Shared]:
+def _dedup(
+    positions: np.ndarray, payload: pa.Array | pa.ChunkedArray
+) -> tuple[np.ndarray, _Shared]:
     """Everything but the custom_id is a constant around the payload, so equal payloads are
-    equal request bodies: hash them in C++ and keep the first row of each."""
-    codes = sent.dictionary_encode().indices.to_numpy(zero_copy_only=False)
+    equal request bodies (and equal texts equal escaped texts): hash them in C++ and keep
+    the first row of each."""
+    enc = payload.dictionary_encode()
+    pieces = enc.chunks if isinstance(enc, pa.ChunkedArray) else [enc]
+    codes = np.concatenate(
+        [pc.fill_null(p.indices, -1).to_numpy(zero_copy_only=False) for p in pieces]
+    )[positions]
+    del enc, pieces  # the dictionary is a copy of every distinct payload
     _, first = np.unique(codes, return_index=True)
-    rep_line = first[codes]
+    rep_line = first[np.unique(codes, return_inverse=True)[1]]
     is_dup = rep_line != np.arange(len(codes))
     if not is_dup.any():
-        return positions, sent, _Shared.none()
-    shared = _Shared(positions[is_dup], positions[rep_line[is_dup]])
-    return positions[~is_dup], sent.filter(pa.array(~is_dup)), shared
-
-
-def _join(positions: np.ndarray, head: bytes, sent: pa.Array, tail: bytes) -> pa.Array:
-    """Every line: ``{"custom_id":"row-<i>`` + head + payload + tail, in one buffer."""
-    ids = pc.cast(pa.array(positions), _LS).cast(_LB)
-    lines = pc.binary_join_element_wise(
-        pa.scalar(b'{"custom_id":"row-', _LB),
-        ids,
-        pa.scalar(head, _LB),
-        sent,
-        pa.scalar(tail, _LB),
-        pa.scalar(b"", _LB),
-    )
-    return lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+        return positions, _Shared.none()
+    return positions[~is_dup], _Shared(positions[is_dup], positions[rep_line[is_dup]])
 
 
 @dataclass(frozen=True)
@@ -897,14 +863,15 @@ class _TooLarge:
 
 def _drop_oversize(
     rows: Rows,
-    lines: pa.Array,
+    with_newline: np.ndarray,
     positions: np.ndarray,
     shared: _Shared,
     on_oversize: str,
-) -> tuple[pa.Array, np.ndarray, _Shared, _TooLarge]:
-    """Lines over the per-line limit: raise naming their rows (and the rows sharing them),
-    or drop them and say why (``on_oversize="skip"``)."""
-    sizes = pc.subtract(pc.binary_length(lines), 1).to_numpy()
+) -> tuple[np.ndarray, np.ndarray, _Shared, _TooLarge]:
+    """Lines over the per-line limit (``with_newline`` with their newline): raise naming their
+    rows (and the rows sharing them), or leave them out and say why
+    (``on_oversize="skip"``). Returns the positions and sizes of the lines to write."""
+    sizes = with_newline - 1
     over = np.flatnonzero(sizes > MAX_LINE_BYTES)
     if len(over):
         # The shared rule decides (same check and message as the service), the numpy
@@ -915,7 +882,7 @@ def _drop_oversize(
         ]
         over = np.array([k for k, e in errors if e is not None], dtype=np.int64)
     if not len(over):
-        return lines, positions, shared, _TooLarge(np.empty(0, dtype=np.int64), [])
+        return positions, with_newline, shared, _TooLarge(np.empty(0, dtype=np.int64), [])
     over_pos = positions[over]
     size_of = dict(zip(over_pos.tolist(), sizes[over].tolist(), strict=True))
     along = np.isin(shared.sources, over_pos)  # rows sharing an oversize line
@@ -938,7 +905,7 @@ def _drop_oversize(
     skip_reasons = [reason_of[int(p)] for p in over_pos]
     skip_reasons += [reason_of[int(p)] for p in shared.sources[along]]
     left = _Shared(shared.positions[~along], shared.sources[~along])
-    return lines.filter(pa.array(keep)), positions[keep], left, _TooLarge(skip_pos, skip_reasons)
+    return positions[keep], with_newline[keep], left, _TooLarge(skip_pos, skip_reasons)
 
 
 def _oversize_error(rows: Rows, positions: np.ndarray, sizes: np.ndarray) -> OversizeRowsError:

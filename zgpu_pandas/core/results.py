@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import IO, Any
 
@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from ..errors import ColumnClashError, OptionError
+from .align import Alignment, singleton_lists
 
 __all__ = [
     "PENDING",
@@ -405,26 +406,28 @@ class ResultsTable:
         ]
         return pa.table(dict(zip(result_columns(output, extras), values, strict=True)))
 
-    def columns(self) -> dict[str, pa.Array]:
-        """The results aligned to row positions: ``status`` (labels), ``text``,
-        ``error_code``, ``error``, ``finish_reason``, the three token counts, ``choices``
-        and ``logprobs``. After :meth:`compact`, the arrays are the table's own (no copy)."""
+    def columns(self) -> dict[str, pa.Array | pa.ChunkedArray]:
+        """The results aligned to row positions (chunked, see :mod:`.align`): ``status``
+        (labels), ``text``, ``error_code``, ``error``, ``finish_reason``, the three token
+        counts, ``choices`` and ``logprobs``; after :meth:`compact`, the table's own."""
         n = self.n_rows
         labels = pa.array(STATUS_LABELS, pa.string())
-        out = {"status": labels.take(pa.array(self.status.astype(np.int64)))}
+        out: dict[str, pa.Array | pa.ChunkedArray] = {
+            "status": labels.take(pa.array(self.status.astype(np.int64)))
+        }
         names = _PART.names[2:]
         if not self._parts:
             out.update((f.name, pa.nulls(n, f.type)) for f in list(_PART)[2:])
             return out
         if self._aligned:
-            out.update((name, _one_array(self._parts[0].column(name))) for name in names)
+            out.update((name, self._parts[0].column(name)) for name in names)
             return out
-        idx = _alignment(self._parts, n)
-        # one column at a time: only that column is ever held twice (joined, then aligned)
+        align = Alignment(self._parts, n)
+        # one column at a time: when it must be copied, only that column is held twice
         for name in names:
             if name != "choices":
-                out[name] = _joined(self._parts, name).take(idx)
-        out["choices"] = _aligned_choices(self._parts, idx, out["text"])
+                out[name] = align.column(name)
+        out["choices"] = _aligned_choices(align, out["text"])
         return {"status": out["status"], **{name: out[name] for name in names}}
 
     def compact(self) -> ResultsTable:
@@ -682,61 +685,22 @@ def _choice_texts(choices: pa.Array, is_err: pa.Array, text: pa.Array) -> pa.Arr
     mask = pc.or_(pc.fill_null(is_err, False), pc.is_null(choices))
     lengths = pc.fill_null(pc.list_value_length(choices), 0).to_numpy(zero_copy_only=False)
     if (lengths[~mask.to_numpy(zero_copy_only=False)] == 1).all():
-        return _singleton_lists(text, mask)
+        return singleton_lists(text, mask, _CHOICES)
     flat = pc.list_flatten(choices)
     texts = pc.struct_field(pc.struct_field(flat, "message"), "content")
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), texts, type=_CHOICES, mask=mask)
 
 
-def _alignment(parts: Sequence[pa.Table], n: int) -> pa.Array:
-    """For each row position, its result's index in the parts end to end (null: none)."""
-    src = np.full(n, -1, dtype=np.int64)
-    # parts in the order they came, so a later result for a row wins (a part has no
-    # repeated positions, see ResultsTable._add_part)
-    start = 0
-    for part in parts:
-        k = part.num_rows
-        src[part.column("position").to_numpy()] = np.arange(start, start + k)
-        start += k
-    return pa.array(src, mask=src < 0)
-
-
-def _aligned_choices(parts: Sequence[pa.Table], idx: pa.Array, text: pa.Array) -> pa.Array:
-    """The ``choices`` column aligned by ``idx``. An answered row's list of one choice
-    always holds exactly its ``text`` (both are read from the same line), so when every
-    list has one choice (``n`` = 1, the usual case) the lists are made over the aligned
-    ``text`` itself: the answers are then held once, not twice."""
-    lengths = _joined(parts, "choices", pc.list_value_length)
-    if pc.any(pc.not_equal(lengths, 1)).as_py():  # n > 1 somewhere: copy the lists
-        return _joined(parts, "choices").take(idx)
-    return _singleton_lists(text, pc.is_null(lengths.take(idx)))
-
-
-def _singleton_lists(values: pa.Array, mask: pa.Array) -> pa.Array:
-    """``[values[i]]`` for each row ``i``, null where ``mask``; the lists share the buffers
-    of ``values`` (no copy)."""
-    offsets = pa.array(np.arange(len(values) + 1, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, _one_array(values), type=_CHOICES, mask=mask)
-
-
-def _one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """A column as one array (a table's column of one chunk is not copied)."""
-    if isinstance(col, pa.ChunkedArray):
-        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-    return col
-
-
-def _joined(
-    parts: Sequence[pa.Table], name: str, fn: Callable[[pa.Array], pa.Array] | None = None
-) -> pa.Array:
-    """Column ``name`` of every part (through ``fn`` when given), end to end in one array."""
-    chunks = [c for p in parts for c in p.column(name).chunks]
-    if fn is not None:
-        chunks = [fn(c) for c in chunks]
-    if not chunks:
-        return pa.nulls(0, _PART.field(name).type if fn is None else pa.int32())
-    return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+def _aligned_choices(align: Alignment, text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The ``choices`` column in row order. An answered row's list of one choice always
+    holds exactly its ``text`` (both are read from the same line), so when every list has
+    one choice (``n`` = 1, the usual case) the lists are made over the aligned ``text``
+    itself: the answers are then held once, not twice."""
+    lengths = align.column("choices", pc.list_value_length)
+    if pc.any(pc.not_equal(lengths, 1)).as_py():  # n > 1 somewhere: the lists themselves
+        return align.column("choices")
+    return singleton_lists(text, pc.is_null(lengths), _CHOICES)
 
 
 def _first_choice(choices: pa.Array) -> pa.Array:

@@ -47,9 +47,10 @@ class Rows(Protocol):
         starts with ``what`` and lists the columns when there is none (or several)."""
         ...
 
-    def text(self, key: Any) -> tuple[pa.Array, np.ndarray]:
-        """A column as ``large_string`` prompt text (null where missing) and the missing
-        mask, by the rules of :mod:`zgpu_pandas.core.text`."""
+    def text(self, key: Any) -> tuple[pa.Array | pa.ChunkedArray, np.ndarray]:
+        """A column as ``large_string`` prompt text (null where missing; in one array, or
+        in the pieces the frame holds it in) and the missing mask, by the rules of
+        :mod:`zgpu_pandas.core.text`."""
         ...
 
     def values(self, key: Any) -> Cells:

@@ -72,16 +72,20 @@ def cell_text(v: Any, where: str) -> str:
     return str(v)
 
 
-def arrow_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+def arrow_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
     """An Arrow column as ``large_string`` text (nulls stay null), or ``None`` when its type
-    has no deliberate text form here (temporal, nested, binary...: the adapter decides)."""
+    has no deliberate text form here (temporal, nested, binary...: the adapter decides).
+    Text read in pieces (a Parquet file's row groups) stays in its pieces: joining them
+    would copy every prompt once more at the job's peak."""
     if isinstance(arr, pa.ChunkedArray):
+        if _is_text_type(arr.type):
+            return arr.cast(LARGE_STRING)
         arr = arr.combine_chunks()
     t = arr.type
     if pa.types.is_dictionary(t):
         text = arrow_text(arr.dictionary)
         return None if text is None else text.take(arr.indices)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or _is_string_view(t):
+    if _is_text_type(t):
         return arr.cast(LARGE_STRING)
     if pa.types.is_null(t):
         return pa.nulls(len(arr), LARGE_STRING)
@@ -91,6 +95,10 @@ def arrow_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
             arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, t), arr)
         return pc.cast(pc.cast(arr, pa.string()), LARGE_STRING)
     return None
+
+
+def _is_text_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or _is_string_view(t))
 
 
 def _is_string_view(t: pa.DataType) -> bool:
@@ -139,7 +147,8 @@ def object_text(
     return pa.array(out, type=LARGE_STRING), missing
 
 
-def blank(arr: pa.Array) -> np.ndarray:
-    """True where a non-null string is empty or whitespace only."""
-    trimmed = pc.utf8_trim_whitespace(arr)
-    return pc.equal(pc.binary_length(trimmed), 0).to_numpy(zero_copy_only=False) == True  # noqa: E712
+def blank(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """True where a non-null string is empty or whitespace only (Unicode's whitespace, the
+    same characters ``utf8_trim_whitespace`` trims; a predicate, so no copy of the text)."""
+    empty_or_space = pc.or_(pc.utf8_is_space(arr), pc.equal(pc.binary_length(arr), 0))
+    return empty_or_space.to_numpy(zero_copy_only=False) == True  # noqa: E712

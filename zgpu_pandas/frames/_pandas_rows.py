@@ -77,7 +77,7 @@ class PandasRows:
             )
         return col
 
-    def text(self, key: Any) -> tuple[pa.Array, np.ndarray]:
+    def text(self, key: Any) -> tuple[pa.Array | pa.ChunkedArray, np.ndarray]:
         return _text_column(self._series(key), str(key), self.label)
 
     def values(self, key: Any) -> Cells:
@@ -93,10 +93,12 @@ class PandasRows:
         return pd.DataFrame(dict(columns))
 
 
-def _text_column(s: pd.Series, name: str, label: Any) -> tuple[pa.Array, np.ndarray]:
+def _text_column(
+    s: pd.Series, name: str, label: Any
+) -> tuple[pa.Array | pa.ChunkedArray, np.ndarray]:
     missing = s.isna().to_numpy(dtype=bool, na_value=True)
     dtype = s.dtype
-    arr: pa.Array | None = None
+    arr: pa.Array | pa.ChunkedArray | None = None
     if isinstance(dtype, pd.CategoricalDtype):
         cats, _ = _text_column(pd.Series(dtype.categories), name, label)
         codes = s.cat.codes.to_numpy()
@@ -117,16 +119,15 @@ def _text_column(s: pd.Series, name: str, label: Any) -> tuple[pa.Array, np.ndar
         text = s.astype(str).to_numpy(dtype=object)
         text[missing] = None
         arr = pa.array(text, type=LARGE_STRING)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+    # a column in pieces (pandas' Arrow-backed text keeps a Parquet file's row groups) stays
+    # in them: the request lines are made a window at a time (core/line_buffer.py)
     if arr.type != LARGE_STRING:
         arr = pc.cast(arr, LARGE_STRING)
     return arr, missing
 
 
-def _to_arrow(s: pd.Series) -> pa.Array:
+def _to_arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
     if isinstance(s.dtype, np.dtype):  # NaN becomes null here, never the text "nan"
-        arr = pa.array(s.to_numpy(), from_pandas=True)
-    else:  # extension arrays (string, Int64, Arrow...) know their own arrow form
-        arr = pa.array(s.array, from_pandas=True)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        return pa.array(s.to_numpy(), from_pandas=True)
+    # extension arrays (string, Int64, Arrow...) know their own arrow form
+    return pa.array(s.array, from_pandas=True)
