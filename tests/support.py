@@ -168,3 +168,27 @@ class FrameKit:
 
     def copy(self, df: Any) -> Any:
         return df.copy() if self.name == "pandas" else df.clone()
+
+
+def arrow_pools() -> list[Any]:
+    """Every Arrow memory pool of the process (the default one and the system allocator,
+    which a job's steps switch to: core/memory.py), each once."""
+    import pyarrow as pa
+
+    pools: dict[str, Any] = {}
+    for backend in pa.supported_memory_backends():
+        pools[backend] = getattr(pa, f"{backend}_memory_pool")()
+    return list(pools.values())
+
+
+def arrow_bytes() -> int:
+    """Arrow bytes live now, over every pool."""
+    return sum(p.bytes_allocated() for p in arrow_pools())
+
+
+def arrow_peak_since(before: list[int]) -> int:
+    """An upper bound of the Arrow bytes held at once since ``before`` (each pool's
+    ``bytes_allocated()`` then, in :func:`arrow_pools` order): the sum of each pool's rise to
+    its own highest point. Pools count their highest point since the process started, so
+    measure in a fresh process."""
+    return sum(p.max_memory() - b for p, b in zip(arrow_pools(), before, strict=True))

@@ -43,6 +43,7 @@ from . import _stream_read
 from ._cli_checks import format_of
 from ._fs import atomic_path, write_atomic
 from .core import checkpoints
+from .core.memory import give_back
 from .errors import OptionError
 
 if TYPE_CHECKING:
@@ -351,7 +352,7 @@ def _release() -> None:
     it), which only a full collection frees, and Arrow's allocator keeps freed pages until
     asked; without this, memory grew with the number of parts (bench/README.md)."""
     gc.collect()
-    pa.default_memory_pool().release_unused()
+    give_back()
 
 
 def is_folder_output(dest: str | Path) -> bool:

@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zgpu_pandas._client import Client
-from zgpu_pandas.core.requests import build_requests
+from zgpu_pandas.core.requests import _dedup, build_requests
 from zgpu_pandas.core.results import ResultsTable
 from zgpu_pandas.frames._pandas_columns import merge_results
 from zgpu_pandas.server import LocalServer
@@ -165,3 +168,42 @@ def test_two_different_duplicated_prompts_each_get_their_own_answer(
         assert out["response"].iloc[k] == builtin_reply(body(t)), (k, t)
     assert builtin_reply(body("a")) != builtin_reply(body("b"))  # the check can tell them apart
     assert out["response_shared"].tolist() == [False, False, True, True, False, True, True]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(["", "a", "b", "ab", "é", "a\x00", "B"]),
+                       st.text(max_size=3)), min_size=1, max_size=40),
+    st.lists(st.integers(1, 10), max_size=5),
+    st.booleans(),
+    st.data(),
+)
+def test_each_distinct_payload_is_sent_once_by_its_first_row(
+    values: list[str | None], cuts: list[int], large: bool, data: st.DataObject
+) -> None:
+    """Any texts (repeated, empty, null, in any number of chunks, as string or large_string),
+    any subset of rows to send: the rows sent are the first of each distinct text among
+    them, and every other row points at that first row."""
+    typ = pa.large_string() if large else pa.string()
+    chunks, start = [], 0
+    for c in cuts:
+        chunks.append(pa.array(values[start : start + c], typ))
+        start += c
+    chunks.append(pa.array(values[start:], typ))
+    payload = pa.chunked_array(chunks, typ)
+    candidates = [i for i, v in enumerate(values) if v is not None]
+    positions = np.array(
+        sorted(data.draw(st.sets(st.sampled_from(candidates))) if candidates else []),
+        dtype=np.int64,
+    )
+    if len(positions) < 2:
+        return
+    sent, shared = _dedup(positions, payload)
+    first: dict[str, int] = {}
+    for p in positions.tolist():
+        first.setdefault(values[p], p)  # type: ignore[arg-type]
+    assert sent.tolist() == sorted(first.values())
+    dup = shared.positions.tolist()
+    assert sorted(dup) == sorted(set(positions.tolist()) - set(first.values()))
+    for p, rep in zip(dup, shared.sources.tolist(), strict=True):
+        assert rep == first[values[p]]  # type: ignore[index]

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-from tests.support import FrameKit
+from tests.support import FrameKit, arrow_bytes
 from zgpu_pandas._client import Client
 from zgpu_pandas.core import estimate as estimate_module
 from zgpu_pandas.core.estimate import estimate_requests
@@ -83,21 +82,21 @@ def _answer_lines(n: int, size: int) -> list[bytes]:
 def test_answers_are_held_once_and_the_result_shares_them() -> None:
     n, size = 20_000, 400  # 8 MB of answer text
     lines = _answer_lines(n, size)[::-1]  # in another order than the rows, as batches answer
-    before = pa.total_allocated_bytes()
+    before = arrow_bytes()
     table = ResultsTable(n)
     table.add_lines(lines)
-    held = pa.total_allocated_bytes() - before
+    held = arrow_bytes() - before
     text = n * size
     # the text once plus about 100 bytes a row of offsets, counts and codes; the first
     # version held each answer twice (its text, and the one-choice list beside it)
     assert held < text + 150 * n, held / text
     table.compact()
-    compacted = pa.total_allocated_bytes() - before
+    compacted = arrow_bytes() - before
     assert compacted < text + 150 * n, compacted / text
     answers = table.answers("r")
     again = table.answers("r")
     # the answer columns are the table's own arrays: no second copy, however often asked
-    assert pa.total_allocated_bytes() - before < compacted + 40 * n
+    assert arrow_bytes() - before < compacted + 40 * n
     first = answers.column("r").chunk(0)
     assert first.buffers()[2].address == again.column("r").chunk(0).buffers()[2].address
     assert first.to_pylist()[:2] == [f"{0:08d}" + "a" * (size - 8), f"{1:08d}" + "a" * (size - 8)]

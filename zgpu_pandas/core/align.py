@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["Alignment", "one_array", "singleton_lists"]
+__all__ = ["Alignment", "in_row_order", "one_array", "singleton_lists"]
 
 # Slices are worth it while a column has at most this many runs per row (plus a floor): each
 # run is one Python step per column, and a column of tiny slices is slower to use than a copy.
@@ -137,6 +137,29 @@ def _runs(source: np.ndarray, *, max_runs: int) -> list[tuple[int, int]] | None:
         return None
     stops = np.append(starts[1:], n)
     return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def in_row_order(
+    parts: Sequence[pa.Table], repeats: Sequence[np.ndarray]
+) -> tuple[pa.Table, np.ndarray]:
+    """``parts`` (tables with a ``position`` column, in the order they came; ``repeats``:
+    the positions each one had more than once) as one table in row order, where a row in
+    several keeps its last result; and every position seen more than once. Not copied when
+    the rows already are in order (a service that answers a batch's lines in order), else
+    copied once: a batch's results, a few MB."""
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    pos = table.column("position").to_numpy()
+    k = len(pos)
+    again = np.concatenate(list(repeats)) if len(repeats) else np.empty(0, dtype=np.int64)
+    # np.unique sorts: the index of each position's last occurrence, in row order
+    rows, first_in_rev = np.unique(pos[::-1], return_index=True)
+    keep = k - 1 - first_in_rev
+    if len(rows) < k:
+        seen = np.bincount(pos, minlength=int(rows[-1]) + 1) > 1
+        again = np.union1d(again, np.flatnonzero(seen))
+    if not np.array_equal(keep, np.arange(k)):
+        table = table.take(pa.array(keep))
+    return table, np.unique(again)
 
 
 def singleton_lists(

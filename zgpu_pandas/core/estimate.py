@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from .._catalog import get_model
+from .memory import give_back, on_system_allocator
 from .preflight import over_context
 from .requests import RequestSet
 
@@ -159,6 +160,7 @@ def _line_tokens_slow(reqs: RequestSet) -> np.ndarray:
 _SLICE_BYTES = 16 << 20
 
 
+@on_system_allocator
 def _line_tokens(reqs: RequestSet) -> np.ndarray:
     """Estimated prompt tokens of each line, computed column-wise, a slice of lines at a
     time read in place from the request buffer (never the whole payload copied, nor parsed
@@ -191,6 +193,7 @@ def _line_tokens(reqs: RequestSet) -> np.ndarray:
         counts = np.bincount(parents, weights=per_msg, minlength=stop - start)
         out.append(_PER_REQUEST + counts.astype(np.int64))
         start = stop
+    give_back()  # the slices' tables, parsed on the JSON reader's threads
     return np.concatenate(out)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ColumnClashError, StructuredOutputError
+from .memory import give_back, on_system_allocator
 from .results import EXTRAS, check_columns
 from .rows import FrameOutput
 from .structured import SchemaSpec, parse_answers
@@ -21,6 +22,7 @@ from .structured import SchemaSpec, parse_answers
 __all__ = ["merge_outcome"]
 
 
+@on_system_allocator
 def merge_outcome(
     answers: pa.Table,
     sink: FrameOutput,
@@ -41,7 +43,7 @@ def merge_outcome(
     # The pages Arrow's allocator kept from folding the results (ResultsTable.compact) and
     # making the answers, given back before the frame is made beside them: on a million
     # rows, the peak of this step went from ~870 to ~750 MB.
-    pa.default_memory_pool().release_unused()
+    give_back()
     if parse is None:
         return sink.merge(answers, {})
     try:

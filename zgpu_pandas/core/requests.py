@@ -61,6 +61,7 @@ from .._jsonl import (
 from ..errors import OptionError, OversizeRowsError, PromptError, RequestLinesUnavailableError
 from .invalid_text import INVALID_CODE, OnInvalid, collecting, record, replace_surrogates, settle
 from .line_buffer import line_sizes, write_lines
+from .memory import give_back, on_system_allocator
 from .rows import Rows, as_rows
 from .template_fill import MissingOption, fills_for
 from .text import blank, is_missing
@@ -191,6 +192,7 @@ class RequestSet:
         self._digest = self._lines_digest()
         self._rebuild = rebuild
         self._held = self._buf = None
+        give_back()
 
     def _lines_digest(self) -> str:
         lo, hi = int(self._offsets[0]), int(self._offsets[-1])
@@ -633,6 +635,7 @@ def asks_for_sampling(chat_params: Mapping[str, Any]) -> bool:
     return (t is not None and t > 0) or (n is not None and n > 1) or (p is not None and p < 1)
 
 
+@on_system_allocator
 def build_requests(
     frame: Any,
     *,
@@ -673,6 +676,9 @@ def build_requests(
     if dedup is None:
         dedup = not asks_for_sampling(chat_params)
     rows = as_rows(frame)
+    # what the caller's earlier steps freed (reading the file the frame came from leaves
+    # ~80 MB per million rows in Arrow's allocator) is given back before the lines are made
+    give_back()
     with collecting() as invalid:
         head, payload, tail, skips, escape = _payload(
             rows, model, prompt, messages, system, params, missing
@@ -689,6 +695,7 @@ def build_requests(
     positions, sizes, shared, too_large = _drop_oversize(
         rows, sizes, positions, shared, on_oversize
     )
+    give_back()  # the dedup's hash table and dictionary (a copy of every prompt), now freed
     lines = write_lines(payload, positions, head=head, tail=tail, escape=escape, sizes=sizes)
     if len(too_large.positions):
         sk_pos, sk_codes, sk_reasons = too_large.merge_into(sk_pos, sk_codes, sk_reasons)
@@ -828,16 +835,16 @@ def _dedup(
     positions: np.ndarray, payload: pa.Array | pa.ChunkedArray
 ) -> tuple[np.ndarray, _Shared]:
     """Everything but the custom_id is a constant around the payload, so equal payloads are
-    equal request bodies (and equal texts equal escaped texts): hash them in C++ and keep
-    the first row of each."""
-    enc = payload.dictionary_encode()
-    pieces = enc.chunks if isinstance(enc, pa.ChunkedArray) else [enc]
-    codes = np.concatenate(
-        [pc.fill_null(p.indices, -1).to_numpy(zero_copy_only=False) for p in pieces]
-    )[positions]
-    del enc, pieces  # the dictionary is a copy of every distinct payload
-    _, first = np.unique(codes, return_index=True)
-    rep_line = first[np.unique(codes, return_inverse=True)[1]]
+    equal request bodies (and equal texts equal escaped texts): number the distinct payloads
+    in C++ and keep the first row of each.
+
+    The numbers are a dense rank (equal payloads, equal rank), made by a sort of indices
+    that compares the payloads where they are: no copy of them. A dictionary encoding did
+    the same with a copy of every distinct payload and its hash table beside it (on a
+    million rows of ~110 characters: 3x slower, and 250 MB more at the job's start)."""
+    codes = pc.rank(payload, tiebreaker="dense").to_numpy()[positions]
+    _, first, rep = np.unique(codes, return_index=True, return_inverse=True)
+    rep_line = first[rep.reshape(-1)]  # numpy 2 gives the inverse the input's shape
     is_dup = rep_line != np.arange(len(codes))
     if not is_dup.any():
         return positions, _Shared.none()

@@ -35,7 +35,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from ..errors import ColumnClashError, OptionError
-from .align import Alignment, singleton_lists
+from .align import Alignment, in_row_order, singleton_lists
+from .memory import give_back, on_system_allocator
 
 __all__ = [
     "PENDING",
@@ -60,9 +61,7 @@ _ERR = pa.struct([("code", pa.string()), ("message", pa.large_string())])
 # choices[i].logprobs.content: one entry per generated token (OpenAI's shape, bytes left out)
 _TOP = pa.list_(pa.struct([("token", pa.large_string()), ("logprob", pa.float64())]))
 _TOKENS = pa.list_(
-    pa.struct(
-        [("token", pa.large_string()), ("logprob", pa.float64()), ("top_logprobs", _TOP)]
-    )
+    pa.struct([("token", pa.large_string()), ("logprob", pa.float64()), ("top_logprobs", _TOP)])
 )
 _CHOICES = pa.list_(pa.large_string())
 _SCHEMA = pa.schema(
@@ -241,26 +240,30 @@ class ResultsTable:
 
     # ---- feeding -------------------------------------------------------------------------
 
+    @on_system_allocator
     def add_lines(self, lines: Iterable[bytes], *, source: str = "results") -> int:
         """Parse output or error JSONL lines (``\\n`` optional) and record them.
 
         Streams: at most a few MB of lines are held at once. Returns the number of lines
         used. ``source`` names the file in :attr:`problems` messages."""
-        used = 0
+        used, start = 0, len(self._parts)
         for block in _blocks_from_lines(lines):
             used += self._add_block(block, source)
+        self._join_parts(start)
         return used
 
     def add_file(self, f: IO[bytes], *, source: str = "results") -> int:
         """Like :meth:`add_lines` for a binary file object, read in blocks."""
         return self.add_chunks(iter(lambda: f.read(_BLOCK_BYTES), b""), source=source)
 
+    @on_system_allocator
     def add_chunks(self, chunks: Iterable[bytes], *, source: str = "results") -> int:
         """Like :meth:`add_lines` for raw bytes cut anywhere (a download stream): no Python
         code runs per line, and only about one block is held at a time."""
-        used = 0
+        used, start = 0, len(self._parts)
         for block in _blocks_from_chunks(chunks):
             used += self._add_block(block, source)
+        self._join_parts(start)
         return used
 
     def add_skipped(
@@ -373,6 +376,7 @@ class ResultsTable:
 
     # ---- reading -------------------------------------------------------------------------
 
+    @on_system_allocator
     def answers(
         self,
         output: str = "response",
@@ -430,6 +434,7 @@ class ResultsTable:
         out["choices"] = _aligned_choices(align, out["text"])
         return {"status": out["status"], **{name: out[name] for name in names}}
 
+    @on_system_allocator
     def compact(self) -> ResultsTable:
         """Fold the parts into one table aligned to row positions (returns the table), so
         that the results are held once: :meth:`columns`, :meth:`answers` and the frame made
@@ -440,8 +445,7 @@ class ResultsTable:
         # Arrow's allocator keeps freed pages (the blocks the files were parsed in, many by
         # the JSON reader's threads) and does not reuse them all for the aligned columns:
         # given back before and after (on 400,000 rows the job's peak went 534 -> 475 MB)
-        pool = pa.default_memory_pool()
-        pool.release_unused()
+        give_back()
         cols = self.columns()
         arrays = [
             pa.array(np.arange(self.n_rows, dtype=np.int64)),
@@ -453,7 +457,7 @@ class ResultsTable:
         self._parts, self._part_repeats = [table], [np.empty(0, dtype=np.int64)]
         self._aligned = True
         del cols, arrays, table
-        pool.release_unused()
+        give_back()
         return self
 
     # ---- internals -----------------------------------------------------------------------
@@ -479,32 +483,19 @@ class ResultsTable:
             arrays = [a.take(pa.array(keep)) for a in arrays]
             pos, status = pos[keep], status[keep]
         if len(self._dup_pos):
-            arrays, pos, status = self._fan_out(arrays, pos, status)
+            arrays, pos, status = _fan_out(self._dup_pos, self._dup_src, arrays, pos, status)
         self.status[pos] = status
         self._parts.append(pa.Table.from_arrays(arrays, schema=_PART))
         self._aligned = False
         self._part_repeats.append(repeats)
 
-    def _fan_out(
-        self, arrays: list[pa.Array], pos: np.ndarray, status: np.ndarray
-    ) -> tuple[list[pa.Array], np.ndarray, np.ndarray]:
-        """Append a copy of each result row for the rows that share its request."""
-        order = np.argsort(pos, kind="stable")
-        sorted_pos = pos[order]
-        k = np.searchsorted(sorted_pos, self._dup_src)
-        hit = k < len(sorted_pos)
-        hit[hit] = sorted_pos[k[hit]] == self._dup_src[hit]
-        if not hit.any():
-            return arrays, pos, status
-        src_rows = order[k[hit]]
-        take = pa.array(src_rows)
-        extra_pos = self._dup_pos[hit]
-        arrays = [
-            pa.concat_arrays([arrays[0], pa.array(extra_pos, pa.int64())]),
-            pa.concat_arrays([arrays[1], arrays[1].take(take)]),
-            *(pa.concat_arrays([a, a.take(take)]) for a in arrays[2:]),
-        ]
-        return arrays, np.concatenate([pos, extra_pos]), np.concatenate([status, status[src_rows]])
+    def _join_parts(self, start: int) -> None:
+        """The parts of one file (one per block) made one, in row order: a job's parts then
+        hold its rows in long runs, which the fold slices instead of copying (.align)."""
+        if start < len(self._parts):
+            one, again = _one_part(self._parts[start:], self._part_repeats[start:])
+            self._parts[start:], self._part_repeats[start:] = [one], [again]
+        give_back()  # the file's blocks, parsed on the JSON reader's threads, now freed
 
     def _add_block(self, block: bytes, source: str) -> int:
         table = self._parse_block(block)
@@ -635,6 +626,49 @@ class ResultsTable:
         return int(self.positions_of(pa.array([cid], pa.string()))[0])
 
 
+def _one_part(
+    parts: Sequence[pa.Table], repeats: Sequence[np.ndarray]
+) -> tuple[pa.Table, np.ndarray]:
+    """One file's parts as one in row order (:func:`~.align.in_row_order`), with each
+    one-choice list still made over the answer's text (a reorder copies the lists' values
+    apart from the text otherwise, and the answers would be held twice)."""
+    i = _PART.get_field_index("choices")
+    lengths = [pc.list_value_length(p.column(i)) for p in parts]
+    if any(pc.any(pc.not_equal(n, 1)).as_py() for n in lengths):  # n > 1: lists as they are
+        return in_row_order(parts, repeats)
+    slim = [p.set_column(i, "choices", n) for p, n in zip(parts, lengths, strict=True)]
+    one, again = in_row_order(slim, repeats)
+    choices = singleton_lists(one.column("text"), pc.is_null(one.column(i)), _CHOICES)
+    return one.set_column(i, _PART.field(i), choices), again
+
+
+def _fan_out(
+    dup_pos: np.ndarray,
+    dup_src: np.ndarray,
+    arrays: list[pa.Array],
+    pos: np.ndarray,
+    status: np.ndarray,
+) -> tuple[list[pa.Array], np.ndarray, np.ndarray]:
+    """Append a copy of each result row for the rows that share its request (row
+    ``dup_pos[k]`` shares ``dup_src[k]``'s)."""
+    order = np.argsort(pos, kind="stable")
+    sorted_pos = pos[order]
+    k = np.searchsorted(sorted_pos, dup_src)
+    hit = k < len(sorted_pos)
+    hit[hit] = sorted_pos[k[hit]] == dup_src[hit]
+    if not hit.any():
+        return arrays, pos, status
+    src_rows = order[k[hit]]
+    take = pa.array(src_rows)
+    extra_pos = dup_pos[hit]
+    arrays = [
+        pa.concat_arrays([arrays[0], pa.array(extra_pos, pa.int64())]),
+        pa.concat_arrays([arrays[1], arrays[1].take(take)]),
+        *(pa.concat_arrays([a, a.take(take)]) for a in arrays[2:]),
+    ]
+    return arrays, np.concatenate([pos, extra_pos]), np.concatenate([status, status[src_rows]])
+
+
 def row_costs(
     prompt_tokens: pa.Array, completion_tokens: pa.Array, shared: np.ndarray, *, model: str | None
 ) -> pa.Array:
@@ -747,8 +781,10 @@ def _token_list(tokens: Any) -> list[dict[str, Any]] | None:
                 "token": _str_or_none(t.get("token")),
                 "logprob": _float_or_none(t.get("logprob")),
                 "top_logprobs": [
-                    {"token": _str_or_none(_dict(x).get("token")),
-                     "logprob": _float_or_none(_dict(x).get("logprob"))}
+                    {
+                        "token": _str_or_none(_dict(x).get("token")),
+                        "logprob": _float_or_none(_dict(x).get("logprob")),
+                    }
                     for x in top
                 ]
                 if isinstance(top, list)
@@ -896,7 +932,8 @@ def _block_columns(table: pa.Table) -> tuple[pa.Array, dict[str, pa.Array]]:
     return is_err, {
         "choices": _choice_texts(choices, is_err, text),
         "logprobs": pc.if_else(
-            is_err, pa.scalar(None, _TOKENS),
+            is_err,
+            pa.scalar(None, _TOKENS),
             pc.struct_field(pc.struct_field(first, "logprobs"), "content"),
         ),
         "text": text,
