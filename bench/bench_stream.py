@@ -18,9 +18,15 @@ before the first upload costs (``_stream_check.check_parts``: every part read an
 requests built, nothing sent) next to reading the parts alone and to the whole ``run`` (which
 includes the check).
 
+With ``--trace`` the stream's child also writes, at the end of every part of each pass, its
+resident memory then and the highest seen during the part (``/proc/self/statm`` read every
+10 ms by a thread; Linux only), and the slope over the parts is printed: a run whose memory
+grows with the input shows it after a few parts, long before a big input's peak.
+
 Run::
 
     python bench/bench_stream.py --rows 1000000
+    python bench/bench_stream.py --rows 1000000 --skip-memory-path --trace
     python bench/bench_stream.py --rows 200000 --part-rows 25000 --skip-memory-path
     python bench/bench_stream.py --rows 1000000 --skip-memory-path --check-cost
 """
@@ -81,6 +87,55 @@ else:
 """
 
 
+# the command, with a thread sampling resident memory and a line written at each part's end
+TRACED = """
+import os, sys, threading, time
+from zgpu_pandas.core import checkpoints
+from zgpu_pandas.cli import main
+page, log, high = os.sysconf("SC_PAGE_SIZE"), open(os.environ["BENCH_TRACE"], "w"), [0]
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * page
+def sample():
+    while True:
+        high[0] = max(high[0], rss())
+        time.sleep(0.01)
+def at(stage, checkpoint=checkpoints.checkpoint):
+    if stage.startswith(("after_submit:", "after_part:")):
+        log.write(f"{stage} {rss()} {high[0]}\\n")
+        log.flush()
+        high[0] = 0
+    checkpoint(stage)
+checkpoints.checkpoint = at
+threading.Thread(target=sample, daemon=True).start()
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def trace_summary(path: Path) -> list[str]:
+    """Per pass: memory at the end of the first and last parts, the highest during them, and
+    the slope (MB per part, least squares from the second part on)."""
+    rows: dict[str, list[tuple[float, float]]] = {"after_submit": [], "after_part": []}
+    for line in path.read_text().splitlines():
+        stage, now, high = line.split()
+        rows[stage.split(":")[0]].append((int(now) / 1e6, int(high) / 1e6))
+    out = []
+    for key, name in (("after_submit", "submit"), ("after_part", "collect")):
+        xs = rows[key]
+        if len(xs) < 3:
+            continue
+        ends, highs = np.array([x[0] for x in xs]), np.array([x[1] for x in xs])
+        k = np.arange(len(xs))
+        slope_end = np.polyfit(k[1:], ends[1:], 1)[0]
+        slope_high = np.polyfit(k[1:], highs[1:], 1)[0]
+        out.append(
+            f"{name}: {len(xs)} parts; at a part's end {ends[0]:.0f} -> {ends[-1]:.0f} MB "
+            f"({slope_end:+.2f} MB/part); highest in a part {highs[0]:.0f} -> {highs[-1]:.0f} "
+            f"MB (max {highs.max():.0f}, {slope_high:+.2f} MB/part)"
+        )
+    return out
+
+
 def make_input(path: Path, n: int, *, group: int = 50_000, seed: int = 0) -> int:
     """Write the input in row groups (the bench process never holds all of it)."""
     rng = np.random.default_rng(seed)
@@ -120,6 +175,10 @@ def main() -> None:
     ap.add_argument("--part-rows", type=int, default=50_000)
     ap.add_argument("--skip-memory-path", action="store_true", help="only the streaming run")
     ap.add_argument(
+        "--trace", action="store_true",
+        help="sample the stream's memory in each part (Linux), print the slope over the parts",
+    )
+    ap.add_argument(
         "--check-cost", action="store_true",
         help="also time the whole-input check alone and a plain read of the parts",
     )
@@ -133,12 +192,17 @@ def main() -> None:
         rows = []
         frames: list[float] = []
         env = {**os.environ, "ZGPU_API_KEY": "k", "ZGPU_STATE_DIR": str(tmp / "state-stream")}
-        cmd = [sys.executable, "-m", "zgpu_pandas", "run", str(tmp / "in.parquet"),
+        head = [sys.executable, "-c", TRACED] if args.trace else [
+            sys.executable, "-m", "zgpu_pandas"]
+        if args.trace:
+            env["BENCH_TRACE"] = str(tmp / "trace.txt")
+        cmd = [*head, "run", str(tmp / "in.parquet"),
                "--prompt-col", "review", "--model", MODEL, "-o", f"{tmp / 'out'}/", "-q",
                "--part-rows", str(args.part_rows), "--base-url", srv.url, "--project-id", "p"]
         wall, rss = measure(cmd, env)
         assert pq.ParquetDataset(tmp / "out").read(columns=["id"]).num_rows == n
         rows.append(("stream (`run`, -o out/)", wall, rss))
+        traced = trace_summary(tmp / "trace.txt") if args.trace else []
         if args.check_cost:
             for what, name in [("read", "read the parts only"), ("check", "the check alone")]:
                 cmd = [sys.executable, "-c", CHECK_COST, str(tmp / "in.parquet"), what,
@@ -158,6 +222,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name, wall, rss in rows:
         print(f"| {name} | {n:,} | {wall:.1f} s | {n / wall:,.0f} | {rss:,.0f} MB |")
+    for line in traced:
+        print(line)
     if args.check_cost:
         walls = {name: wall for name, wall, _ in rows}
         check, read = walls["the check alone"], walls["read the parts only"]

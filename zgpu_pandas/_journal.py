@@ -47,6 +47,7 @@ from typing import IO, Any
 import orjson
 
 from ._fs import try_lock, wait_lock, write_atomic
+from ._journal_index import index_of
 from .errors import JournalCorruptError, JournalWriteError
 
 __all__ = [
@@ -418,6 +419,7 @@ class Journal:
         )
         self.job_dir(rec.job_id).mkdir(mode=0o700)  # an existing id fails here: never reused
         self.save(rec)
+        index_of(self.root).add(rec.job_id, rec.fingerprint)
         return rec
 
     def save(self, rec: JobRecord) -> None:
@@ -521,17 +523,42 @@ class Journal:
     def find(self, fingerprint: str) -> JobRecord | None:
         """The newest job with this fingerprint, or ``None``.
 
+        Reads the records of this fingerprint only (usually one), plus, once per process,
+        each record it has not seen yet (:mod:`._journal_index`): a streaming run of many
+        parts looks up every part's job, and reading every record each time made the run's
+        look-ups grow with the square of its parts.
+
         A damaged record raises :class:`JournalCorruptError` instead of being skipped: a
         skipped record could be the very job being re-run, and skipping it would pay twice.
         """
+        ids, read = index_of(self.root).ids(fingerprint, learn=self._learn)
         found: JobRecord | None = None
-        for job_id in self.iter_ids():
-            rec = self.load(job_id)
-            if rec.fingerprint != fingerprint or rec.status == "abandoned":
+        for job_id in ids:
+            rec = read.get(job_id)
+            if rec is None:
+                try:
+                    rec = self.load(job_id)
+                except KeyError:  # removed since the listing
+                    continue
+            if not isinstance(rec, JobRecord):
+                continue
+            if rec.fingerprint != fingerprint:  # the folder now holds another record
+                index_of(self.root).add(rec.job_id, rec.fingerprint)
+                continue
+            if rec.status == "abandoned":
                 continue
             if found is None or (rec.created_at, rec.job_id) > (found.created_at, found.job_id):
                 found = rec
         return found
+
+    def _learn(self, job_id: str) -> JobRecord | None:
+        """A record not seen by this process yet (``None``: not written yet, or gone)."""
+        if not (self.job_dir(job_id) / _RECORD).exists():
+            return None
+        try:
+            return self.load(job_id)
+        except KeyError:
+            return None
 
     def find_by_batch(self, batch_id: str) -> JobRecord | None:
         for job_id in self.iter_ids():

@@ -196,7 +196,12 @@ def iter_located(
                     for cut in _cut(batch, slice_rows)
                 )
             elif fmt == "parquet":
-                batches = pq.ParquetFile(path).iter_batches(batch_size=slice_rows)
+                # pre_buffer off (ParquetFile's default in older pyarrow; recent ones turn it
+                # on): with it the reader keeps the column chunks of every row group it read
+                # until it is closed, so a pass over the input grew by the input's whole
+                # compressed size (bench/README.md, "Streaming files")
+                reader = pq.ParquetFile(path, pre_buffer=False)
+                batches = reader.iter_batches(batch_size=slice_rows)
             else:
                 batches = _jsonl_slices(path, slice_rows, set(text_columns))
             for batch in batches:

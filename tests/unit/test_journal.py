@@ -126,3 +126,91 @@ def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
         Journal(tmp_path / "file" / "jobs").create(
             fingerprint="f", model="m", rows=1, settings={}, base_url="local"
         )
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every record parsed from now on, by job id (``JobRecord.from_dict`` wrapped)."""
+    from zgpu_pandas._journal import JobRecord
+
+    parsed: list[str] = []
+    original = JobRecord.from_dict.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[JobRecord], data: dict) -> JobRecord:
+        parsed.append(str(data.get("job_id")))
+        return original(cls, data)
+
+    monkeypatch.setattr(JobRecord, "from_dict", classmethod(counting))
+    return parsed
+
+
+def test_a_look_up_reads_the_records_of_its_fingerprint_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zgpu_pandas import _journal_index
+
+    root = tmp_path / "jobs"
+    recs = [
+        Journal(root).create(fingerprint=f"{k:064x}", model="m", rows=1, settings={},
+                             base_url="local")
+        for k in range(30)
+    ]
+    monkeypatch.setattr(_journal_index, "_INDEXES", {})  # as in a new process
+    parsed = _count_parses(monkeypatch)
+    assert Journal(root).find(f"{7:064x}").job_id == recs[7].job_id  # type: ignore[union-attr]
+    assert len(parsed) == 30  # the first look-up of a process reads each record once
+    for k in (0, 29, 12):  # later ones, through new Journal objects as a streaming run makes
+        parsed.clear()
+        assert Journal(root).find(f"{k:064x}").job_id == recs[k].job_id  # type: ignore[union-attr]
+        assert parsed == [recs[k].job_id]
+    parsed.clear()
+    assert Journal(root).find(f"{99:064x}") is None and parsed == []
+    # a job started in this process is known without reading it back
+    new = Journal(root).create(fingerprint="f" * 64, model="m", rows=1, settings={},
+                               base_url="local")
+    parsed.clear()
+    assert Journal(root).find("f" * 64).job_id == new.job_id  # type: ignore[union-attr]
+    assert parsed == [new.job_id]
+
+
+def test_a_look_up_sees_jobs_written_and_removed_by_other_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path / "jobs"
+    j = Journal(root)
+    old = j.create(fingerprint="a" * 64, model="m", rows=1, settings={}, base_url="local")
+    assert j.find("a" * 64).job_id == old.job_id  # type: ignore[union-attr]
+    assert j.find("b" * 64) is None
+    code = (
+        "import sys, time; from zgpu_pandas._journal import Journal; j = Journal(sys.argv[1]);"
+        "r = [j.create(fingerprint=f, model='m', rows=1, settings={}, base_url='local')"
+        " for f in ('a' * 64, 'b' * 64)];"
+        "r[0].created_at = time.time() + 60; j.save(r[0]); print(r[0].job_id, r[1].job_id)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    # the other process's jobs are found: a new fingerprint, and a newer job of a known one
+    assert j.find("b" * 64).job_id == out[1]  # type: ignore[union-attr]
+    assert j.find("a" * 64).job_id == out[0]  # type: ignore[union-attr]
+    # a folder removed (a prune, a hand move) is no longer found; the older job is again
+    shutil.rmtree(j.job_dir(out[0]))
+    assert j.find("a" * 64).job_id == old.job_id  # type: ignore[union-attr]
+    # a damaged record not read before stops every look-up, whatever its fingerprint, until
+    # it is mended: it could be the very job being looked up
+    shutil.rmtree(j.job_dir(out[1]))
+    bad = j.create(fingerprint="c" * 64, model="m", rows=1, settings={}, base_url="local")
+    path = j.job_dir(bad.job_id) / "job.json"
+    whole = path.read_bytes()
+    from zgpu_pandas import _journal_index
+
+    monkeypatch.setattr(_journal_index, "_INDEXES", {})  # as in a new process
+    path.write_bytes(whole[:20])
+    for _ in range(2):
+        with pytest.raises(JournalCorruptError):
+            j.find("a" * 64)
+    path.write_bytes(whole)
+    assert j.find("a" * 64).job_id == old.job_id  # type: ignore[union-attr]
+    assert j.find("c" * 64).job_id == bad.job_id  # type: ignore[union-attr]
