@@ -9,6 +9,10 @@ Fixtures:
                  those options (temp data dir unless given), stopped after the test
     api_for      factory: ``api_for(srv, **headers)`` -> ApiClient on any server
 
+The suite runs in several processes (pytest-xdist; pyproject's addopts). ``-n 0`` runs it in
+one; ``-p no:xdist`` (or an environment without xdist) also runs it in one, the two xdist
+options in addopts then being accepted and ignored here.
+
 Also, for the whole session, ``ZGPU_LOCAL_DATA_DIR`` points at a temp dir (unless already
 set), so ``base_url="local"`` in tests never touches the user's cache directory.
 
@@ -18,6 +22,7 @@ Helpers (``chat_line``, ``to_jsonl``, ``ApiClient``, ``API_HEADERS``, ``MODEL``.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +32,16 @@ import pytest
 
 from tests.support import API_HEADERS, MODEL, ApiClient, FrameKit, chat_line
 from zgpu_pandas.server import LocalServer
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Accept (and ignore) the xdist options of pyproject's addopts when xdist is not loaded,
+    so ``pytest -p no:xdist`` runs the suite in one process instead of refusing the options."""
+    if pluginmanager.hasplugin("xdist"):
+        return
+    group = parser.getgroup("xdist", "pytest-xdist is not loaded: its options are ignored")
+    group.addoption("--numprocesses", action="store", default=None, help="(ignored)")
+    group.addoption("--dist", action="store", default="no", help="(ignored)")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -118,3 +133,12 @@ def make_lines() -> Callable[..., list[dict[str, Any]]]:
 def kit(request: pytest.FixtureRequest) -> FrameKit:
     """The frame library a behaviour test runs with: each such test runs for both."""
     return FrameKit(request.param)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move every object alive after collection (modules, test functions, parametrize data)
+    out of the garbage collector's sight: they live for the whole session, and the library
+    runs full collections (a finished part of ``run_files`` frees its cycles at once) whose
+    cost grows with everything the test process holds. Objects made later are collected as
+    before."""
+    gc.freeze()

@@ -219,6 +219,14 @@ def test_template_missing_choices_from_the_command_line(
         assert pd.read_csv(out)["response_status"].tolist() == expected, extra
 
 
+def _polled_after_create(srv: LocalServer) -> bool:
+    log = list(srv.request_log)
+    created = [i for i, r in enumerate(log) if r[:2] == ("POST", "/v1/batches")]
+    return bool(created) and any(
+        m == "GET" and p.startswith("/v1/batches/batch") for m, p, _ in log[created[0] + 1 :]
+    )
+
+
 def test_ctrl_c_says_how_to_resume_from_the_command_line(
     start_server: object, tmp_path: Path
 ) -> None:
@@ -233,10 +241,11 @@ def test_ctrl_c_says_how_to_resume_from_the_command_line(
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 60
-    while not [r for r in srv.request_log if r[:2] == ("POST", "/v1/batches")]:
+    # Into the wait: the batch created, and then polled (a fixed pause after the create was
+    # not enough on a busy machine: the interrupt could land before the wait began).
+    while not _polled_after_create(srv):
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.05)
-    time.sleep(0.3)  # into the wait
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err

@@ -25,6 +25,9 @@ from zgpu_pandas.errors import CostLimitError, OptionError, PromptError  # noqa:
 from zgpu_pandas.frames._dask_tasks import run_partition  # noqa: E402
 from zgpu_pandas.server import LocalServer  # noqa: E402
 
+# One worker process (pytest-xdist) for the module: the cluster below starts once.
+pytestmark = pytest.mark.xdist_group("dask")
+
 KEY = {"api_key": "k-dask-test-secret-0123456789", "project_id": "p"}
 
 

@@ -26,6 +26,8 @@ from .browser import chromium, lab, missing, run_all
 
 pytestmark = [
     pytest.mark.slow,
+    # one worker process for the module: JupyterLab and Chromium start once (module fixture)
+    pytest.mark.xdist_group("browser"),
     pytest.mark.skipif(missing() is not None, reason=f"browser test: {missing()}"),
 ]
 
