@@ -164,8 +164,8 @@ def test_request_lines_are_made_without_a_second_copy_of_the_prompts() -> None:
         from zgpu_pandas.core.requests import build_requests
         n, k = 200_000, 8
         chunks = [pa.array([f'row {i}: "quoted" text\\n' * 6 for i in range(a, a + n // k)],
-                           pa.large_string()) for a in range(0, n, n // k)]
-        col = pd.arrays.ArrowStringArray(pa.chunked_array(chunks))
+                           pa.string()) for a in range(0, n, n // k)]
+        col = pd.arrays.ArrowStringArray(pa.chunked_array(chunks))  # pandas 2.0: string only
         df = pd.DataFrame({"q": pd.Series(col)})
         from tests.support import arrow_peak_since, arrow_pools
         before = [p.bytes_allocated() for p in arrow_pools()]
