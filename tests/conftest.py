@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,20 @@ import pytest
 
 from tests.support import API_HEADERS, MODEL, ApiClient, FrameKit, chat_line
 from zgpu_pandas.server import LocalServer
+
+
+def _interrupts_reach_python() -> None:
+    """Ctrl-C raises KeyboardInterrupt in this process and in the processes it starts,
+    however the suite was launched. A command started in the background by a
+    non-interactive shell (``.ci/run``'s legs 2 and 3, ``nohup ... &``) inherits SIGINT as
+    ignored, and Python then never raises KeyboardInterrupt: the tests that press Ctrl-C
+    (a real SIGINT, to this process or to a child) saw their signal vanish. A handler set
+    here is reset to the default in every child at exec, so children handle it too."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_interrupts_reach_python()
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
