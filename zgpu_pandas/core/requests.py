@@ -88,8 +88,6 @@ SKIP_CODES = {
 }
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
-# Characters JSON needs escaped. The common ones are escaped by pyarrow string kernels; the
-# rest (other C0 controls) are rare enough to hand those rows to orjson.
 _LB = pa.large_binary()
 _LS = pa.large_string()
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -695,7 +693,7 @@ def build_requests(
     positions, sizes, shared, too_large = _drop_oversize(
         rows, sizes, positions, shared, on_oversize
     )
-    give_back()  # the dedup's hash table and dictionary (a copy of every prompt), now freed
+    give_back()  # the dedup's sort and the sizing pass's escaped windows, now freed
     lines = write_lines(payload, positions, head=head, tail=tail, escape=escape, sizes=sizes)
     if len(too_large.positions):
         sk_pos, sk_codes, sk_reasons = too_large.merge_into(sk_pos, sk_codes, sk_reasons)
