@@ -124,7 +124,12 @@ def test_token_estimate_is_the_same_read_in_slices(monkeypatch: pytest.MonkeyPat
     reqs = build_requests(df, prompt="q", model=MODEL, system="be brief")
     whole = estimate_requests(reqs)
     monkeypatch.setattr(estimate_module, "_SLICE_BYTES", 4096)  # dozens of slices
-    sliced = estimate_requests(reqs)
+    again = build_requests(df, prompt="q", model=MODEL, system="be brief")
+    sliced = estimate_requests(again)  # a new set: the first one's estimate is kept with it
     assert sliced == whole and whole.prompt_tokens > 0
-    per_line = estimate_module._line_tokens(reqs)
+    assert again.fingerprint == reqs.fingerprint  # learnt in the estimate's slices
+    assert [again.chunk_sha256(c) for c in again.chunks] == [
+        reqs.chunk_sha256(c) for c in reqs.chunks
+    ]
+    per_line = estimate_module._line_tokens(again)
     assert len(per_line) == len(reqs) and np.all(per_line > 0)

@@ -16,7 +16,8 @@ part. The completion part is unknown before the answers exist: it is bounded onl
 
 Example::
 
-    >>>     >>> from zgpu_pandas.core.requests import build_requests
+    >>> import pandas as pd
+    >>> from zgpu_pandas.core.requests import build_requests
     >>> reqs = build_requests(pd.DataFrame({"q": ["abcd", "abcd", None]}), prompt="q",
     ...                       model="LFM2.5-1.2B-Instruct")
     >>> est = estimate_requests(reqs)
@@ -29,6 +30,7 @@ from __future__ import annotations
 import html
 import math
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -145,9 +147,12 @@ def _content_chars(content: Any) -> int:
     return len(orjson.dumps(content).decode())
 
 
-def _line_tokens_slow(reqs: RequestSet) -> np.ndarray:
-    out = np.zeros(len(reqs), dtype=np.int64)
-    for k, raw in enumerate(reqs.iter_lines()):
+def _tokens_line_by_line(jsonl: bytes) -> np.ndarray:
+    """The estimate of each line of ``jsonl``, one line at a time: message content given as
+    a list of parts (``messages=`` columns), which the column-wise reader does not take."""
+    lines = jsonl.split(b"\n")[:-1]
+    out = np.zeros(len(lines), dtype=np.int64)
+    for k, raw in enumerate(lines):
         msgs = orjson.loads(raw)["body"]["messages"]
         out[k] = _PER_REQUEST + sum(
             _PER_MESSAGE + math.ceil(_content_chars(m.get("content")) / _CHARS_PER_TOKEN)
@@ -156,50 +161,52 @@ def _line_tokens_slow(reqs: RequestSet) -> np.ndarray:
     return out
 
 
+def _slice_tokens(jsonl: pa.Buffer, n: int) -> np.ndarray:
+    """The estimate of each of the ``n`` lines of ``jsonl``, computed column-wise."""
+    try:
+        table = pajson.read_json(
+            pa.BufferReader(jsonl),
+            read_options=pajson.ReadOptions(block_size=max(jsonl.size, 1 << 20) + 1),
+            parse_options=_PARSE,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return _tokens_line_by_line(jsonl.to_pybytes())
+    msgs = table.column("body").combine_chunks().field("messages")
+    del table
+    flat = pc.list_flatten(msgs)
+    parents = pc.list_parent_indices(msgs).to_numpy()
+    chars = pc.fill_null(pc.utf8_length(flat.field("content")), 0).to_numpy()
+    per_msg = _PER_MESSAGE + (chars + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN
+    counts = np.bincount(parents, weights=per_msg, minlength=n)
+    return _PER_REQUEST + counts.astype(np.int64)
+
+
 #: request bytes parsed at once by :func:`_line_tokens` (memory stays about one slice)
 _SLICE_BYTES = 16 << 20
+#: each request set's estimate, kept while the set lives (a job asks for it twice: the
+#: budget check and the context warning; each time is a pass over every line)
+_KNOWN: weakref.WeakKeyDictionary[RequestSet, np.ndarray] = weakref.WeakKeyDictionary()
 
 
 @on_system_allocator
 def _line_tokens(reqs: RequestSet) -> np.ndarray:
-    """Estimated prompt tokens of each line, computed column-wise, a slice of lines at a
-    time read in place from the request buffer (never the whole payload copied, nor parsed
-    at once: on a million rows that held about 600 MB more at the start of a job)."""
-    if len(reqs) == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = reqs._offsets
-    out: list[np.ndarray] = []
-    start = 0
-    while start < len(reqs):
-        # the lines from ``start`` whose end stays within a slice (at least one line)
-        stop = int(np.searchsorted(offsets, offsets[start] + _SLICE_BYTES, side="right")) - 1
-        stop = min(max(stop, start + 1), len(reqs))
-        lo, hi = int(offsets[start]), int(offsets[stop])
-        try:
-            table = pajson.read_json(
-                pa.BufferReader(reqs._data.slice(lo, hi - lo)),
-                read_options=pajson.ReadOptions(block_size=max(hi - lo, 1 << 20) + 1),
-                parse_options=_PARSE,
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            # message content given as a list of parts (messages= columns): line by line
-            return _line_tokens_slow(reqs)
-        msgs = table.column("body").combine_chunks().field("messages")
-        del table
-        flat = pc.list_flatten(msgs)
-        parents = pc.list_parent_indices(msgs).to_numpy()
-        chars = pc.fill_null(pc.utf8_length(flat.field("content")), 0).to_numpy()
-        per_msg = _PER_MESSAGE + (chars + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN
-        counts = np.bincount(parents, weights=per_msg, minlength=stop - start)
-        out.append(_PER_REQUEST + counts.astype(np.int64))
-        del msgs, flat
+    """Estimated prompt tokens of each line, computed column-wise over the lines a slice at
+    a time (:meth:`RequestSet.scan`, which learns the job's fingerprint and checksums in the
+    same pass): the lines are never all made, nor parsed at once."""
+    known = _KNOWN.get(reqs)
+    if known is not None:
+        return known
+    out = np.zeros(len(reqs), dtype=np.int64)
+
+    def visit(start: int, stop: int, jsonl: pa.Buffer) -> None:
+        out[start:stop] = _slice_tokens(jsonl, stop - start)
         # each slice's table given back before the next is parsed: the C heap kept them
-        # (glibc serves blocks below its rising mmap threshold from the heap), and the
-        # request lines are held meanwhile, so this is the job's highest point (+60 MB on
-        # a million rows without it)
+        # (glibc serves blocks below its rising mmap threshold from the heap)
         give_back()
-        start = stop
-    return np.concatenate(out)
+
+    reqs.scan(visit, slice_bytes=_SLICE_BYTES)
+    _KNOWN[reqs] = out
+    return out
 
 
 def _cap(reqs: RequestSet) -> int | None:

@@ -29,8 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .escape import json_escape
+from .memory import system_allocator
 
-__all__ = ["line_sizes", "write_lines"]
+__all__ = ["HeldLines", "LineSource", "MadeLines", "line_sizes", "write_lines"]
 
 _PREFIX = b'{"custom_id":"row-'
 _LB = pa.large_binary()
@@ -125,3 +126,76 @@ def write_lines(
     return pa.Array.from_buffers(
         _LB, len(positions), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
+
+
+class HeldLines:
+    """Lines already made, held in one buffer (read back from a file, or a few lines made
+    for a retry): a range of them is a slice of the buffer."""
+
+    def __init__(self, lines: pa.LargeBinaryArray) -> None:
+        n = len(lines)
+        bufs = lines.buffers()
+        self._lines = lines
+        self._offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1)[lines.offset :]
+        self._data: pa.Buffer = bufs[2] if bufs[2] is not None else pa.py_buffer(b"")
+        self.sizes = np.diff(self._offsets)
+
+    def bytes_of(self, start: int, stop: int) -> pa.Buffer:
+        lo, hi = int(self._offsets[start]), int(self._offsets[stop])
+        return self._data.slice(lo, hi - lo)
+
+    def take(self, k: np.ndarray) -> HeldLines:
+        return HeldLines(self._lines.take(pa.array(k)) if len(k) else self._lines.slice(0, 0))
+
+
+class MadeLines:
+    """Lines made when they are needed, from the rows' payloads: a job holds its prompts
+    (often the frame's own column) and the size of each line, not the lines. A range of
+    lines is written by :func:`write_lines` each time it is asked for (a chunk when it is
+    uploaded, a slice when the lines are read for the token estimate and the checksums), so
+    beyond the column only a chunk's lines exist at a time: on a million rows, ~260 MB less
+    at the start of a job, for one more pass over the lines (~1 s)."""
+
+    def __init__(
+        self,
+        payload: pa.Array | pa.ChunkedArray,
+        positions: np.ndarray,
+        *,
+        head: bytes,
+        tail: bytes,
+        escape: bool,
+        sizes: np.ndarray,
+    ) -> None:
+        self._payload = payload
+        self._positions = positions
+        self._head, self._tail, self._escape = head, tail, escape
+        self.sizes = sizes
+
+    def bytes_of(self, start: int, stop: int) -> pa.Buffer:
+        if stop <= start:
+            return pa.py_buffer(b"")
+        with system_allocator():  # its transient windows, given back when freed
+            lines = write_lines(
+                self._payload,
+                self._positions[start:stop],
+                head=self._head,
+                tail=self._tail,
+                escape=self._escape,
+                sizes=self.sizes[start:stop],
+            )
+        data = lines.buffers()[2]
+        assert data is not None
+        return data
+
+    def take(self, k: np.ndarray) -> MadeLines:
+        return MadeLines(
+            self._payload,
+            self._positions[k],
+            head=self._head,
+            tail=self._tail,
+            escape=self._escape,
+            sizes=self.sizes[k],
+        )
+
+
+LineSource = HeldLines | MadeLines

@@ -36,10 +36,8 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import math
 import string
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -58,10 +56,11 @@ from .._jsonl import (
     inexact_number,
     inexact_number_in_json,
 )
-from ..errors import OptionError, OversizeRowsError, PromptError, RequestLinesUnavailableError
+from ..errors import OptionError, OversizeRowsError, PromptError
 from .invalid_text import INVALID_CODE, OnInvalid, collecting, record, replace_surrogates, settle
-from .line_buffer import line_sizes, write_lines
+from .line_buffer import MadeLines, line_sizes
 from .memory import give_back, on_system_allocator
+from .request_set import Chunk, RequestSet
 from .rows import Rows, as_rows
 from .template_fill import MissingOption, fills_for
 from .text import blank, is_missing
@@ -91,306 +90,6 @@ _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 _LB = pa.large_binary()
 _LS = pa.large_string()
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One future batch: lines ``start:stop`` of the request set (not row positions)."""
-
-    index: int
-    start: int
-    stop: int
-    bytes: int  # size of the JSONL payload, newlines included
-
-    @property
-    def lines(self) -> int:
-        return self.stop - self.start
-
-
-class RequestSet:
-    """The request lines of one job, held once in a single buffer.
-
-    ``positions[k]`` is the row position of line ``k``; ``line_sizes[k]`` its size in bytes
-    without the newline. Rows that are not sent are in ``skipped_positions`` (ascending) with
-    ``skipped_codes`` and ``skipped_reasons``. Rows whose request is the same as an earlier
-    row's are in ``duplicate_positions`` (ascending); ``duplicate_of[k]`` is the position of
-    the row whose line carries it. ``chunks`` splits the lines into batches of at most 50,000
-    lines and 100 MB.
-    """
-
-    def __init__(
-        self,
-        *,
-        n_rows: int,
-        lines: pa.LargeBinaryArray,
-        positions: np.ndarray,
-        skipped_positions: np.ndarray,
-        skipped_codes: list[str],
-        skipped_reasons: list[str],
-        settings: Mapping[str, Any],
-        max_lines: int = MAX_LINES,
-        max_bytes: int = MAX_UPLOAD_BYTES,
-        duplicate_positions: np.ndarray | None = None,
-        duplicate_of: np.ndarray | None = None,
-    ) -> None:
-        self.n_rows = n_rows
-        self.positions = positions
-        self.skipped_positions = skipped_positions
-        self.skipped_codes = skipped_codes
-        self.skipped_reasons = skipped_reasons
-        empty = np.empty(0, dtype=np.int64)
-        self.duplicate_positions = empty if duplicate_positions is None else duplicate_positions
-        self.duplicate_of = empty if duplicate_of is None else duplicate_of
-        self.settings = dict(settings)
-        self.max_lines = max_lines
-        self.max_bytes = max_bytes
-        # binary_join_element_wise gives a fresh array: offset 0, offsets start at 0.
-        n = len(lines)
-        bufs = lines.buffers()
-        self._offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1)[lines.offset :]
-        self._buf: pa.Buffer | None = bufs[2] if bufs[2] is not None else pa.py_buffer(b"")
-        self._held: pa.LargeBinaryArray | None = lines  # keeps the buffers alive
-        self.line_sizes = np.diff(self._offsets) - 1
-        self.chunks = _split(self._offsets, max_lines=max_lines, max_bytes=max_bytes)
-        self._fingerprint: str | None = None
-        # after release(): how to make the lines again, and the digest they must have
-        self._rebuild: Callable[[], RequestSet] | None = None
-        self._digest = ""
-
-    # ---- the lines, freed once sent and made again on demand ----------------------------
-
-    @property
-    def _data(self) -> pa.Buffer:
-        if self._buf is None:
-            self._restore()
-        assert self._buf is not None
-        return self._buf
-
-    @property
-    def _lines(self) -> pa.LargeBinaryArray:
-        if self._held is None:
-            self._restore()
-        assert self._held is not None
-        return self._held
-
-    @property
-    def released(self) -> bool:
-        """Whether the lines were freed by :meth:`release` (and not needed since)."""
-        return self._held is None
-
-    def release(self, rebuild: Callable[[], RequestSet]) -> None:
-        """Free the request lines, once every batch of them was created: on a million rows
-        they are a few hundred MB that a job would otherwise hold until its end. Anything
-        that needs them later (a retry round, :meth:`iter_lines`) gets them back from
-        ``rebuild``, the same build from the same rows; they must be the very bytes freed
-        (checked), else :class:`~zgpu_pandas.errors.RequestLinesUnavailableError`."""
-        if self._held is None or not len(self):
-            return
-        _ = self.fingerprint  # computed while the bytes are here
-        self._digest = self._lines_digest()
-        self._rebuild = rebuild
-        self._held = self._buf = None
-        give_back()
-
-    def _lines_digest(self) -> str:
-        lo, hi = int(self._offsets[0]), int(self._offsets[-1])
-        return hashlib.sha256(memoryview(self._data)[lo:hi]).hexdigest()
-
-    def _restore(self) -> None:
-        """The released lines made again (see :meth:`release`)."""
-        assert self._rebuild is not None
-        fresh = self._rebuild()
-        try:
-            same = fresh if np.array_equal(fresh.positions, self.positions) else (
-                fresh.subset(self.positions)
-            )
-        except ValueError:  # a row that had a line has none now
-            same = None
-        if same is None or same._lines_digest() != self._digest:
-            raise RequestLinesUnavailableError(
-                "the request lines of this job could not be made again from its rows (they "
-                "no longer give the same requests); run the call again from the frame"
-            )
-        self._held, self._buf, self._offsets = same._held, same._buf, same._offsets
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def __repr__(self) -> str:
-        return (
-            f"<RequestSet rows={self.n_rows} lines={len(self)} skipped={len(self.skipped_positions)}"
-            f" duplicates={len(self.duplicate_positions)} chunks={len(self.chunks)}"
-            f" bytes={self.total_bytes}>"
-        )
-
-    @classmethod
-    def from_lines(
-        cls,
-        n_rows: int,
-        lines: Sequence[bytes],
-        positions: Sequence[int] | np.ndarray,
-        *,
-        settings: Mapping[str, Any] | None = None,
-        max_lines: int = MAX_LINES,
-        max_bytes: int = MAX_UPLOAD_BYTES,
-    ) -> RequestSet:
-        """A request set from request lines already made (without their newlines), e.g.
-        read back from an input file to resubmit some of them."""
-        pos = np.asarray(positions, dtype=np.int64)
-        if len(pos) != len(lines):
-            raise ValueError("one position per line is needed")
-        order = np.argsort(pos, kind="stable")
-        arr = pa.array([lines[int(k)] + b"\n" for k in order], _LB)
-        return cls(
-            n_rows=n_rows,
-            lines=arr,
-            positions=pos[order],
-            skipped_positions=np.empty(0, dtype=np.int64),
-            skipped_codes=[],
-            skipped_reasons=[],
-            settings=settings or {},
-            max_lines=max_lines,
-            max_bytes=max_bytes,
-        )
-
-    def subset(self, positions: Sequence[int] | np.ndarray) -> RequestSet:
-        """The lines of some rows only (row positions that have a line here), as a new
-        request set over the same frame, chunked by the same caps: a retry round.
-
-        Example::
-
-            again = reqs.subset([3, 17])     # the lines for rows 3 and 17, re-chunked
-        """
-        want = np.unique(np.asarray(positions, dtype=np.int64))
-        k = np.searchsorted(self.positions, want)
-        ok = k < len(self.positions)
-        ok[ok] = self.positions[k[ok]] == want[ok]
-        if not ok.all():
-            raise ValueError(
-                f"rows {want[~ok][:5].tolist()} have no request line in this request set"
-            )
-        lines = self._lines.take(pa.array(k)) if len(k) else self._lines.slice(0, 0)
-        return RequestSet(
-            n_rows=self.n_rows,
-            lines=lines,
-            positions=want,
-            skipped_positions=np.empty(0, dtype=np.int64),
-            skipped_codes=[],
-            skipped_reasons=[],
-            settings=self.settings,
-            max_lines=self.max_lines,
-            max_bytes=self.max_bytes,
-        )
-
-    def without(
-        self, positions: Sequence[int] | np.ndarray, *, code: str, reason: str
-    ) -> RequestSet:
-        """The same request set with the lines of some rows taken out and those rows listed
-        as not sent (``code``/``reason``), e.g. rows whose answer was bought earlier. Rows
-        sharing a taken-out row's line stay its duplicates (they get the answer it gets).
-
-        Example::
-
-            rest = reqs.without([0, 4], code="answered_earlier", reason="...")
-        """
-        drop = np.unique(np.asarray(positions, dtype=np.int64))
-        keep = ~np.isin(self.positions, drop)
-        k = np.flatnonzero(keep)
-        lines = self._lines.take(pa.array(k)) if len(k) else self._lines.slice(0, 0)
-        skipped = np.concatenate([self.skipped_positions, drop])
-        order = np.argsort(skipped, kind="stable")
-        codes = [*self.skipped_codes, *([code] * len(drop))]
-        reasons = [*self.skipped_reasons, *([reason] * len(drop))]
-        return RequestSet(
-            n_rows=self.n_rows,
-            lines=lines,
-            positions=self.positions[keep],
-            skipped_positions=skipped[order],
-            skipped_codes=[codes[int(i)] for i in order],
-            skipped_reasons=[reasons[int(i)] for i in order],
-            settings=self.settings,
-            max_lines=self.max_lines,
-            max_bytes=self.max_bytes,
-            duplicate_positions=self.duplicate_positions,
-            duplicate_of=self.duplicate_of,
-        )
-
-    @property
-    def total_bytes(self) -> int:
-        """Size of all request lines as JSONL, newlines included."""
-        return int(self._offsets[-1] - self._offsets[0]) if len(self) else 0
-
-    def chunk_bytes(self, chunk: Chunk | int) -> bytes:
-        """The JSONL payload of one chunk (each line ends with ``\\n``)."""
-        c = self.chunks[chunk] if isinstance(chunk, int) else chunk
-        lo, hi = int(self._offsets[c.start]), int(self._offsets[c.stop])
-        return self._data[lo:hi].to_pybytes()
-
-    def chunk_view(self, chunk: Chunk | int) -> memoryview:
-        """The JSONL payload of one chunk without copying it (for uploads: the request
-        lines are then held once, not twice)."""
-        c = self.chunks[chunk] if isinstance(chunk, int) else chunk
-        lo, hi = int(self._offsets[c.start]), int(self._offsets[c.stop])
-        return memoryview(self._data)[lo:hi]
-
-    def chunk_positions(self, chunk: Chunk | int) -> np.ndarray:
-        """Row positions carried by one chunk."""
-        c = self.chunks[chunk] if isinstance(chunk, int) else chunk
-        return self.positions[c.start : c.stop]
-
-    def chunk_sha256(self, chunk: Chunk | int) -> str:
-        c = self.chunks[chunk] if isinstance(chunk, int) else chunk
-        lo, hi = int(self._offsets[c.start]), int(self._offsets[c.stop])
-        return hashlib.sha256(memoryview(self._data)[lo:hi]).hexdigest()
-
-    def iter_lines(self) -> Iterator[bytes]:
-        """Every request line without its newline (for inspection and tests)."""
-        view = memoryview(self._data)
-        off = self._offsets
-        for k in range(len(self)):
-            yield bytes(view[off[k] : off[k + 1] - 1])
-
-    @property
-    def fingerprint(self) -> str:
-        """A stable SHA-256 of everything that defines the job: the frame's row count, the
-        skipped rows and why, and the exact request bytes (which carry model, settings and
-        every prompt), and which rows share a line. Same frame + same settings → same
-        fingerprint, across processes."""
-        if self._fingerprint is None:
-            h = hashlib.sha256(b"zgpu-requests/2\n")
-            h.update(b"%d\n" % self.n_rows)
-            h.update(np.ascontiguousarray(self.skipped_positions, dtype="<i8").tobytes())
-            h.update(orjson.dumps(self.skipped_codes))
-            h.update(b"%d\n" % len(self.duplicate_positions))
-            h.update(np.ascontiguousarray(self.duplicate_positions, dtype="<i8").tobytes())
-            h.update(np.ascontiguousarray(self.duplicate_of, dtype="<i8").tobytes())
-            if len(self):
-                lo, hi = int(self._offsets[0]), int(self._offsets[-1])
-                h.update(memoryview(self._data)[lo:hi])
-            self._fingerprint = h.hexdigest()
-        return self._fingerprint
-
-
-def _split(offsets: np.ndarray, *, max_lines: int, max_bytes: int) -> tuple[Chunk, ...]:
-    """Split lines into chunks under both caps, of near-equal line counts so that the
-    batches of one job finish at about the same time."""
-    n = len(offsets) - 1
-    if n <= 0:
-        return ()
-    total = int(offsets[-1] - offsets[0])
-    k = max(math.ceil(n / max_lines), math.ceil(total / max_bytes), 1)
-    chunks: list[Chunk] = []
-    start = 0
-    while start < n:
-        # the remaining lines shared evenly among the remaining chunks: 10 lines in 3 → 4, 3, 3
-        left = max(k - len(chunks), 1)
-        stop = min(start + math.ceil((n - start) / left), n)
-        # the byte cap: the last line index whose end stays within max_bytes of the start
-        limit = int(np.searchsorted(offsets, offsets[start] + max_bytes, side="right")) - 1
-        stop = max(min(stop, limit), start + 1)
-        chunks.append(Chunk(len(chunks), start, stop, int(offsets[stop] - offsets[start])))
-        start = stop
-    return tuple(chunks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -694,7 +393,8 @@ def build_requests(
         rows, sizes, positions, shared, on_oversize
     )
     give_back()  # the dedup's sort and the sizing pass's escaped windows, now freed
-    lines = write_lines(payload, positions, head=head, tail=tail, escape=escape, sizes=sizes)
+    # the lines are made from the payloads when a range of them is needed (line_buffer.py)
+    lines = MadeLines(payload, positions, head=head, tail=tail, escape=escape, sizes=sizes)
     if len(too_large.positions):
         sk_pos, sk_codes, sk_reasons = too_large.merge_into(sk_pos, sk_codes, sk_reasons)
     settings: dict[str, Any] = {
@@ -934,15 +634,11 @@ def _oversize_error(rows: Rows, positions: np.ndarray, sizes: np.ndarray) -> Ove
 def _self_check(reqs: RequestSet) -> None:
     """Run the shared line rules on the first and last line of every chunk: the lines are
     built by construction, this guards the construction itself at negligible cost."""
-    lines = None
     for c in reqs.chunks:
         v = Validator()
         picks: Sequence[int] = (c.start,) if c.lines == 1 else (c.start, c.stop - 1)
         for k in picks:
-            if lines is None:
-                lines = memoryview(reqs._data)
-            raw = bytes(lines[reqs._offsets[k] : reqs._offsets[k + 1] - 1])
-            err = v.feed(raw)
+            err = v.feed(reqs.line(k))
             if err is not None:
                 raise PromptError(
                     f"The request line for row position {reqs.positions[k]} breaks the batch "
