@@ -385,3 +385,25 @@ def test_chunk_view_is_the_chunk_without_a_copy() -> None:
         assert isinstance(view, memoryview)
         assert view.tobytes() == reqs.chunk_bytes(c)
         assert reqs.chunk_sha256(c) == hashlib.sha256(reqs.chunk_bytes(c)).hexdigest()
+
+
+def test_fingerprints_and_checksums_are_the_ones_earlier_versions_journaled() -> None:
+    # a job journaled by an earlier version is found again (fingerprint) and its unsent
+    # chunks pass the check against their recorded checksum: the values are pinned, as
+    # 0.1 computed them over the whole buffer of lines
+    df = pd.DataFrame({
+        "q": ["Great!", None, "  ", 'Broke "twice"\n', "Great!", "héllo ✓", "x" * 300],
+        "n": [1, 2, 3, 4, 5, 6, 7],
+    })
+    reqs = build_requests(df, prompt="Review: {q} ({n})", model=MODEL, system="be brief",
+                          temperature=0, max_lines=3)
+    assert reqs.fingerprint == "1dd25638ec63af8c70e26ecc40bdf9c1d2222dc4895fd86855ccbceff40c1154"
+    assert [reqs.chunk_sha256(c) for c in reqs.chunks] == [
+        "12671c2216d47cb9d7c6884eb5dfb29737ba649d1d15dad18303c2758478e1ec",
+        "a75c95f4104d8b78420423baf39e17b6990cd4e0accbb50aa7646608981c08f0",
+    ]
+    assert [reqs.chunk_sha256(c) for c in reqs.chunks] == [
+        hashlib.sha256(reqs.chunk_bytes(c)).hexdigest() for c in reqs.chunks
+    ]
+    one = build_requests(df, prompt="q", model=MODEL)
+    assert one.fingerprint == "ebef56d43b8a55f80c68bebe9fcc28f6a33468dc51e7f4746df48e06977e270a"

@@ -174,3 +174,48 @@ def test_request_lines_are_made_without_a_second_copy_of_the_prompts() -> None:
         assert len(reqs) == n
     """)
     assert ratio < 1.0, ratio
+
+
+def test_a_request_set_holds_the_size_of_each_line_not_the_lines() -> None:
+    # the lines are made a range at a time when needed (a chunk when it is uploaded): after
+    # the build, what the set holds beyond the caller's column is a few numbers per line
+    import tracemalloc
+
+    import pandas as pd
+
+    from tests.support import arrow_pools
+    from zgpu_pandas.core.requests import build_requests
+
+    n = 100_000
+    col = pa.array([f"row {i}: a review of some length, " * 3 for i in range(n)], pa.large_string())
+    df = pd.DataFrame({"q": pd.Series(pd.arrays.ArrowStringArray(col))}) if _takes_large() else (
+        pd.DataFrame({"q": col.to_pylist()})
+    )
+    before = sum(p.bytes_allocated() for p in arrow_pools())
+    tracemalloc.start()
+    try:
+        reqs = build_requests(df, model="m", prompt="q", system="be brief", dedup=False)
+        numpy_held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    arrow_held = sum(p.bytes_allocated() for p in arrow_pools()) - before
+    assert reqs.total_bytes > 20_000_000
+    held = numpy_held + max(arrow_held, 0)
+    # positions, sizes and offsets: 8 bytes each per line, and the prompts (an Arrow copy
+    # only where pandas holds them as Python objects); the lines would be 100% and more
+    limit = 0.3 * reqs.total_bytes + (0 if _takes_large() else col.nbytes)
+    assert held < limit, (held, reqs.total_bytes)
+    # and what is made on demand is the very JSONL of each chunk
+    c = reqs.chunks[0]
+    lines = bytes(reqs.chunk_view(c)).split(b"\n")[:-1]
+    assert len(lines) == c.lines and orjson.loads(lines[-1])["custom_id"] == f"row-{c.stop - 1}"
+
+
+def _takes_large() -> bool:
+    import pandas as pd
+
+    try:
+        pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(["x"], pa.large_string())]))
+    except (TypeError, ValueError):
+        return False
+    return True
