@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -425,3 +426,48 @@ def test_a_results_file_is_read_without_copies_of_its_blocks(
     assert peak < 3 * block, f"peak {peak:,} bytes for blocks of {block:,}"
     out = merge_results(frame(n), table)
     assert out["response"].iloc[12_345] == f"{pad} 12345"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(0, 10**7)),
+            st.one_of(st.none(), st.integers(0, 10**7)),
+            st.booleans(),
+        ),
+        max_size=30,
+    ),
+    pieces=st.integers(1, 3),
+)
+def test_each_rows_cost_is_its_usage_at_list_price(
+    rows: list[tuple[int | None, int | None, bool]], pieces: int
+) -> None:
+    # null where either count is unknown, 0 where another row carried the request, for
+    # token columns in one piece or several (before the results are folded)
+    from zgpu_pandas._catalog import get_model
+
+    info = get_model("LFM2.5-1.2B-Instruct")
+    assert info is not None and info.input_per_million and info.output_per_million
+
+    def column(values: list[int | None]) -> pa.ChunkedArray:
+        cut = len(values) // pieces or 1
+        parts = [values[a : a + cut] for a in range(0, len(values), cut)] or [[]]
+        return pa.chunked_array([pa.array(p, pa.int64()) for p in parts], pa.int64())
+
+    shared = np.array([s for _, _, s in rows], dtype=bool)
+    got = _results.row_costs(
+        column([p for p, _, _ in rows]), column([c for _, c, _ in rows]), shared,
+        model="LFM2.5-1.2B-Instruct",
+    ).to_pylist()
+    for (p, c, s), cost in zip(rows, got, strict=True):
+        if s:
+            assert cost == 0.0
+        elif p is None or c is None:
+            assert cost is None
+        else:
+            want = (p * info.input_per_million + c * info.output_per_million) / 1e6
+            assert cost == pytest.approx(want, rel=1e-12)
+    assert _results.row_costs(column([1]), column([2]), np.array([False]), model=None).to_pylist() == [
+        None
+    ]

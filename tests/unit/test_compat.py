@@ -147,3 +147,29 @@ def test_a_large_string_column_converts_in_pieces_on_every_pandas(
     col = pd.Series(compat.string_array(arr))
     assert col.tolist()[:-1] == arr.to_pylist()[:-1] and col.isna().tolist()[-1]
     assert seen and seen[0] > 4  # it really was cut into pieces
+
+
+@pytest.mark.parametrize("start", [0, 1, 3])
+def test_int_and_float_answer_columns_over_arrow_values(start: int) -> None:
+    # an Int64 column over the Arrow array's own values (sliced, with nulls, all null,
+    # another integer type), and a Float64 one: values and missing as the input says, and
+    # a cell can be set afterwards as on any pandas column
+    from zgpu_pandas.frames._pandas_columns import _column
+    from zgpu_pandas.frames._pandas_compat import int_array
+
+    full = pa.array([1, None, 3, 2**40, None, -5], pa.int64())
+    arr = full.slice(start)
+    want = full.to_pylist()[start:]
+    for col in (int_array(arr), _column(pa.chunked_array([arr.slice(0, 1), arr.slice(1)]))):
+        s = pd.Series(col)
+        assert str(s.dtype) == "Int64"
+        assert [None if v is pd.NA else v for v in s.tolist()] == want
+        s.iloc[0] = 9
+        assert s.iloc[0] == 9
+    assert pd.Series(int_array(pa.nulls(3, pa.int64()))).isna().all()
+    assert pd.Series(int_array(pa.array([7, None], pa.int32()))).tolist()[0] == 7
+    floats = pd.Series(_column(pa.array([0.5, None, 2.0], pa.float64()).slice(start % 3)))
+    assert str(floats.dtype) == "Float64"
+    assert [None if v is pd.NA else v for v in floats.tolist()] == [0.5, None, 2.0][start % 3 :]
+    floats.iloc[0] = 1.5
+    assert floats.iloc[0] == 1.5

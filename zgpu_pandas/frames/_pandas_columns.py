@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..core.results import ResultsTable, check_columns
 from ..core.structured import FieldKind, ParsedAnswers, SchemaSpec, column_kind, parse_answers
@@ -80,8 +79,9 @@ def _column(arr: pa.Array | pa.ChunkedArray) -> Any:
         return object_array(arr.to_pylist())
     if pa.types.is_floating(t):
         flat = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-        data = pc.fill_null(flat, 0.0).to_numpy(zero_copy_only=False).astype(np.float64)
-        mask = flat.is_null().to_numpy(zero_copy_only=False)
+        # NaN under the mask where null (one copy), else the array's own values
+        data = np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float64)
+        mask = np.asarray(flat.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         return pd.arrays.FloatingArray(data, mask)
     raise TypeError(f"no pandas column for Arrow type {t}")
 

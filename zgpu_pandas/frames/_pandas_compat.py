@@ -106,10 +106,25 @@ def _under_2gib(chunk: pa.Array) -> list[pa.Array]:
 
 
 def int_array(arr: pa.Array) -> pd.api.extensions.ExtensionArray:
-    """A nullable ``Int64`` column from an Arrow integer array."""
+    """A nullable ``Int64`` column from an Arrow integer array, over the array's own values
+    where they are ``int64`` (the values under the mask are never read: a copy with the
+    nulls filled was 8 MB more per million rows and column)."""
     mask = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    values = np.asarray(pc.fill_null(arr, 0).to_numpy(), dtype=np.int64)
+    values = _int64_values(arr)
+    if values is None:
+        values = np.asarray(pc.fill_null(arr, 0).to_numpy(), dtype=np.int64)
     return pd.arrays.IntegerArray(values, mask)
+
+
+def _int64_values(arr: pa.Array) -> np.ndarray | None:
+    """The data buffer of an ``int64`` array as numpy, without a copy (``None``: another
+    type, or no data buffer)."""
+    if arr.type != pa.int64() or len(arr) == 0:
+        return None
+    data = arr.buffers()[1]
+    if data is None:
+        return None
+    return np.frombuffer(data, dtype=np.int64, count=arr.offset + len(arr))[arr.offset :]
 
 
 def float_array(values: Sequence[Any]) -> pd.api.extensions.ExtensionArray:
