@@ -10,7 +10,8 @@ process) twice, each time in a child process of its own:
   ``out.to_parquet``, the same job through the accessor.
 
 Peak resident memory is the child's ``ru_maxrss`` (``os.wait4``), so the server's own memory
-is not counted; rows/s is N over the child's wall-clock time, from start to the output
+is not counted (the in-memory child also reports its own ``ru_maxrss`` before writing the
+output, the job's peak without the caller's ``to_parquet``); rows/s is N over the child's wall-clock time, from start to the output
 written. Each child has a fresh journal (``ZGPU_STATE_DIR``), so nothing is resumed.
 
 With ``--check-cost`` it also times, each in a child process, what the whole-input check
@@ -56,16 +57,17 @@ _SENTENCE = (
 WORDS = np.array(_SENTENCE.split(" "))
 
 IN_MEMORY = """
-import sys
+import resource, sys
 import pandas as pd
 import zgpu_pandas  # noqa: F401
 src, dest, url, sizes = sys.argv[1:5]
 df = pd.read_parquet(src)
 out = df.zgpu.batch_chat("review", model="LFM2.5-1.2B-Instruct", base_url=url, api_key="k",
                          project_id="p", progress=False)
+job_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
 out.to_parquet(dest)
 with open(sizes, "w") as fh:  # the frames' own sizes, for the peak's ratio to them
-    fh.write(f"{df.memory_usage(deep=True).sum()} {out.memory_usage(deep=True).sum()}")
+    fh.write(f"{df.memory_usage(deep=True).sum()} {out.memory_usage(deep=True).sum()} {job_peak}")
 """
 
 
@@ -231,8 +233,10 @@ def main() -> None:
               f"{check / walls['stream (`run`, -o out/)']:.0%}")
     if not args.skip_memory_path:
         # memory_usage(deep=True): the result frame counts the input columns it shares
+        both = frames[0] + frames[1]
         print(f"in-memory: input frame {frames[0]:,.0f} MB, result frame {frames[1]:,.0f} MB; "
-              f"peak = {rows[-1][2] / (frames[0] + frames[1]):.2f}x their sum")
+              f"peak = {rows[-1][2] / both:.2f}x their sum; the job's own peak (read and "
+              f"batch_chat, before to_parquet) {frames[2]:,.0f} MB = {frames[2] / both:.2f}x")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ writes each window's lines into a buffer allocated once at the exact size. Beyon
 column and the lines, only a window's worth is held. The buffer is numpy's, so the
 operating system gets it back as soon as the lines are freed.
 
+A job does not make all its lines at once either: :class:`MadeLines` keeps the payloads
+and each line's size, and writes the lines of a range (a chunk to upload, a slice to read)
+when asked; :class:`HeldLines` is the same interface over lines already made.
+
 Example::
 
     >>> import numpy as np, pyarrow as pa
