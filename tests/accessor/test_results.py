@@ -472,3 +472,55 @@ def test_each_rows_cost_is_its_usage_at_list_price(
     assert _results.row_costs(column([1]), column([2]), np.array([False]), model=None).to_pylist() == [
         None
     ]
+
+
+def test_file_objects_that_are_not_plain_files_are_read_whole(tmp_path: Any) -> None:
+    # a compressed file says it can seek (by reading again from its start) and a raw
+    # stream may return less than asked before its end: both are read as a stream of
+    # chunks; a reused buffer handed out as chunks is copied before it changes
+    import gzip
+
+    n = 2_000
+    data = b"".join(ok_line(i, f"answer {i} " + "x" * (i % 300)) + b"\n" for i in range(n))
+    path = tmp_path / "out.jsonl.gz"
+    path.write_bytes(gzip.compress(data))
+
+    class Short(io.RawIOBase):  # hands out at most 1,000 bytes per read, says it can seek
+        def __init__(self) -> None:
+            self._f = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return True
+
+        def seek(self, offset: int, whence: int = 0) -> int:
+            return self._f.seek(offset, whence)
+
+        def readinto(self, b: Any) -> int:
+            got = self._f.read(min(len(b), 1_000))
+            b[: len(got)] = got
+            return len(got)
+
+    def reused() -> Any:
+        buf = bytearray(700)
+        for a in range(0, len(data), 700):
+            piece = data[a : a + 700]
+            buf[: len(piece)] = piece
+            yield buf if len(piece) == 700 else bytearray(piece)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_results, "_BLOCK_BYTES", 5_000)
+        for feed in ("gzip", "short", "reused"):
+            table = ResultsTable(n)
+            if feed == "gzip":
+                with gzip.open(path, "rb") as f:
+                    used = table.add_file(f)
+            elif feed == "short":
+                used = table.add_file(Short())
+            else:
+                used = table.add_chunks(reused())
+            assert used == n, feed
+            out = merge_results(frame(n), table)
+            assert out["response"].iloc[1_999] == "answer 1999 " + "x" * (1_999 % 300), feed

@@ -151,9 +151,10 @@ def test_a_large_string_column_converts_in_pieces_on_every_pandas(
 
 @pytest.mark.parametrize("start", [0, 1, 3])
 def test_int_and_float_answer_columns_over_arrow_values(start: int) -> None:
-    # an Int64 column over the Arrow array's own values (sliced, with nulls, all null,
-    # another integer type), and a Float64 one: values and missing as the input says, and
-    # a cell can be set afterwards as on any pandas column
+    # Int64 columns over the Arrow array's own values (sliced, with nulls, all null, another
+    # integer type) and Float64 ones (with and without nulls): values and missing as the
+    # input says; put in a frame as the merge does, a cell can be set, and the Arrow array
+    # the column was made from is not changed by it
     from zgpu_pandas.frames._pandas_columns import _column
     from zgpu_pandas.frames._pandas_compat import int_array
 
@@ -161,15 +162,22 @@ def test_int_and_float_answer_columns_over_arrow_values(start: int) -> None:
     arr = full.slice(start)
     want = full.to_pylist()[start:]
     for col in (int_array(arr), _column(pa.chunked_array([arr.slice(0, 1), arr.slice(1)]))):
-        s = pd.Series(col)
-        assert str(s.dtype) == "Int64"
-        assert [None if v is pd.NA else v for v in s.tolist()] == want
-        s.iloc[0] = 9
-        assert s.iloc[0] == 9
-    assert pd.Series(int_array(pa.nulls(3, pa.int64()))).isna().all()
+        out = pd.DataFrame({"q": range(len(want))})
+        out["n"] = col
+        assert str(out["n"].dtype) == "Int64"
+        assert [None if v is pd.NA else v for v in out["n"].tolist()] == want
+        out.loc[0, "n"] = 9
+        assert out["n"].iloc[0] == 9 and arr.to_pylist() == want
+    nulls = pa.nulls(4, pa.int64())
+    out = pd.DataFrame({"n": int_array(nulls)})
+    assert out["n"].isna().all()
+    out.loc[0, "n"] = 5
+    assert nulls.null_count == 4 and nulls.to_pylist() == [None] * 4
     assert pd.Series(int_array(pa.array([7, None], pa.int32()))).tolist()[0] == 7
-    floats = pd.Series(_column(pa.array([0.5, None, 2.0], pa.float64()).slice(start % 3)))
-    assert str(floats.dtype) == "Float64"
-    assert [None if v is pd.NA else v for v in floats.tolist()] == [0.5, None, 2.0][start % 3 :]
-    floats.iloc[0] = 1.5
-    assert floats.iloc[0] == 1.5
+    for values in ([0.5, None, 2.0], [0.5, 1.5, 2.0]):
+        floats = pa.array(values, pa.float64()).slice(start % 3)
+        out = pd.DataFrame({"c": _column(floats)})
+        assert str(out["c"].dtype) == "Float64"
+        assert [None if v is pd.NA else v for v in out["c"].tolist()] == values[start % 3 :]
+        out.loc[0, "c"] = 1.25
+        assert out["c"].iloc[0] == 1.25 and floats.to_pylist() == values[start % 3 :]

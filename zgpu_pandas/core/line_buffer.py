@@ -140,7 +140,8 @@ class HeldLines:
         n = len(lines)
         bufs = lines.buffers()
         self._lines = lines
-        self._offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1)[lines.offset :]
+        count = lines.offset + n + 1
+        self._offsets = np.frombuffer(bufs[1], dtype=np.int64, count=count)[lines.offset :]
         self._data: pa.Buffer = bufs[2] if bufs[2] is not None else pa.py_buffer(b"")
         self.sizes = np.diff(self._offsets)
 

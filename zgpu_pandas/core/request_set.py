@@ -340,8 +340,9 @@ class RequestSet:
         return self._bytes(c.start, c.stop).to_pybytes()
 
     def chunk_view(self, chunk: Chunk | int) -> memoryview:
-        """The JSONL payload of one chunk as a buffer of its own (an upload reads it in
-        place; only this chunk's lines exist while it is sent)."""
+        """The JSONL payload of one chunk without a copy (an upload reads it in place):
+        lines made from the prompts are made for it, so only this chunk's lines exist
+        while it is sent; lines held are a slice of their buffer."""
         c = self._chunk(chunk)
         return memoryview(self._bytes(c.start, c.stop))
 

@@ -974,16 +974,14 @@ def _blocks_from_chunks(chunks: Iterable[bytes]) -> Iterator[bytes | memoryview]
     for chunk in chunks:
         if not chunk:
             continue
-        parts.append(chunk)
+        # kept past the next read: a copy when the caller may reuse it (a bytearray)
+        parts.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
         held += len(chunk)
-        if held < _BLOCK_BYTES:
-            continue
+        if held < _BLOCK_BYTES or b"\n" not in parts[-1]:
+            continue  # (a line longer than a block: joined once, when it ends)
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         parts.clear()
-        cut = data.rfind(b"\n") + 1
-        if not cut:  # one line longer than a block so far: keep reading
-            parts.append(data)
-            continue
+        cut = data.rfind(b"\n") + 1  # > 0: the last chunk has a newline
         rest = data[cut:]
         yield memoryview(data)[:cut]
         del data
@@ -997,12 +995,16 @@ def _blocks_from_chunks(chunks: Iterable[bytes]) -> Iterator[bytes | memoryview]
 def _blocks_from_file(f: IO[bytes]) -> Iterator[bytes | memoryview]:
     """The blocks of a file: each read once, up to its last whole line, the reading going
     back to that line's end for the next block (no copy at all); a file that cannot seek is
-    regrouped as chunks."""
+    regrouped as chunks, and so is any other file object: a compressed file seeks by
+    reading again from its start, a raw stream may return less than asked before its end."""
+    raw = getattr(f, "raw", None)
     try:
-        seekable = f.seekable()
-    except (AttributeError, OSError, ValueError):
-        seekable = False
-    if not seekable:
+        plain = isinstance(f, io.BufferedReader | io.BufferedRandom) and (
+            isinstance(raw, io.FileIO) and f.seekable()
+        )
+    except (OSError, ValueError):
+        plain = False
+    if not plain:
         yield from _blocks_from_chunks(iter(lambda: f.read(_BLOCK_BYTES), b""))
         return
     size = _BLOCK_BYTES

@@ -79,7 +79,8 @@ def _column(arr: pa.Array | pa.ChunkedArray) -> Any:
         return object_array(arr.to_pylist())
     if pa.types.is_floating(t):
         flat = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-        # NaN under the mask where null (one copy), else the array's own values
+        # NaN under the mask where null (one copy), else the array's own values, read-only
+        # (the frame the column is assigned to copies it)
         data = np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float64)
         mask = np.asarray(flat.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         return pd.arrays.FloatingArray(data, mask)

@@ -107,8 +107,9 @@ def _under_2gib(chunk: pa.Array) -> list[pa.Array]:
 
 def int_array(arr: pa.Array) -> pd.api.extensions.ExtensionArray:
     """A nullable ``Int64`` column from an Arrow integer array, over the array's own values
-    where they are ``int64`` (the values under the mask are never read: a copy with the
-    nulls filled was 8 MB more per million rows and column)."""
+    (read-only) where they are ``int64``: the values under the mask are never read, and a
+    copy with the nulls filled was 8 MB more per million rows and column. Assigned to a
+    frame (``out[name] = ...``), the column is copied by pandas, writable."""
     mask = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     values = _int64_values(arr)
     if values is None:
@@ -124,7 +125,11 @@ def _int64_values(arr: pa.Array) -> np.ndarray | None:
     data = arr.buffers()[1]
     if data is None:
         return None
-    return np.frombuffer(data, dtype=np.int64, count=arr.offset + len(arr))[arr.offset :]
+    values = np.frombuffer(data, dtype=np.int64, count=arr.offset + len(arr))[arr.offset :]
+    # read-only: never a way to write into Arrow's memory (pa.nulls shares one zero buffer
+    # between the validity and the values); a frame given the column copies it
+    values.flags.writeable = False
+    return values
 
 
 def float_array(values: Sequence[Any]) -> pd.api.extensions.ExtensionArray:
