@@ -44,26 +44,9 @@ def merge_outcome(
     # making the answers, given back before the frame is made beside them: on a million
     # rows, the peak of this step went from ~870 to ~750 MB.
     give_back()
-    out = _merged(answers, sink, parse=parse, output=output, overwrite=overwrite, job_id=job_id)
-    # what making the frame freed (the casts, the columns' intermediate forms), given back
-    # now rather than held for as long as the caller keeps the result (~40 MB on a
-    # million rows)
-    give_back()
-    return out
-
-
-def _merged(
-    answers: pa.Table,
-    sink: FrameOutput,
-    *,
-    parse: SchemaSpec | None,
-    output: str,
-    overwrite: bool,
-    job_id: str,
-) -> Any:
-    if parse is None:
-        return sink.merge(answers, {})
     try:
+        if parse is None:
+            return sink.merge(answers, {})
         parsed = parse_answers(
             answers, parse, output=output, frame_columns=sink.columns, overwrite=overwrite
         )
@@ -71,8 +54,15 @@ def _merged(
     except ColumnClashError:
         raise
     except Exception as exc:  # a reply shape no test foresaw: say how to go on
+        if parse is None:
+            raise
         raise StructuredOutputError(
             f"Job {job_id}: the answers arrived but could not be split into columns "
             f"({type(exc).__name__}: {exc}). They are kept: call the same way with parse=False "
             f"to get the raw JSON text in {output!r}."
         ) from exc
+    finally:
+        # what making the frame freed (the casts, the columns' intermediate forms), given
+        # back now rather than held for as long as the caller keeps the result (~40 MB on
+        # a million rows)
+        give_back()

@@ -118,10 +118,17 @@ class RequestSet:
 
     def _bytes(self, start: int, stop: int) -> pa.Buffer:
         """The JSONL of lines ``start:stop`` (newlines included), made or sliced."""
-        source = self._source
-        if source is None:
-            source = self._restore()
-        return source.bytes_of(start, stop)
+        return self._own_source().bytes_of(start, stop)
+
+    def _own_source(self) -> LineSource:
+        return self._source if self._source is not None else self._restore()
+
+    def _slice_stop(self, start: int, stop: int, slice_bytes: int) -> int:
+        """Where a slice of lines from ``start`` ends: the last line whose end stays within
+        ``slice_bytes`` of its start (at least one line, at most ``stop``)."""
+        limit = self._offsets[start] + slice_bytes
+        end = int(np.searchsorted(self._offsets, limit, side="right")) - 1
+        return min(max(end, start + 1), stop)
 
     @property
     def released(self) -> bool:
@@ -186,9 +193,7 @@ class RequestSet:
             h = hashlib.sha256()
             start = c.start
             while start < c.stop:
-                limit = self._offsets[start] + slice_bytes
-                stop = int(np.searchsorted(self._offsets, limit, side="right")) - 1
-                stop = min(max(stop, start + 1), c.stop)
+                stop = self._slice_stop(start, c.stop, slice_bytes)
                 jsonl = self._bytes(start, stop)
                 h.update(jsonl)
                 fingerprint.update(jsonl)
@@ -263,9 +268,6 @@ class RequestSet:
             max_lines=max_lines,
             max_bytes=max_bytes,
         )
-
-    def _own_source(self) -> LineSource:
-        return self._source if self._source is not None else self._restore()
 
     def subset(self, positions: Sequence[int] | np.ndarray) -> RequestSet:
         """The lines of some rows only (row positions that have a line here), as a new
@@ -366,9 +368,7 @@ class RequestSet:
         """Every request line without its newline (for inspection and tests)."""
         start = 0
         while start < len(self):
-            limit = self._offsets[start] + SCAN_BYTES
-            stop = int(np.searchsorted(self._offsets, limit, side="right")) - 1
-            stop = min(max(stop, start + 1), len(self))
+            stop = self._slice_stop(start, len(self), SCAN_BYTES)
             view = memoryview(self._bytes(start, stop))
             base = self._offsets[start]
             for k in range(start, stop):

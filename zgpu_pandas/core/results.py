@@ -240,21 +240,16 @@ class ResultsTable:
 
     # ---- feeding -------------------------------------------------------------------------
 
-    @on_system_allocator
     def add_lines(self, lines: Iterable[bytes], *, source: str = "results") -> int:
         """Parse output or error JSONL lines (``\\n`` optional) and record them.
 
         Streams: at most a few MB of lines are held at once. Returns the number of lines
         used. ``source`` names the file in :attr:`problems` messages."""
-        used, start = 0, len(self._parts)
-        for block in _blocks_from_lines(lines):
-            used += self._add_block(block, source)
-        self._join_parts(start)
-        return used
+        return self._add_blocks(_blocks_from_lines(lines), source)
 
     def add_file(self, f: IO[bytes], *, source: str = "results") -> int:
         """Like :meth:`add_lines` for a binary file object, read in blocks (each block read
-        once and parsed where it was read, when the file can seek)."""
+        once and parsed where it was read, when it is a plain file)."""
         return self._add_blocks(_blocks_from_file(f), source)
 
     def add_chunks(self, chunks: Iterable[bytes], *, source: str = "results") -> int:
@@ -987,9 +982,14 @@ def _blocks_from_chunks(chunks: Iterable[bytes]) -> Iterator[bytes | memoryview]
         del data
         parts = [rest] if rest else []
         held = len(rest)
-    tail = b"".join(parts)
-    if tail.strip():
-        yield tail if tail.endswith(b"\n") else tail + b"\n"
+    yield from _last_block(b"".join(parts))
+
+
+def _last_block(data: bytes) -> Iterator[bytes]:
+    """What is left at the end of the input, as a block ending with a newline (none when
+    it is blank)."""
+    if data.strip():
+        yield data if data.endswith(b"\n") else data + b"\n"
 
 
 def _blocks_from_file(f: IO[bytes]) -> Iterator[bytes | memoryview]:
@@ -1010,8 +1010,7 @@ def _blocks_from_file(f: IO[bytes]) -> Iterator[bytes | memoryview]:
     size = _BLOCK_BYTES
     while data := f.read(size):
         if len(data) < size:  # the end of the file
-            if data.strip():
-                yield data if data.endswith(b"\n") else data + b"\n"
+            yield from _last_block(data)
             return
         cut = data.rfind(b"\n") + 1
         if not cut:  # one line longer than the block: read more from the same place
